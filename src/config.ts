@@ -1,0 +1,129 @@
+/** Geometry presets: the constants of CPython's Objects/obmalloc.c for each build. */
+export const PRESETS = {
+  /** CPython 3.7-3.9 on 64-bit, and any 32-bit build: 64 classes of 8-byte steps. */
+  'cpython-3.7': { alignment: 8, poolSize: 4096, arenaSize: 256 * 1024, smallRequestThreshold: 512 },
+  /** CPython 3.10+ on 64-bit: 32 classes of 16-byte steps, 16 KiB pools, 1 MiB arenas. */
+  'cpython-3.12': { alignment: 16, poolSize: 16384, arenaSize: 1024 * 1024, smallRequestThreshold: 512 },
+} as const;
+
+export type PresetName = keyof typeof PRESETS;
+
+const WASM_PAGE = 65536;
+const MAX_ARENA_SIZE = 64 * 1024 * 1024;
+/** One wasm page short of 4 GiB, so that the end of memory is still a u32. */
+export const MAX_MEMORY = 2 ** 32 - WASM_PAGE;
+
+export interface HeapOptions {
+  /**
+   * Geometry to start from; explicit options below override its values.
+   * @default 'cpython-3.12'
+   */
+  preset?: PresetName;
+  /** Block alignment and size class step: 8 or 16. */
+  alignment?: number;
+  /** Bytes per pool: a power of two from 4096 up to arenaSize. */
+  poolSize?: number;
+  /** Bytes per arena: a power of two, a multiple of poolSize and of the 64 KiB wasm page, at most 64 MiB. */
+  arenaSize?: number;
+  /** Largest request served from pools: a multiple of alignment, at most 512. */
+  smallRequestThreshold?: number;
+  /**
+   * The most linear memory the heap may commit, in bytes (rounded down to wasm pages).
+   * @default 4294901760 (4 GiB less one wasm page)
+   */
+  maxMemory?: number;
+  /**
+   * Which Wasm build to run: 'release' (optimised, no assertions) or 'debug' (assertions,
+   * and every double free detected).
+   * @default 'release'
+   */
+  build?: 'release' | 'debug';
+}
+
+/** The resolved configuration of a heap. */
+export interface HeapConfig {
+  preset: PresetName;
+  alignment: number;
+  poolSize: number;
+  arenaSize: number;
+  smallRequestThreshold: number;
+  numClasses: number;
+  poolsPerArena: number;
+  /** The pool header, rounded up to alignment. */
+  poolOverhead: number;
+  maxMemory: number;
+  build: 'release' | 'debug';
+}
+
+const DEFAULTS = { preset: 'cpython-3.12', maxMemory: MAX_MEMORY, build: 'release' } as const;
+const OPTION_NAMES = new Set([
+  'preset', 'alignment', 'poolSize', 'arenaSize', 'smallRequestThreshold', 'maxMemory', 'build',
+]);
+export const POOL_HEADER_BYTES = 32;
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+/** Merges options over the preset and the defaults, and validates the result. */
+export function resolveConfig(options: HeapOptions = {}): HeapConfig {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!OPTION_NAMES.has(key)) {
+      throw new TypeError(`unknown option '${key}' (valid: ${[...OPTION_NAMES].join(', ')})`);
+    }
+  }
+  const preset = options.preset ?? DEFAULTS.preset;
+  if (!Object.hasOwn(PRESETS, preset)) {
+    throw new RangeError(
+      `options.preset must be one of ${Object.keys(PRESETS).map((p) => `'${p}'`).join(', ')}`,
+    );
+  }
+  const base = PRESETS[preset];
+  const alignment = options.alignment ?? base.alignment;
+  const poolSize = options.poolSize ?? base.poolSize;
+  const arenaSize = options.arenaSize ?? base.arenaSize;
+  const smallRequestThreshold = options.smallRequestThreshold ?? base.smallRequestThreshold;
+  const maxMemory = options.maxMemory ?? DEFAULTS.maxMemory;
+  const build = options.build ?? DEFAULTS.build;
+
+  if (alignment !== 8 && alignment !== 16) {
+    throw new RangeError('options.alignment must be 8 or 16');
+  }
+  if (!isPowerOfTwo(arenaSize) || arenaSize < WASM_PAGE || arenaSize > MAX_ARENA_SIZE) {
+    throw new RangeError(
+      'options.arenaSize must be a power of two from 65536 (the wasm page) to 67108864 (64 MiB)',
+    );
+  }
+  if (!isPowerOfTwo(poolSize) || poolSize < 4096 || poolSize > arenaSize) {
+    throw new RangeError('options.poolSize must be a power of two from 4096 to options.arenaSize');
+  }
+  if (
+    !Number.isInteger(smallRequestThreshold) || smallRequestThreshold < alignment ||
+    smallRequestThreshold > 512 || smallRequestThreshold % alignment !== 0
+  ) {
+    throw new RangeError(
+      'options.smallRequestThreshold must be a multiple of options.alignment from alignment to 512',
+    );
+  }
+  if (!Number.isInteger(maxMemory) || maxMemory < WASM_PAGE || maxMemory > MAX_MEMORY) {
+    throw new RangeError(`options.maxMemory must be an integer from ${WASM_PAGE} to ${MAX_MEMORY}`);
+  }
+  if (build !== 'release' && build !== 'debug') {
+    throw new RangeError("options.build must be 'release' or 'debug'");
+  }
+  return {
+    preset,
+    alignment,
+    poolSize,
+    arenaSize,
+    smallRequestThreshold,
+    numClasses: smallRequestThreshold / alignment,
+    poolsPerArena: arenaSize / poolSize,
+    poolOverhead: Math.ceil(POOL_HEADER_BYTES / alignment) * alignment,
+    maxMemory,
+    build,
+  };
+}

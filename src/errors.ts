@@ -1,0 +1,91 @@
+/** Why an address was refused; the Status codes of assembly/common.ts, by name. */
+export type InvalidAddressReason =
+  | 'not-allocated'
+  | 'misaligned'
+  | 'empty-pool'
+  | 'double-free'
+  | 'never-allocated';
+
+const REASON_TEXT: Record<InvalidAddressReason, string> = {
+  'not-allocated': 'is not in any arena and does not start a raw block',
+  misaligned: 'is inside a pool but not at the start of one of its blocks',
+  'empty-pool': 'is in a pool that holds no allocated block',
+  'double-free': 'is a block that is already free',
+  'never-allocated': 'is in an arena, past the blocks that were ever handed out',
+};
+
+export function hex(address: number): string {
+  return '0x' + (address >>> 0).toString(16).padStart(8, '0');
+}
+
+/** An address that is not a live block of this heap was passed to free, realloc, usableSize, ... */
+export class InvalidAddressError extends Error {
+  override name = 'InvalidAddressError';
+  constructor(
+    readonly operation: string,
+    readonly address: number,
+    readonly reason: InvalidAddressReason,
+  ) {
+    super(`${operation}(${hex(address)}): address ${REASON_TEXT[reason]}`);
+  }
+}
+
+/** The heap could not grow to satisfy a request. The heap is unchanged and stays usable. */
+export class OutOfMemoryError extends Error {
+  override name = 'OutOfMemoryError';
+  constructor(
+    readonly operation: string,
+    readonly requested: number,
+    readonly committedBytes: number,
+    readonly maxMemory: number,
+  ) {
+    super(
+      `${operation}: out of memory for ${requested} bytes ` +
+        `(${committedBytes} bytes committed, maxMemory ${maxMemory})`,
+    );
+  }
+}
+
+/** The invariants check() verifies, by the Broken codes of assembly/check.ts. */
+export const INVARIANTS = [
+  'none',
+  'arena map: the map does not cover exactly the attached arenas',
+  'arena block: an arena is not a pool-aligned internal raw block of ARENA_SIZE bytes',
+  'arena pool address: poolAddress is outside its arena or not pool-aligned',
+  'arena nfreepools: nfreepools != empty pools + never-used pools',
+  'arena freepools: the freepools list does not hold exactly the empty pools',
+  'pool arenaindex: a carved pool names another arena object',
+  'pool size class: a carved pool has no valid size class',
+  'pool count: a pool counts more blocks in use than it can hold',
+  'pool free list: the free list leaves the pool, repeats a block, or disagrees with count',
+  'pool nextoffset: nextoffset or maxnextoffset is out of step with the size class',
+  'usedpools: a list is broken or does not hold exactly the used pools of its class',
+  'usable arenas: the list is broken, unsorted, or not exactly the arenas with free pools',
+  'nfp2lasta: an entry is not the last usable arena with its count of free pools',
+  'unused arena objects: the list is broken or holds an arena object with an arena',
+  'arena counters: the arena counters disagree with the attached arenas',
+  'raw tiling: raw blocks do not tile memory up to the sentinel',
+  'raw flags: a raw block has a wrong FREE/PREV_FREE flag, guard or back pointer',
+  'raw free lists: a raw free list or bitmap is broken',
+  'raw counters: the raw block counters disagree with the blocks',
+  'memory: committed pages disagree with the size of linear memory',
+] as const;
+
+/** check() found a broken invariant. */
+export class HeapCorruptionError extends Error {
+  override name = 'HeapCorruptionError';
+  constructor(
+    readonly invariant: string,
+    readonly address: number,
+  ) {
+    super(`heap corrupted: ${invariant} (at ${hex(address)})`);
+  }
+}
+
+/** The heap was used after dispose(). */
+export class HeapDisposedError extends Error {
+  override name = 'HeapDisposedError';
+  constructor(operation: string) {
+    super(`${operation}: the heap has been disposed`);
+  }
+}
