@@ -394,7 +394,10 @@ export function rawRealloc(p: usize, n: usize): usize {
   const oldBytes = bytes;
   if (size > bytes) {
     const next = b + bytes;
-    const nextInfo = blockInfo(next);
+    let nextInfo = blockInfo(next);
+    const atEnd = next == sentinel() || ((nextInfo & FREE) != 0 && next + (nextInfo & SIZE_MASK) == sentinel());
+    // The last block grows into new memory where it is, as a C heap's top chunk does.
+    if (atEnd && bytes + (nextInfo & SIZE_MASK) < size && grow(size - bytes)) nextInfo = blockInfo(next);
     if (!(nextInfo & FREE) || bytes + (nextInfo & SIZE_MASK) < size) {
       const q = rawAlloc(n, 0);
       if (!q) return 0;
