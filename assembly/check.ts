@@ -225,9 +225,19 @@ function rawIsValid(): u32 {
   let freeBlocks: u32 = 0, freeBytes: u32 = 0, userBlocks: u32 = 0, userBytes: u32 = 0;
   let prevWasFree = false;
   let b = hdr.dynamicBase;
-  while (b < end) {
+  for (;;) {
     const info = blockInfo(b);
     const size = <usize>(info & SIZE_MASK);
+    if (!size) {
+      // A region's sentinel: the last one, or a link over memory someone else grew.
+      if (((info & PREV_FREE) != 0) != prevWasFree) return broken(Broken.RAW_FLAGS, b);
+      const next = <usize>load<u32>(b, 4);
+      if (!next) break;
+      if (next <= b || next >= end) return broken(Broken.RAW_TILING, b);
+      b = next;
+      prevWasFree = false;
+      continue;
+    }
     if (size < MIN_BLOCK || size > end - b) return broken(Broken.RAW_TILING, b);
     if (((info & PREV_FREE) != 0) != prevWasFree) return broken(Broken.RAW_FLAGS, b);
     if (info & FREE) {
@@ -246,8 +256,7 @@ function rawIsValid(): u32 {
     prevWasFree = (info & FREE) != 0;
     b += size;
   }
-  if (b != end || (blockInfo(end) & SIZE_MASK) != 0) return broken(Broken.RAW_TILING, b);
-  if (((blockInfo(end) & PREV_FREE) != 0) != prevWasFree) return broken(Broken.RAW_FLAGS, end);
+  if (b != end) return broken(Broken.RAW_TILING, b);
   if (userBlocks != hdr.rawBlocks || userBytes != hdr.rawBytes || freeBytes != hdr.rawFreeBytes) {
     return broken(Broken.RAW_COUNTERS, 0);
   }
@@ -278,7 +287,7 @@ function rawIsValid(): u32 {
 export function heapIsValid(): u32 {
   const hdr = header();
   if (
-    hdr.committedPages != <u32>memory.size() || hdr.peakCommittedPages < hdr.committedPages ||
+    hdr.committedPages > <u32>memory.size() || hdr.peakCommittedPages < hdr.committedPages ||
     hdr.committedPages > hdr.maxPages
   ) {
     return broken(Broken.MEMORY, 0);

@@ -7,7 +7,9 @@
 //
 // Memory it manages runs from dynamicBase to the end of linear memory, tiled by blocks and
 // closed by a sentinel: a zero-sized block in the last 8 bytes that is never free. Growing
-// memory turns the old sentinel into a free block and writes a new one at the new end.
+// memory turns the old sentinel into a free block and writes a new one at the new end. If
+// something else grew memory in between, the new memory is a region of its own: the old
+// sentinel stays, its guard word pointing at the new region's first block (0 in the last).
 //
 // ╒════════════════ Raw block (b ≡ 8 mod 16; sizes are multiples of 16) ════════════════╕
 //  b+0   info    u32   block size in bytes, header included | INTERNAL | PREV_FREE | FREE
@@ -52,6 +54,10 @@ import {
 /** Larger requests fail at once: a block this big could never fit in 4 GiB next to the header. */
 // @ts-ignore: decorator
 @inline export const MAX_RAW_REQUEST: usize = 0xf000_0000;
+
+/** Memory grows by at least committed / GROWTH_FRACTION at a time. */
+// @ts-ignore: decorator
+@inline const GROWTH_FRACTION: u32 = 8;
 
 // @ts-ignore: decorator
 @inline const SL_BITS: u32 = 4;
@@ -181,25 +187,44 @@ function makeFree(b: usize, size: usize, prevFlag: u32): void {
   insertFree(b);
 }
 
-/** Grows linear memory so that a free block of at least `size` bytes ends at the sentinel. */
+/**
+ * Grows linear memory so that a free block of at least `size` bytes ends at the sentinel.
+ * Memory grows by at least 1/GROWTH_FRACTION of what is committed: each memory.grow costs
+ * hundreds of microseconds in V8, so growing page by page would dominate a growing workload.
+ */
 function grow(size: usize): bool {
   const hdr = header();
   const oldSentinel = sentinel();
+  const current = <u32>memory.size();
+  // Someone else (an embedder sharing the memory) may have grown memory since we last did:
+  // then the new memory starts a region of its own, linked from the old region's sentinel.
+  const contiguous = current == hdr.committedPages;
   const oldInfo = blockInfo(oldSentinel);
   let have: usize = 0;
-  if (oldInfo & PREV_FREE) have = blockSize(backPointer(oldSentinel));
-  const pages = <u32>((size - have + 0xffff) >> WASM_PAGE_SHIFT);
-  if (<u64>hdr.committedPages + pages > <u64>hdr.maxPages) return false;
-  if (memory.grow(pages) < 0) return false;
-  hdr.committedPages += pages;
+  if (contiguous && (oldInfo & PREV_FREE)) have = blockSize(backPointer(oldSentinel));
+  const need = contiguous ? size - have : size + 2 * RAW_HEADER;
+  const minPages = <u32>((need + 0xffff) >> WASM_PAGE_SHIFT);
+  if (<u64>current + minPages > <u64>hdr.maxPages) return false;
+  let pages = min(max(minPages, current / GROWTH_FRACTION), hdr.maxPages - current);
+  let first = memory.grow(pages);
+  if (first < 0 && pages > minPages) first = memory.grow(pages = minPages);
+  if (first < 0) return false;
+  hdr.committedPages = current + pages;
   if (hdr.committedPages > hdr.peakCommittedPages) hdr.peakCommittedPages = hdr.committedPages;
 
-  let b = oldSentinel;
-  let blockBytes = <usize>pages << WASM_PAGE_SHIFT;
-  if (oldInfo & PREV_FREE) {
-    b = backPointer(oldSentinel);
-    removeFree(b);
-    blockBytes += blockSize(b);
+  let b: usize, blockBytes: usize;
+  if (contiguous) {
+    b = oldSentinel;
+    blockBytes = <usize>pages << WASM_PAGE_SHIFT;
+    if (oldInfo & PREV_FREE) {
+      b = backPointer(oldSentinel);
+      removeFree(b);
+      blockBytes += blockSize(b);
+    }
+  } else {
+    b = (<usize>first << WASM_PAGE_SHIFT) + RAW_HEADER;
+    blockBytes = (<usize>pages << WASM_PAGE_SHIFT) - 2 * RAW_HEADER;
+    store<usize>(oldSentinel, b, 4);
   }
   const newSentinel = sentinel();
   setInfo(newSentinel, PREV_FREE);

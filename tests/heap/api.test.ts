@@ -143,6 +143,30 @@ describe('memory accounting', () => {
   });
 });
 
+describe('memory grown by someone else', () => {
+  it('becomes a region of its own, and the heap never hands out the foreign pages', async () => {
+    const heap = await Heap.create();
+    const before = heap.malloc(1000);
+    heap.write(before, [1, 2, 3]);
+    const foreign = heap.memory.grow(2) * 65536;
+    new Uint8Array(heap.memory.buffer, foreign, 2 * 65536).fill(0xab);
+    const big = heap.malloc(3 * 1024 * 1024);
+    expect(big >= foreign + 2 * 65536).toBe(true);
+    heap.check();
+    for (let i = 0; i < 100; i++) heap.malloc(40_000);
+    heap.check();
+    expect(new Uint8Array(heap.memory.buffer, foreign, 2 * 65536).every((b) => b === 0xab)).toBe(true);
+    invalid(() => heap.free(foreign + 16));
+    heap.free(big);
+    expect([...heap.read(before, 3)]).toEqual([1, 2, 3]);
+    heap.check();
+  });
+});
+
+function invalid(call: () => void): void {
+  expect(call).toThrow(/not in any arena and does not start a raw block/);
+}
+
 describe('the package', () => {
   it('is importable by name from plain Node after the build', () => {
     const root = fileURLToPath(new URL('../..', import.meta.url));
