@@ -29,8 +29,9 @@ import {
   if (pool != head) {
     pool.count++;
     const block = pool.freeblock;
-    pool.freeblock = load<usize>(block);
-    if (!pool.freeblock) extendPool(pool, classSize(index));
+    const next = load<usize>(block);
+    pool.freeblock = next;
+    if (!next) extendPool(pool, classSize(index));
     return block;
   }
   const block = allocateFromNewPool(index);
@@ -95,13 +96,14 @@ export function objectFree(p: usize): u32 {
   const lastfree = pool.freeblock;
   store<usize>(p, lastfree);
   pool.freeblock = p;
-  pool.count--;
+  const count = pool.count - 1;
+  pool.count = count;
   if (!lastfree) {
     // It was full; a full pool holds at least two blocks, so it cannot be empty now.
     relinkFullPool(pool);
     return Status.OK;
   }
-  if (!pool.count) emptyPool(pool);
+  if (!count) emptyPool(pool);
   return Status.OK;
 }
 

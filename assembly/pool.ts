@@ -32,6 +32,7 @@
 import { HEAP, USEDPOOLS_OFFSET, CHECKED, header } from "./common";
 import { classSize } from "./sizeclass";
 import { ArenaObject, arenaObject, arenaGainedFreePool, takePool } from "./arena";
+import { poolIsValid, arenaIsValid } from "./check";
 
 @unmanaged export class PoolHeader {
   count: u32;
@@ -111,11 +112,13 @@ export function relinkFullPool(pool: PoolHeader): void {
 
 /** The pool's last block was freed: move it from usedpools to its arena's freepools. */
 export function emptyPool(pool: PoolHeader): void {
+  if (CHECKED) assert(poolIsValid(pool, pool.arenaindex) == 0); // its free list holds every block
   unlinkPool(pool);
   const ao = arenaObject(pool.arenaindex);
   pool.nextpool = ao.freepools;
   ao.freepools = changetype<usize>(pool);
   arenaGainedFreePool(ao);
+  if (CHECKED) assert(!ao.address || arenaIsValid(ao, pool.arenaindex) == 0); // unless released
 }
 
 /** The slow path of malloc: class `index` has no used pool. Returns a block, or 0. */
@@ -139,6 +142,7 @@ export function allocateFromNewPool(index: u32): usize {
   pool.maxnextoffset = (1 << header().poolShift) - size;
   pool.freeblock = block + size;
   store<usize>(pool.freeblock, 0);
+  if (CHECKED) assert(poolIsValid(pool, pool.arenaindex) == 0); // freshly initialised
   return block;
 }
 
