@@ -1,0 +1,65 @@
+// Errors of the trace layer. Each names where it happened: a trace line, a file, or a command.
+
+/** The longest excerpt of an offending line quoted in a message. */
+const QUOTED_LINE_LIMIT = 120;
+
+function quote(line: string): string {
+  const shown = line.length > QUOTED_LINE_LIMIT ? `${line.slice(0, QUOTED_LINE_LIMIT)}...` : line;
+  return JSON.stringify(shown);
+}
+
+/**
+ * A trace that cannot be read: a malformed line, an op on an id that is not live, an unknown
+ * format. The message reads `source:line: problem`, e.g.
+ * `traces/x.trace:17: malformed line "a 12": expected "a <id> <size>"`.
+ */
+export class TraceFormatError extends Error {
+  override readonly name = 'TraceFormatError';
+
+  /**
+   * @param source     the file name (or `<text>`) used in the message
+   * @param lineNumber 1-based number of the offending line; 0 when the problem is the whole input
+   * @param line       the offending line, without its newline ('' when lineNumber is 0)
+   * @param problem    what is wrong; `{line}` is replaced by the quoted line
+   */
+  constructor(
+    readonly source: string,
+    readonly lineNumber: number,
+    readonly line: string,
+    problem: string,
+  ) {
+    const where = lineNumber > 0 ? `${source}:${lineNumber}` : source;
+    super(`${where}: ${problem.replace('{line}', quote(line))}`);
+  }
+}
+
+/** A trace file that cannot be opened, read or written. */
+export class TraceFileError extends Error {
+  override readonly name = 'TraceFileError';
+
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A recording that failed: the command was not found, failed, or produced no mtrace output. */
+export class RecordError extends Error {
+  override readonly name = 'RecordError';
+
+  /**
+   * @param exitCode the command's exit code; null when it was not started or died of a signal
+   * @param signal   the signal that ended it, if any
+   */
+  constructor(
+    message: string,
+    readonly exitCode: number | null = null,
+    readonly signal: NodeJS.Signals | null = null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

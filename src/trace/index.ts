@@ -1,0 +1,20 @@
+// The trace layer: read, convert, write and record allocation traces. See format.ts for the
+// canonical format and traces/README.md for how to use it.
+
+export { TraceFileError, TraceFormatError, RecordError } from './errors.js';
+export {
+  MAX_U32,
+  OP_ALLOC,
+  OP_FIELDS,
+  OP_FREE,
+  OP_REALLOC,
+  TRACE_HEADER,
+  type OpKind,
+  type TraceChunk,
+  type TraceFormat,
+  type TraceSummary,
+} from './format.js';
+export { detectFormat } from './detect.js';
+export { openTrace, parseTraceText, readTrace, type ReadTraceOptions } from './reader.js';
+export { TraceWriter, writeTrace, type TraceWriterOptions } from './writer.js';
+export { record, type RecordOptions, type RecordSummary } from './record.js';
