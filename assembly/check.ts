@@ -7,6 +7,7 @@
 
 import { Status, header, fail } from "./common";
 import { classSize } from "./sizeclass";
+import { objectsAreValid } from "./gc";
 import { PoolHeader, POOL_OVERHEAD, NO_CLASS, usedpoolsHead, poolCapacity } from "./pool";
 import { ArenaObject, ARENA_OBJECT_SHIFT, arenaObject, nfp2lasta, addressInRange } from "./arena";
 import {
@@ -294,5 +295,5 @@ export function heapIsValid(): u32 {
   }
   const status = rawIsValid();
   if (status != Broken.NONE) return status;
-  return arenasAreValid();
+  return arenasAreValid() || objectsAreValid();
 }

@@ -74,3 +74,4 @@ export function lastError(): u32 {
 export function errorAddress(): usize {
   return header().errorAddress;
 }
+export * from "./objects-api";

@@ -69,6 +69,9 @@ export const INVARIANTS = [
   'raw free lists: a raw free list or bitmap is broken',
   'raw counters: the raw block counters disagree with the blocks',
   'memory: committed pages disagree with the size of linear memory',
+  'gc lists: a generation list is broken or holds something that is not a live GC object',
+  'object reference: a tracked object (or gc.garbage) refers to something that is not a live object',
+  'refcount: an object is referred to by more tracked objects than its refcount counts',
 ] as const;
 
 /** check() found a broken invariant. */
@@ -87,5 +90,38 @@ export class HeapDisposedError extends Error {
   override name = 'HeapDisposedError';
   constructor(operation: string) {
     super(`${operation}: the heap has been disposed`);
+  }
+}
+
+/** Why an address was refused as an object. */
+export type InvalidObjectReason = 'not-an-object' | 'bad-value';
+
+/**
+ * An address that is not a live object was used as one: never an object, or already
+ * deallocated (a decref below zero ends here too). The heap is unchanged.
+ */
+export class InvalidObjectError extends Error {
+  override name = 'InvalidObjectError';
+  constructor(
+    readonly operation: string,
+    readonly address: number,
+    readonly reason: InvalidObjectReason = 'not-an-object',
+  ) {
+    super(
+      `${operation}(${hex(address)}): ${reason === 'bad-value' ? 'the value to store' : 'address'} ` +
+        'is not a live object (never one, or already deallocated)',
+    );
+  }
+}
+
+/** The object's kind does not support the operation (listAppend on a tuple, weakref to an int...). */
+export class ObjectTypeError extends TypeError {
+  override name = 'ObjectTypeError';
+  constructor(
+    readonly operation: string,
+    readonly address: number,
+    detail: string,
+  ) {
+    super(`${operation}(${hex(address)}): ${detail}`);
   }
 }

@@ -5,9 +5,14 @@ import {
   type InvalidAddressReason,
 } from './errors.js';
 import { decodeStats, formatDebugMallocStats, type HeapStats } from './stats.js';
+import {
+  ObjectImports, ObjectSpace, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
+  type WeakrefCallback,
+} from './objects.js';
+import type { GcModule } from './gc.js';
 
 /** The exports of assembly/index.ts. Addresses come back as i32: callers apply >>> 0. */
-interface CoreExports {
+interface CoreExports extends ObjectExports {
   memory: WebAssembly.Memory;
   heapInit(alignmentShift: number, threshold: number, poolShift: number, arenaShift: number, maxPages: number): number;
   malloc(size: number): number;
@@ -91,13 +96,15 @@ export class Heap {
   readonly #ioAddress: number;
   /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
   readonly #ioWords: number;
+  readonly #objects: ObjectSpace;
 
-  private constructor(config: HeapConfig, exports: CoreExports) {
+  private constructor(config: HeapConfig, exports: CoreExports, objectImports: ObjectImports) {
     this.config = config;
     this.#ex = exports;
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
+    this.#objects = new ObjectSpace(exports, objectImports, config.maxMemory);
   }
 
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
@@ -105,8 +112,10 @@ export class Heap {
     const config = resolveConfig(options);
     const module = await compiled(config.build);
     let memory: WebAssembly.Memory | undefined;
+    const objectImports = new ObjectImports();
     const instance = await WebAssembly.instantiate(module, {
       env: {
+        ...objectImports.functions,
         abort(message: number, file: number, line: number, column: number) {
           const where = memory ? `${readString(memory, file)}:${line}:${column}` : '';
           throw new Error(`assertion failed in the heap core: ${memory ? readString(memory, message) : ''} ${where}`);
@@ -128,7 +137,7 @@ export class Heap {
       );
     }
     if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
-    return new Heap(config, exports);
+    return new Heap(config, exports, objectImports);
   }
 
   /** The heap's linear memory. Views of it are detached whenever it grows. */
@@ -275,7 +284,39 @@ export class Heap {
   /** Drops the instance; every later call throws HeapDisposedError. */
   dispose(): void {
     this.#ex = DISPOSED;
+    this.#objects.dispose();
   }
+
+  // Objects and the cycle collector: see src/objects.ts and src/gc.ts.
+
+  /** Python's gc module for this heap. */
+  get gc(): GcModule { return this.#objects.gc; }
+  /** Receives what finalizers and callbacks throw (sys.unraisablehook); the default prints it to gc.stderr. */
+  get unraisableHook(): (info: UnraisableInfo) => void { return this.#objects.unraisableHook; }
+  set unraisableHook(hook: (info: UnraisableInfo) => void) { this.#objects.unraisableHook = hook; }
+  defineType(spec: TypeSpec): ObjectType { return this.#objects.defineType(spec); }
+  typeOf(o: number): ObjectType { return this.#objects.typeOf(o); }
+  isObject(o: number): boolean { return this.#objects.isObject(o); }
+  newObject(type: ObjectType): number { return this.#objects.newObject(type); }
+  newTuple(items: ArrayLike<number> | number, type?: ObjectType): number { return this.#objects.newTuple(items, type); }
+  newList(items?: ArrayLike<number>, type?: ObjectType): number { return this.#objects.newList(items, type); }
+  listAppend(list: number, item: number): void { this.#objects.listAppend(list, item); }
+  listPop(list: number, index?: number): number | null { return this.#objects.listPop(list, index); }
+  newInt(value: number | bigint): number { return this.#objects.newInt(value); }
+  intValue(o: number): number | bigint { return this.#objects.intValue(o); }
+  newStr(text: string): number { return this.#objects.newStr(text); }
+  strValue(o: number): string { return this.#objects.strValue(o); }
+  intern(s: number | string): number { return this.#objects.intern(s); }
+  objectData(o: number): Uint8Array { return this.#objects.objectData(o); }
+  incref(o: number): void { this.#objects.incref(o); }
+  decref(o: number): void { this.#objects.decref(o); }
+  refcount(o: number): number { return this.#objects.refcount(o); }
+  isImmortal(o: number): boolean { return this.#objects.isImmortal(o); }
+  length(o: number): number { return this.#objects.length(o); }
+  getRef(o: number, index: number): number | null { return this.#objects.getRef(o, index); }
+  setRef(o: number, index: number, value: number | null): void { this.#objects.setRef(o, index, value); }
+  weakref(o: number, callback?: WeakrefCallback): number { return this.#objects.weakref(o, callback); }
+  weakrefGet(wr: number): number | null { return this.#objects.weakrefGet(wr); }
 
   #ioView(): Uint32Array {
     if (this.#io.buffer !== this.#ex.memory.buffer) {

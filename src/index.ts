@@ -6,3 +6,9 @@ export {
   InvalidAddressError, OutOfMemoryError, HeapCorruptionError, HeapDisposedError,
 } from './errors.js';
 export type { InvalidAddressReason } from './errors.js';
+export type {
+  ObjectType, ObjectKind, TypeSpec, Finalizer, WeakrefCallback, UnraisableInfo,
+} from './objects.js';
+export type { GcModule, GcGenerationStats, GcCallback, GcCallbackInfo } from './gc.js';
+export { InvalidObjectError, ObjectTypeError } from './errors.js';
+export type { InvalidObjectReason } from './errors.js';
