@@ -75,3 +75,4 @@ export function errorAddress(): usize {
   return header().errorAddress;
 }
 export * from "./objects-api";
+export { arenaMap } from "./introspect";

@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Heap } from 'pymalloc-wasm';
-import { loadPeer, type PeerName } from '../peers/index.js';
+import { loadAllocator, type AllocatorName } from '../src/compare/allocators.js';
 
 export const LIVE = 10_000;
 export const MAX_SIZE = 512;
@@ -51,8 +51,8 @@ export function bareExports(): Allocator & { lastError(): number } {
 }
 
 /** One churn call in Wasm on a fresh instance of the named allocator, reused across calls. */
-export async function wasmChurn(name: PeerName): Promise<() => number> {
-  const peer = await loadPeer(name);
+export async function wasmChurn(name: AllocatorName): Promise<() => number> {
+  const peer = await loadAllocator(name);
   return () => peer.churn(LIVE, STEPS, SEED, MAX_SIZE);
 }
 

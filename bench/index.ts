@@ -3,7 +3,7 @@
 
 import Benchmark from 'benchmark';
 import { Heap } from 'pymalloc-wasm';
-import { availablePeers } from '../peers/index.js';
+import { builtAllocators } from '../src/compare/allocators.js';
 import {
   LIVE, STEPS, BATCH, OPS_PER_CALL, wasmChurn, hostChurn, batchedChurn, bareCall, bareExports,
 } from './churn.js';
@@ -20,7 +20,7 @@ function run(title: string, cases: [string, () => unknown][]): Row[] {
   for (const [name, fn] of cases) suite.add(name, fn, { maxTime: 3, minSamples: 8 });
   const rows: Row[] = [];
   suite.on('cycle', (event: Benchmark.Event) => {
-    const bench = event.target as Benchmark;
+    const bench = event.target as unknown as Benchmark;
     rows.push({ name: String(bench.name), nsPerOp: (bench.stats.mean * 1e9) / OPS_PER_CALL, rme: bench.stats.rme });
   });
   suite.run({ async: false });
@@ -43,7 +43,7 @@ function print(title: string, rows: Row[], reference: string): void {
 console.log(`small-object churn: ${LIVE} live blocks, sizes uniform in 1..512, ${STEPS} steps per call`);
 console.log(`(${OPS_PER_CALL} operations per call: fill, steps of free + malloc, drain)`);
 
-const allocators = availablePeers().filter((name) => name !== 'bump');
+const allocators = builtAllocators().filter((name) => name !== 'bump');
 const inWasm = run('in Wasm', await Promise.all(allocators.map(async (name) => [name, await wasmChurn(name)] as [string, () => unknown])));
 print('In Wasm (the same driver loop over each allocator)', inWasm, 'tlsf');
 

@@ -2,7 +2,8 @@
 # Builds the peer allocators into build/peers/<name>.wasm (see peers/README.md):
 #   tlsf      AssemblyScript's TLSF        peers/assemblyscript/driver.ts, --runtime incremental
 #   bump      a bump pointer, never frees  the same driver, --runtime peers/bump/runtime
-#   pymalloc-3.12, pymalloc-3.7            the same driver, --runtime peers/pymalloc/runtime
+#   pymalloc-3.12, pymalloc-3.7            peers/pymalloc/driver.ts (the same driver plus the core's
+#                                          stats and arena map), --runtime peers/pymalloc/runtime
 #   dlmalloc  wasi-libc's malloc           peers/c/driver.c
 #   mimalloc  Debian's mimalloc source     peers/c/driver.c + mimalloc's src/static.c
 # The C peers need scripts/install-peer-toolchain.sh first; a peer that cannot be built is
@@ -44,15 +45,16 @@ skip() {
 }
 
 # Writes to a temporary name and renames, so an interrupted build leaves no half-written module.
-# Usage: build_as_peer NAME RUNTIME "EXTRA ASC FLAGS" [INPUT ...]
+# Usage: [DRIVER=FILE] build_as_peer NAME RUNTIME "EXTRA ASC FLAGS" [INPUT ...]
+# DRIVER is the entry file, peers/assemblyscript/driver.ts unless set.
 build_as_peer() {
-  local name=$1 runtime=$2 flags=$3
+  local name=$1 runtime=$2 flags=$3 driver=${DRIVER:-peers/assemblyscript/driver.ts}
   shift 3
   local output=$OUT/$name.wasm
-  stale "$output" peers/assemblyscript/driver.ts "$@" "$AS_CONFIG" \
+  stale "$output" "$driver" peers/assemblyscript/driver.ts "$@" "$AS_CONFIG" \
     node_modules/assemblyscript/package.json "$THIS_SCRIPT" || return 0
   # shellcheck disable=SC2086 # flags is a list of words
-  "$ASC" peers/assemblyscript/driver.ts --config "$AS_CONFIG" --runtime "$runtime" $flags \
+  "$ASC" "$driver" --config "$AS_CONFIG" --runtime "$runtime" $flags \
     -o "$output.tmp"
   mv "$output.tmp" "$output"
   echo "build-peers: $name: built"
@@ -116,9 +118,9 @@ fi
 build_as_peer tlsf incremental ""
 build_as_peer bump ./peers/bump/runtime "" peers/bump/runtime.ts
 readonly CORE=(peers/pymalloc/runtime.ts assembly/*.ts)
-build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
+DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
   "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
-build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
+DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
   "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
 
 if reason=$(c_toolchain_missing); then

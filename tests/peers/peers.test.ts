@@ -1,28 +1,27 @@
-// The peer allocators behind peers/index.ts. Needs scripts/build-peers.sh to have run: tlsf and
+// The allocator modules behind src/compare/allocators.ts. Needs scripts/build-peers.sh to have run: tlsf and
 // bump must be there, dlmalloc and mimalloc are tested when their toolchain was available.
 
 import { describe, expect, it } from 'vitest';
 
 import {
-  PEER_NAMES,
-  PeerError,
-  PeerUnavailableError,
-  availablePeers,
-  loadPeer,
-  type Peer,
-} from '../../peers/index.js';
+  ALLOCATOR_NAMES,
+  builtAllocators,
+  loadAllocator,
+  type WasmAllocator,
+} from '../../src/compare/allocators.js';
+import { AllocatorError, AllocatorUnavailableError, UsageError } from '../../src/compare/errors.js';
 import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC } from '../../src/trace/format.js';
 
 const MiB = 1 << 20;
 const MIN_ALIGNMENT = 8;
 const REPLAY_DONE = -1;
 
-const built = availablePeers();
+const built = builtAllocators();
 
 type Op = readonly [kind: number, id: number, size: number];
 
 /** Copies ops into the peer's op buffer and runs them. */
-function replay(peer: Peer, ops: readonly Op[]): number {
+function replay(peer: WasmAllocator, ops: readonly Op[]): number {
   peer.replayOps().set(ops.flat());
   return peer.replayRun(ops.length);
 }
@@ -70,33 +69,33 @@ describe('peer builds', () => {
   });
 
   it('reports a missing module by peer and by the script that builds it', async () => {
-    const load = loadPeer('tlsf', { wasmDir: '/nonexistent' });
-    await expect(load).rejects.toThrow(PeerUnavailableError);
-    await expect(load).rejects.toThrow(/"tlsf".*scripts\/build-peers\.sh/);
+    const load = loadAllocator('tlsf', { wasmDir: '/nonexistent' });
+    await expect(load).rejects.toThrow(AllocatorUnavailableError);
+    await expect(load).rejects.toThrow(/^tlsf: not built: .*scripts\/build-peers\.sh/);
   });
 
   it('rejects an unknown peer name', async () => {
-    await expect(loadPeer('jemalloc' as 'tlsf')).rejects.toThrow(TypeError);
+    await expect(loadAllocator('jemalloc' as 'tlsf')).rejects.toThrow(UsageError);
   });
 });
 
-describe.each(PEER_NAMES)('peer %s', (name) => {
+describe.each(ALLOCATOR_NAMES)('peer %s', (name) => {
   const missing = !built.includes(name);
 
   it.skipIf(missing)('churns and returns a nonzero checksum', async () => {
-    const peer = await loadPeer(name);
+    const peer = await loadAllocator(name);
     expect(peer.churn(1000, 20000, 12345, 512)).not.toBe(0);
     expect(peer.churn(2000, 20000, 777, 64)).not.toBe(0);
   });
 
   it.skipIf(missing)('churns the same addresses in every fresh instance', async () => {
-    const first = (await loadPeer(name)).churn(500, 5000, 99, 300);
-    const second = (await loadPeer(name)).churn(500, 5000, 99, 300);
+    const first = (await loadAllocator(name)).churn(500, 5000, 99, 300);
+    const second = (await loadAllocator(name)).churn(500, 5000, 99, 300);
     expect(second).toBe(first);
   });
 
   it.skipIf(missing)('replays into aligned blocks that do not overlap', async () => {
-    const peer = await loadPeer(name);
+    const peer = await loadAllocator(name);
     peer.replayInit(MAX_IDS);
     const baseline = peer.memory.buffer.byteLength;
     expect(replay(peer, FIRST_BATCH)).toBe(REPLAY_DONE);
@@ -132,7 +131,7 @@ describe.each(PEER_NAMES)('peer %s', (name) => {
   });
 
   it.skipIf(missing)('reports the first op it cannot run', async () => {
-    const peer = await loadPeer(name);
+    const peer = await loadAllocator(name);
     peer.replayInit(4);
     expect(replay(peer, [[OP_ALLOC, 0, 8], [OP_ALLOC, 4, 8]])).toBe(1);
     expect(replay(peer, [[OP_ALLOC, 1, 8], [7, 1, 8]])).toBe(1);
@@ -147,7 +146,7 @@ describe.each(PEER_NAMES)('peer %s', (name) => {
   //   __heap_base              id table  op buffer       memory end
   //   ├──── dlmalloc's first top chunk, reaching past both ────┤
   it.skipIf(missing)('allocates nothing on top of the id table or the op buffer', async () => {
-    const peer = await loadPeer(name);
+    const peer = await loadAllocator(name);
     peer.replayInit(MAX_IDS);
     const table = peer.replayTable();
     const ops = peer.replayOps();
@@ -163,7 +162,7 @@ describe.each(PEER_NAMES)('peer %s', (name) => {
   });
 
   it.skipIf(missing)('rebuilds its views after memory grows', async () => {
-    const peer = await loadPeer(name);
+    const peer = await loadAllocator(name);
     peer.replayInit(MAX_IDS);
     const before = peer.replayOps();
     expect(before.length).toBe(peer.replayCapacity * OP_FIELDS);
@@ -174,10 +173,10 @@ describe.each(PEER_NAMES)('peer %s', (name) => {
   });
 
   it.skipIf(missing)('keeps the id table it reserved first', async () => {
-    const peer = await loadPeer(name);
+    const peer = await loadAllocator(name);
     peer.replayInit(MAX_IDS);
     expect(() => peer.replayInit(MAX_IDS / 2)).not.toThrow();
-    expect(() => peer.replayInit(MAX_IDS * 2)).toThrow(PeerError);
+    expect(() => peer.replayInit(MAX_IDS * 2)).toThrow(AllocatorError);
     expect(peer.replayTable().length).toBe(MAX_IDS);
   });
 });

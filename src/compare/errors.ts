@@ -1,0 +1,61 @@
+// Errors of the comparison layer. The CLI maps UsageError to exit code 2 and every other error
+// to exit code 1.
+
+/** A name the caller gave is not one of the valid ones; the message lists them. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** The allocator's .wasm has not been built. */
+export class AllocatorUnavailableError extends Error {
+  override readonly name = 'AllocatorUnavailableError';
+
+  constructor(
+    readonly allocator: string,
+    readonly path: string,
+    readonly hint: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${allocator}: not built: ${hint}`, options);
+  }
+}
+
+/** An allocator module misbehaved outside a replay: memory would not grow, a WASI exit. */
+export class AllocatorError extends Error {
+  override readonly name = 'AllocatorError';
+
+  constructor(
+    readonly allocator: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${allocator}: ${message}`, options);
+  }
+}
+
+/**
+ * A replay stopped before the end of its workload: an allocation failed, or the module trapped.
+ * No result is produced for it.
+ */
+export class ReplayError extends Error {
+  override readonly name = 'ReplayError';
+
+  /**
+   * @param opIndex 0-based index of the op in the workload's stream (frees appended at the end
+   *                included); for a trap, the first op of the batch that trapped
+   */
+  constructor(
+    readonly allocator: string,
+    readonly workload: string,
+    readonly opIndex: number,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${allocator} on ${workload}: op ${opIndex}: ${problem}`, options);
+  }
+}
+
+/** The native reference (peers/native/replay.c) could not be built or failed. */
+export class NativeReplayError extends Error {
+  override readonly name = 'NativeReplayError';
+}

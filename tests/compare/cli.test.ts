@@ -1,0 +1,130 @@
+// The pymalloc command: exit codes (0 ok, 1 runtime failure, 2 usage error), the JSON shapes,
+// and the messages for bad input. Runs src/cli/index.ts through tsx, as dist/cli/index.js runs.
+
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'src', 'cli', 'index.ts');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function pymalloc(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...process.env, CI: 'true' } }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
+    });
+  });
+}
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pymalloc-cli-'));
+});
+
+describe('pymalloc compare', () => {
+  it('prints exactly the documented JSON', async () => {
+    const run = await pymalloc('compare', '--workload', 'plateau,lifo', '--allocators', 'pymalloc-3.12,tlsf', '--scale', '0.01', '--json');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const { results, ...rest } = JSON.parse(run.stdout);
+    expect(rest).toEqual({});
+    expect(results).toHaveLength(4);
+    for (const result of results) {
+      expect(Object.keys(result).sort()).toEqual(
+        ['allocator', 'workload', 'ops', 'nsPerOp', 'peakLiveBytes', 'peakFootprintBytes', 'fragmentation', 'finalFootprintBytes'].sort(),
+      );
+      expect(result.fragmentation).toBeCloseTo(result.peakFootprintBytes / result.peakLiveBytes);
+    }
+    expect(results.map((r: { allocator: string; workload: string }) => `${r.workload}/${r.allocator}`)).toEqual([
+      'plateau/pymalloc-3.12', 'plateau/tlsf', 'lifo/pymalloc-3.12', 'lifo/tlsf',
+    ]);
+  });
+
+  it('writes the table and the report', async () => {
+    const out = join(dir, 'report');
+    const run = await pymalloc('compare', '--workload', 'interleaved', '--allocators', 'bump,pymalloc-3.7', '--scale', '0.01', '--out', out, '--no-native');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^workload +allocator +ops +ns\/op/);
+    expect(run.stdout).toContain(`report: ${join(out, 'index.html')}`);
+  });
+
+  it('exits 2 naming the valid allocators and workloads', async () => {
+    const allocator = await pymalloc('compare', '--allocators', 'jemalloc', '--json');
+    expect(allocator.code).toBe(2);
+    expect(allocator.stderr).toContain('valid names are pymalloc-3.12, pymalloc-3.7, tlsf, bump, dlmalloc, mimalloc');
+    const workload = await pymalloc('compare', '--workload', 'ramp,spike');
+    expect(workload.code).toBe(2);
+    expect(workload.stderr).toContain('unknown workload "spike": valid names are ramp, peak, plateau');
+    expect((await pymalloc('frobnicate')).code).toBe(2);
+    expect((await pymalloc('compare', '--bogus')).code).toBe(2);
+    expect((await pymalloc('--help')).code).toBe(0);
+  });
+});
+
+describe('pymalloc replay', () => {
+  it('replays a trace file', async () => {
+    const path = join(dir, 'small.trace');
+    await writeFile(path, '# pymalloc-trace v1\na 0 32\na 1 4000\nr 0 64\nf 1\n');
+    const run = await pymalloc('replay', path, '--allocators', 'pymalloc-3.12,bump', '--json');
+    expect(run.code).toBe(0);
+    const { results } = JSON.parse(run.stdout);
+    expect(results.map((r: { ops: number; peakLiveBytes: number }) => [r.ops, r.peakLiveBytes])).toEqual([[5, 4064], [5, 4064]]);
+  });
+
+  it('exits 1 with the line number and the line of a malformed trace', async () => {
+    const path = join(dir, 'bad.trace');
+    await writeFile(path, '# pymalloc-trace v1\na 0 32\na 1 x7\n');
+    const run = await pymalloc('replay', path, '--json');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`${path}:3: malformed line "a 1 x7"`);
+  });
+
+  it('exits 1 for a missing file', async () => {
+    const run = await pymalloc('replay', join(dir, 'nope.trace'));
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('trace file not found');
+  });
+});
+
+describe('pymalloc record, bench, stats', () => {
+  it('exits 1 when the recorded command fails', async () => {
+    const run = await pymalloc('record', '-o', join(dir, 'fail.trace'), '--', 'sh', '-c', 'exit 3');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^pymalloc: /);
+  });
+
+  it('exits 2 without an output', async () => {
+    expect((await pymalloc('record', '--', 'true')).code).toBe(2);
+  });
+
+  it('prints the bench JSON', async () => {
+    const run = await pymalloc('bench', '--json', '--steps', '2000', '--runs', '1');
+    expect(run.code).toBe(0);
+    const { results, ...rest } = JSON.parse(run.stdout);
+    expect(rest).toEqual({});
+    expect(results.length).toBeGreaterThanOrEqual(6);
+    for (const result of results) {
+      expect(Object.keys(result)).toEqual(['name', 'allocator', 'nsPerOp']);
+      expect(result.nsPerOp).toBeGreaterThan(0);
+    }
+  });
+
+  it('prints sys._debugmallocstats() at the end of a workload', async () => {
+    const run = await pymalloc('stats', '--workload', 'plateau', '--allocator', 'pymalloc-3.7', '--scale', '0.01');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('pymalloc-3.7 at the end of plateau');
+    expect(run.stdout).toContain('# arenas allocated total');
+    expect((await pymalloc('stats', '--allocator', 'tlsf')).code).toBe(2);
+  });
+});

@@ -1,0 +1,159 @@
+// The replay harness, the workloads and pymalloc's arena map, on traces small enough that the
+// right answers are known.
+
+import { describe, expect, it } from 'vitest';
+
+import { builtAllocators } from '../../src/compare/allocators.js';
+import { planComparison } from '../../src/compare/compare.js';
+import { ReplayError, UsageError } from '../../src/compare/errors.js';
+import { replay } from '../../src/compare/replay.js';
+import { resolveWorkload, SYNTHETIC_WORKLOADS, type Workload } from '../../src/compare/workloads.js';
+import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../../src/trace/format.js';
+import { parseTraceText } from '../../src/trace/index.js';
+
+const MiB = 1 << 20;
+const built = builtAllocators();
+
+/** A workload made of a canonical trace held in a string. */
+function textWorkload(name: string, text: string): Workload {
+  const { ops, summary } = parseTraceText(text, { source: name });
+  return {
+    name,
+    description: name,
+    async *chunks() {
+      yield ops;
+    },
+    shape: async () => ({ ops: summary.ops, idLimit: summary.idLimit, liveAtEnd: summary.liveAtEnd }),
+  };
+}
+
+function trace(lines: string[]): string {
+  return ['# pymalloc-trace v1', ...lines].join('\n') + '\n';
+}
+
+async function collect(workload: Workload): Promise<number[]> {
+  const all: number[] = [];
+  for await (const chunk of workload.chunks()) all.push(...chunk);
+  return all;
+}
+
+describe('replay', () => {
+  it('gives every allocator the same live-byte curve', async () => {
+    const workload = resolveWorkload('cpython-mix', { scale: 0.02 });
+    const results = await Promise.all(built.map((name) => replay(name, workload, { samples: 50, warmUp: false })));
+    const [first, ...rest] = results;
+    expect(first.samples.op.length).toBeGreaterThan(40);
+    for (const result of rest) {
+      expect(result.samples.op).toEqual(first.samples.op);
+      expect(result.samples.liveBytes).toEqual(first.samples.liveBytes);
+      expect(result.peakLiveBytes).toBe(first.peakLiveBytes);
+      expect(result.ops).toBe(first.ops);
+    }
+    expect(first.samples.liveBytes.at(-1)).toBe(0); // the appended frees free everything
+  });
+
+  it('measures peak live bytes exactly, and the footprint at that moment', async () => {
+    // Live bytes: 100, 1100, 1000, 1500 (peak, after op 4), 500, then the frees of the end.
+    const workload = textWorkload('hand', trace(['a 0 100', 'a 1 1000', 'f 0', 'a 0 500', 'f 1']));
+    const result = await replay('bump', workload, { warmUp: false });
+    expect(result.peakLiveBytes).toBe(1500);
+    expect(result.peakLiveOp).toBe(4);
+    expect(result.ops).toBe(6); // one free appended for id 0
+    expect(result.workloadOps).toBe(5);
+    expect(result.fragmentation).toBe(result.peakFootprintBytes / 1500);
+    expect(result.finalFootprintBytes).toBe(result.peakFootprintBytes); // Wasm memory never shrinks
+  });
+
+  it('puts N blocks of one size class in exactly the arenas they need (pymalloc-3.12)', async () => {
+    // 3.12: 16 KiB pools with a 32-byte header hold 255 blocks of 64 bytes; 64 pools an arena.
+    const perArena = 255 * 64;
+    const blocks = 2 * perArena + 1;
+    const lines = Array.from({ length: blocks }, (_, id) => `a ${id} 64`);
+    const result = await replay('pymalloc-3.12', textWorkload('one-class', trace(lines)), { warmUp: false });
+    const map = result.arenaMap!;
+    expect(map.arenasAttached).toBe(3);
+    const states = map.arenas.map((arena) => arena.pools.map((p) => p.state));
+    expect(states[0].every((s) => s === 'full')).toBe(true);
+    expect(states[1].every((s) => s === 'full')).toBe(true);
+    expect(states[2][0]).toBe('used');
+    expect(states[2].slice(1).every((s) => s === 'never-used')).toBe(true);
+    expect(map.arenas[2].pools[0]).toMatchObject({ blockSize: 64, blocksInUse: 1, capacity: 255 });
+    expect(result.peakLiveBytes).toBe(blocks * 64);
+    expect(result.peakFootprintBytes).toBeGreaterThanOrEqual(3 * MiB);
+    expect(result.peakFootprintBytes).toBeLessThan(5 * MiB);
+  });
+
+  it('shows one live block pinning a whole arena', async () => {
+    // Two arenas of 64-byte blocks, then every block freed but the last of the first arena.
+    const perArena = 255 * 64;
+    const lines = Array.from({ length: 2 * perArena }, (_, id) => `a ${id} 64`);
+    for (let id = 0; id < 2 * perArena; id++) if (id !== perArena - 1) lines.push(`f ${id}`);
+    const result = await replay('pymalloc-3.12', textWorkload('pinned', trace(lines)), { warmUp: false });
+    // The second arena, wholly free, is released (another arena follows it in usable_arenas);
+    // the first stays for the sake of one 64-byte block.
+    const [arena, ...others] = result.arenaMap!.arenas;
+    expect(others).toEqual([]);
+    expect(arena.pools.reduce((n, p) => n + p.blocksInUse, 0)).toBe(1);
+    expect(arena.pools.filter((p) => p.state === 'used')).toHaveLength(1);
+    expect(arena.pools.filter((p) => p.state === 'empty')).toHaveLength(63);
+  });
+
+  it('names the allocator, the workload and the op when an allocation fails', async () => {
+    const workload = textWorkload('too-big', trace(['a 0 16', 'a 1 4294901000']));
+    const failing = built.filter((name) => name !== 'tlsf' && name !== 'bump');
+    for (const name of failing) {
+      const error = await replay(name, workload, { warmUp: false }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ReplayError);
+      expect((error as ReplayError).message).toContain(`${name} on too-big: op 1`);
+      expect((error as ReplayError).opIndex).toBe(1);
+    }
+  });
+
+  it('reports a trap as a ReplayError, not a partial result', async () => {
+    const error = await replay('tlsf', textWorkload('trap', trace(['a 0 4294901000'])), { warmUp: false }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ReplayError);
+    expect(String(error)).toMatch(/tlsf on trap: op 0/);
+  });
+});
+
+describe('workloads', () => {
+  it('are reproducible from their seed and recycle ids', async () => {
+    for (const name of SYNTHETIC_WORKLOADS) {
+      const a = await collect(resolveWorkload(name, { scale: 0.01, seed: 7 }));
+      const b = await collect(resolveWorkload(name, { scale: 0.01, seed: 7 }));
+      const c = await collect(resolveWorkload(name, { scale: 0.01, seed: 8 }));
+      expect(a, name).toEqual(b);
+      expect(a, name).not.toEqual(c);
+      const shape = await resolveWorkload(name, { scale: 0.01, seed: 7 }).shape();
+      expect(shape.ops * OP_FIELDS).toBe(a.length);
+      let live = 0;
+      let peak = 0;
+      for (let i = 0; i < a.length; i += OP_FIELDS) {
+        if (a[i] === OP_ALLOC) live++;
+        if (a[i] === OP_FREE) live--;
+        peak = Math.max(peak, live);
+      }
+      expect(shape.idLimit, name).toBe(peak);
+      expect(shape.liveAtEnd, name).toBe(live);
+    }
+  });
+
+  it('refuse unknown names, listing the valid ones', () => {
+    expect(() => resolveWorkload('rampp')).toThrow(UsageError);
+    expect(() => resolveWorkload('rampp')).toThrow(/ramp, peak, plateau, uniform, cpython-mix, lifo, interleaved, trace:<path>/);
+    expect(() => planComparison({ workloads: ['ramp'], allocators: ['jemalloc'] })).toThrow(/unknown allocator "jemalloc": valid names are pymalloc-3.12, pymalloc-3.7, tlsf, bump, dlmalloc, mimalloc/);
+  });
+
+  it('reports allocators that are not built and runs the others', async () => {
+    const { mkdtemp, copyFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'peers-'));
+    await copyFile(new URL('../../build/peers/tlsf.wasm', import.meta.url), join(dir, 'tlsf.wasm'));
+    const plan = planComparison({ workloads: ['ramp'], allocators: ['tlsf', 'dlmalloc'], wasmDir: dir });
+    expect(plan.allocators).toEqual(['tlsf']);
+    expect(plan.skipped).toEqual([
+      { allocator: 'dlmalloc', reason: 'not built: run scripts/install-peer-toolchain.sh and scripts/build-peers.sh' },
+    ]);
+  });
+});

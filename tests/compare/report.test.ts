@@ -1,0 +1,109 @@
+// The HTML report, opened from disk in Debian's headless Chromium (scripts/install-chromium.sh):
+// the charts and arena maps must have rendered, offline, and a screenshot must be a real PNG.
+
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+
+import { compare } from '../../src/compare/compare.js';
+import { renderReport, writeReport } from '../../src/compare/report.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const OUT = join(ROOT, 'build', 'test-report');
+const SCREENSHOT = join(ROOT, 'build', 'test-report', 'screenshot.png');
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+const WORKLOADS = ['peak', 'interleaved'];
+const ALLOCATORS = ['pymalloc-3.12', 'pymalloc-3.7', 'tlsf', 'bump'];
+
+let page: string;
+
+beforeAll(async () => {
+  const comparison = await compare({ workloads: WORKLOADS, allocators: ALLOCATORS, scale: 0.02, native: true });
+  await mkdir(OUT, { recursive: true });
+  page = await writeReport(OUT, comparison);
+});
+
+describe('the report page', () => {
+  it('is self-contained: no script, style or image is fetched', async () => {
+    const html = await readFile(page, 'utf8');
+    expect(html).not.toMatch(/<script[^>]+src=/);
+    expect(html).not.toMatch(/<link[^>]+href=/);
+    expect(html).not.toMatch(/https?:\/\/[^"'\s]*\.(js|css)/);
+    expect(html).toContain('native glibc (not Wasm)');
+  });
+
+  it('escapes what could end its scripts', async () => {
+    const comparison = await compare({ workloads: ['lifo'], allocators: ['bump'], scale: 0.01 });
+    comparison.workloads[0].description = '</script><b>';
+    const html = renderReport(comparison);
+    expect(html).not.toContain('</script><b>');
+  });
+});
+
+describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
+  let browser: Browser;
+  let tab: Page;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+    tab = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    tab.on('pageerror', (error) => errors.push(String(error)));
+    // Offline: any request beyond the page itself fails the test.
+    await tab.route('**/*', (route) => (route.request().url().startsWith('file:') ? route.continue() : route.abort()));
+    await tab.goto(pathToFileURL(page).href);
+    await tab.waitForFunction(() => (window as unknown as { chartsRendered?: number }).chartsRendered !== undefined, null, { timeout: 20_000 });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('renders one curve per workload, the fragmentation bars and the arena maps', async () => {
+    expect(errors).toEqual([]);
+    const counts = await tab.evaluate(() => {
+      const w = window as unknown as { chartsRendered: number; arenaMapsRendered: number; Chart: { instances: object } };
+      return { charts: w.chartsRendered, instances: Object.keys(w.Chart.instances).length, maps: w.arenaMapsRendered };
+    });
+    expect(counts).toEqual({ charts: WORKLOADS.length + 1, instances: WORKLOADS.length + 1, maps: 2 * WORKLOADS.length });
+  });
+
+  it('draws on every canvas', async () => {
+    const inked = await tab.evaluate(() =>
+      Array.from(document.querySelectorAll('canvas')).map((canvas) => {
+        const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+        let painted = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) painted++;
+        return painted;
+      }),
+    );
+    expect(inked.length).toBe(WORKLOADS.length + 1 + 2 * WORKLOADS.length);
+    for (const painted of inked) expect(painted).toBeGreaterThan(100);
+  });
+
+  it('makes a screenshot that is a real PNG', async () => {
+    await tab.screenshot({ path: SCREENSHOT, fullPage: true });
+    const png = await readFile(SCREENSHOT);
+    expect([...png.subarray(0, 8)]).toEqual(PNG_SIGNATURE);
+    expect(png.subarray(12, 16).toString('latin1')).toBe('IHDR');
+    expect(png.readUInt32BE(16)).toBe(1200);
+    expect(png.readUInt32BE(20)).toBeGreaterThan(1500);
+    expect((await stat(SCREENSHOT)).size).toBeGreaterThan(50_000);
+  });
+});
+
+if (!hasChromium) {
+  describe('the report in headless Chromium', () => {
+    it.skip(`needs ${CHROMIUM}: run scripts/install-chromium.sh`, () => {});
+  });
+}
