@@ -19,7 +19,7 @@ export const LIVE = 10_000;
 export const MAX_SIZE = 512;
 export const SEED = 12345;
 export const BATCH = 1000;
-const DEFAULT_STEPS = 200_000;
+export const DEFAULT_STEPS = 200_000;
 const DEFAULT_RUNS = 5;
 
 /** Operations in one churn call: the fill, the steps (a free and a malloc each), the drain. */
@@ -159,15 +159,16 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-/** Runs the suite; every case performs opsPerCall(steps) operations per call. */
-export async function runBench(options: BenchOptions = {}): Promise<BenchResult[]> {
-  const steps = options.steps ?? DEFAULT_STEPS;
-  const runs = options.runs ?? DEFAULT_RUNS;
-  if (!Number.isInteger(steps) || steps < BATCH) throw new RangeError(`options.steps must be an integer of at least ${BATCH}, got ${steps}`);
-  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`options.runs must be a positive integer, got ${runs}`);
-  const allocators = options.allocators ?? builtAllocators().filter((name) => name !== 'bump');
+/** One case of the suite: `make` prepares a function whose every call performs opsPerCall(steps) operations. */
+export interface BenchCase {
+  name: string;
+  allocator: string;
+  make: () => Promise<() => number>;
+}
 
-  const cases: { name: string; allocator: string; make: () => Promise<() => number> }[] = [
+/** The cases of the suite, for any timer: runBench's median, or benchmark.js in bench/index.ts. */
+export function benchCases(steps: number, allocators: readonly AllocatorName[]): BenchCase[] {
+  return [
     ...allocators.map((allocator) => ({
       name: 'churn in Wasm',
       allocator,
@@ -185,6 +186,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult[
     { name: `Heap API, batches of ${BATCH}`, allocator: 'pymalloc-3.12', make: async () => batchedChurn(await Heap.create({ preset: 'cpython-3.12' }), steps) },
     { name: 'bare JS->Wasm call', allocator: 'pymalloc-3.12', make: async () => bareCalls(bareCore(), steps) },
   ];
+}
+
+/** Runs the suite; every case performs opsPerCall(steps) operations per call. */
+export async function runBench(options: BenchOptions = {}): Promise<BenchResult[]> {
+  const steps = options.steps ?? DEFAULT_STEPS;
+  const runs = options.runs ?? DEFAULT_RUNS;
+  if (!Number.isInteger(steps) || steps < BATCH) throw new RangeError(`options.steps must be an integer of at least ${BATCH}, got ${steps}`);
+  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`options.runs must be a positive integer, got ${runs}`);
+  const cases = benchCases(steps, options.allocators ?? builtAllocators().filter((name) => name !== 'bump'));
 
   const results: BenchResult[] = [];
   for (const [index, { name, allocator, make }] of cases.entries()) {
