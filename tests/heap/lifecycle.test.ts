@@ -121,9 +121,19 @@ describe('arena life cycle', () => {
 
     // A released arena's memory is reused: a new arena needs no new memory.
     const committed = heap.stats().memory.committedBytes;
-    fillArenas(heap, 2);
+    const again = fillArenas(heap, 2);
     heap.check();
     expect(heap.stats().arenas).toEqual({ allocatedTotal: 3, reclaimed: 1, highwater: 2, current: 2 });
+    expect(heap.stats().memory.committedBytes).toBe(committed);
+
+    // And for a large block: release the new arena again, and a raw block takes its place.
+    for (const p of again) heap.free(p);
+    heap.check();
+    expect(heap.stats().arenas).toMatchObject({ reclaimed: 2, current: 1 });
+    expect(heap.stats().memory.releasedBytes).toBeGreaterThanOrEqual(POOLS_PER_ARENA * POOL);
+    const large = heap.malloc(POOLS_PER_ARENA * POOL - 4096);
+    expect(heap.owns(large)).toBe(false);
+    heap.check();
     expect(heap.stats().memory.committedBytes).toBe(committed);
   });
 
