@@ -15,7 +15,6 @@ export {
   objectRealloc as realloc,
   objectFree as free,
   usableSize,
-  blockStatus,
 } from "./obmalloc";
 
 /** address_in_range: true iff p lies inside one of the heap's arenas. */

@@ -13,7 +13,7 @@ import {
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
   PoolHeader, POOL_OVERHEAD, usedpoolsHead, poolOf, extendPool, relinkFullPool, emptyPool,
-  allocateFromNewPool, initUsedpools, poolIsCarved, poolCapacity,
+  allocateFromNewPool, initUsedpools, poolIsCarved,
 } from "./pool";
 import { addressInRange, arenaObject } from "./arena";
 import {
@@ -184,7 +184,3 @@ export function heapInit(
   return Status.OK;
 }
 
-/** Capacity in blocks of a pool of class `index`; for statistics and the checker. */
-export function classCapacity(index: u32): u32 {
-  return poolCapacity(classSize(index));
-}

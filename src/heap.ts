@@ -20,7 +20,6 @@ interface CoreExports extends ObjectExports {
   realloc(address: number, size: number): number;
   free(address: number): number;
   usableSize(address: number): number;
-  blockStatus(address: number): number;
   owns(address: number): number;
   mallocMany(count: number): number;
   freeMany(count: number): number;
