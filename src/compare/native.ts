@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../trace/format.js';
 import { PACKAGE_ROOT } from './allocators.js';
 import { NativeReplayError } from './errors.js';
+import type { MeasuredFigures } from './replay.js';
 import type { Workload } from './workloads.js';
 
 const execFileAsync = promisify(execFile);
@@ -24,16 +25,9 @@ const DEFAULT_SAMPLES = 500;
 /** The label of native rows: never mistaken for a Wasm allocator. */
 export const NATIVE_LABEL = 'native glibc (not Wasm)';
 
-export interface NativeResult {
+/** peakFootprintBytes is the peak of mallinfo2's arena + hblkhd: what malloc took from the kernel. */
+export interface NativeResult extends MeasuredFigures {
   allocator: typeof NATIVE_LABEL;
-  workload: string;
-  ops: number;
-  nsPerOp: number;
-  peakLiveBytes: number;
-  /** Peak of mallinfo2's arena + hblkhd: what malloc took from the kernel. */
-  peakFootprintBytes: number;
-  fragmentation: number;
-  finalFootprintBytes: number;
   /** The process's peak resident set, the trace in memory included. */
   peakRssBytes: number;
 }

@@ -53,9 +53,8 @@ export interface ReplaySamples {
   blocksInUse?: number[];
 }
 
-/** What a replay measured. The first eight fields are the CLI's JSON. */
-export interface ReplayResult {
-  allocator: AllocatorName;
+/** The figures every row of a comparison has, Wasm or native: with the allocator, the CLI's JSON. */
+export interface MeasuredFigures {
   workload: string;
   /** Ops run: the workload's and the frees appended for the blocks it left live. */
   ops: number;
@@ -67,6 +66,11 @@ export interface ReplayResult {
   fragmentation: number;
   /** Footprint after every block was freed. */
   finalFootprintBytes: number;
+}
+
+/** What a replay measured. */
+export interface ReplayResult extends MeasuredFigures {
+  allocator: AllocatorName;
   /** Footprint right after the op at which live bytes peaked. */
   footprintAtPeakLiveBytes: number;
   /** Index of that op. */
