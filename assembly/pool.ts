@@ -78,13 +78,15 @@ export function initUsedpools(): void {
   }
 }
 
-function unlinkPool(pool: PoolHeader): void {
+// @ts-ignore: decorator
+@inline function unlinkPool(pool: PoolHeader): void {
   changetype<PoolHeader>(pool.nextpool).prevpool = pool.prevpool;
   changetype<PoolHeader>(pool.prevpool).nextpool = pool.nextpool;
 }
 
 /** Links pool first on its class's usedpools list. */
-function frontLinkPool(pool: PoolHeader, head: PoolHeader): void {
+// @ts-ignore: decorator
+@inline function frontLinkPool(pool: PoolHeader, head: PoolHeader): void {
   const next = changetype<PoolHeader>(head.nextpool);
   pool.nextpool = changetype<usize>(next);
   pool.prevpool = changetype<usize>(head);
@@ -106,7 +108,8 @@ function frontLinkPool(pool: PoolHeader, head: PoolHeader): void {
 }
 
 /** A block of a pool that was full was freed: the pool is used again, first on its list. */
-export function relinkFullPool(pool: PoolHeader): void {
+// @ts-ignore: decorator
+@inline export function relinkFullPool(pool: PoolHeader): void {
   frontLinkPool(pool, usedpoolsHead(pool.szidx));
 }
 
