@@ -167,6 +167,22 @@ describe.each(['release', 'debug'] as const)('bad input (%s build)', (build) => 
     witnesses.intact();
   });
 
+  it('survives thousands of random addresses: each refused, none trapping, the heap intact', () => {
+    const live = new Set(witnesses.blocks.map((b) => b.address));
+    for (let i = 0; i < 2000; i++) live.add(heap.malloc(1 + ((i * 7919) % 3000)));
+    const end = heap.memory.buffer.byteLength;
+    let x = 0x9e3779b9;
+    for (let i = 0; i < 20000; i++) {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      // Half anywhere in memory, half near live blocks, where a mistake would hurt.
+      const near = [...live][(x >>> 0) % live.size] + ((x >>> 20) % 64) - 32;
+      const address = (i & 1 ? (x >>> 0) % end : near) >>> 0;
+      if (live.has(address) || address === 0) continue;
+      expect(() => heap.free(address)).toThrow(InvalidAddressError);
+    }
+    witnesses.intact();
+  });
+
   it('refuses every call after dispose()', () => {
     heap.dispose();
     expect(() => heap.malloc(8)).toThrow(HeapDisposedError);
