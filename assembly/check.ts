@@ -8,7 +8,7 @@
 import { Status, header, fail } from "./common";
 import { classSize } from "./sizeclass";
 import { objectsAreValid } from "./gc";
-import { PoolHeader, POOL_OVERHEAD, NO_CLASS, usedpoolsHead, poolCapacity } from "./pool";
+import { PoolHeader, POOL_OVERHEAD, usedpoolsHead, poolCapacity } from "./pool";
 import { ArenaObject, ARENA_OBJECT_SHIFT, arenaObject, nfp2lasta, addressInRange } from "./arena";
 import {
   FREE, PREV_FREE, INTERNAL, SIZE_MASK, MIN_BLOCK, RAW_HEADER, blockInfo, blockSize,
@@ -49,7 +49,7 @@ function broken(code: Broken, address: usize): u32 {
 export function poolIsValid(pool: PoolHeader, index: u32): u32 {
   const address = changetype<usize>(pool);
   if (pool.arenaindex != index) return broken(Broken.POOL_ARENAINDEX, address);
-  if (pool.szidx == NO_CLASS) return broken(Broken.POOL_CLASS, address);
+  // A carved pool always has a class: NO_CLASS (0xffff) fails this too.
   if (pool.szidx >= header().numClasses) return broken(Broken.POOL_CLASS, address);
   const size = classSize(pool.szidx);
   const capacity = poolCapacity(size);

@@ -109,13 +109,13 @@ export function objectFree(p: usize): u32 {
 
 /** Bytes the block at p can hold, or 0 (lastError says why p is not a block). */
 export function usableSize(p: usize): usize {
-  const status = blockStatus(p);
+  const small = addressInRange(p);
+  const status = small ? smallBlockStatus(p, poolOf(p)) : rawBlockStatus(p);
   if (status != Status.OK) {
     fail(status, p);
     return 0;
   }
-  if (addressInRange(p)) return classSize(poolOf(p).szidx);
-  return rawUsableSize(p);
+  return small ? classSize(poolOf(p).szidx) : rawUsableSize(p);
 }
 
 /**
@@ -126,12 +126,13 @@ export function usableSize(p: usize): usize {
  */
 export function objectRealloc(p: usize, n: usize): usize {
   if (!p) return objectMalloc(n);
-  const status = blockStatus(p);
+  const small = addressInRange(p);
+  const status = small ? smallBlockStatus(p, poolOf(p)) : rawBlockStatus(p);
   if (status != Status.OK) {
     fail(status, p);
     return 0;
   }
-  if (!addressInRange(p)) return rawRealloc(p, n);
+  if (!small) return rawRealloc(p, n);
   let keep: usize = classSize(poolOf(p).szidx);
   if (n <= keep) {
     if ((n << 2) > keep * 3) return p;
