@@ -1,10 +1,10 @@
-// npm run bench: the throughput suite of src/compare/bench.ts, timed by benchmark.js. Every
+// npm run bench: the throughput suite of src/tools/compare/bench.ts, timed by benchmark.js. Every
 // figure is a ratio against a peer measured in the same run; absolute times on a shared
 // machine drift.
 
 import Benchmark from 'benchmark';
-import { builtAllocators } from '../src/compare/allocators.js';
-import { benchCases, opsPerCall, DEFAULT_STEPS, LIVE, MAX_SIZE } from '../src/compare/bench.js';
+import { builtAllocators } from '../src/tools/compare/allocators.js';
+import { benchCases, opsPerCall, DEFAULT_STEPS, LIVE, MAX_SIZE } from '../src/tools/compare/bench.js';
 
 interface Row {
   name: string;

@@ -117,7 +117,7 @@ if [[ ! -x $ASC ]]; then
 fi
 build_as_peer tlsf incremental ""
 build_as_peer bump ./peers/bump/runtime "" peers/bump/runtime.ts
-readonly CORE=(peers/pymalloc/runtime.ts assembly/*.ts)
+readonly CORE=(peers/pymalloc/runtime.ts assembly/*/*.ts)
 DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
   "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
 DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \

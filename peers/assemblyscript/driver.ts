@@ -42,7 +42,7 @@
 // @ts-ignore: decorator
 @inline const OP_SIZE: usize = 3 * sizeof<u32>();
 
-// replay_init's results; the loader in src/compare/allocators.ts knows them.
+// replay_init's results; the loader in src/tools/compare/allocators.ts knows them.
 // @ts-ignore: decorator
 @inline const INIT_OK: u32 = 0;
 // @ts-ignore: decorator

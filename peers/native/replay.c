@@ -1,7 +1,7 @@
 /*
- * The native reference: replays a canonical trace (src/trace/format.ts, "pymalloc-trace v1")
+ * The native reference: replays a canonical trace (src/tools/trace/format.ts, "pymalloc-trace v1")
  * with the C library's malloc, realloc and free, as the Wasm driver does, and prints one JSON
- * line of measurements. Built on demand by src/compare/native.ts with the host's gcc.
+ * line of measurements. Built on demand by src/tools/compare/native.ts with the host's gcc.
  *
  *     replay [sample_interval] < trace.txt
  *     {"ops":N,"nsPerOp":X,"peakLiveBytes":L,"peakFootprintBytes":F,"finalFootprintBytes":G,"peakRssBytes":R}

@@ -2,8 +2,9 @@
 //
 // Compiled as a custom AssemblyScript runtime under peers/assemblyscript/driver.ts, exactly as
 // the bump peer is, so `heap.alloc`, `heap.realloc` and `heap.free` in the driver's loops land
-// in PyObject_Malloc, PyObject_Realloc and PyObject_Free of assembly/obmalloc.ts. The geometry
-// is fixed at compile time with --use (scripts/build-peers.sh builds one module per preset):
+// in PyObject_Malloc, PyObject_Realloc and PyObject_Free of assembly/pymalloc/obmalloc.ts. The
+// geometry is fixed at compile time with --use (scripts/build-peers.sh builds one module per
+// preset):
 //
 //   PYMALLOC_ALIGNMENT_SHIFT   3 or 4
 //   PYMALLOC_POOL_SHIFT        log2(POOL_SIZE)
@@ -12,8 +13,8 @@
 // The heap is set up when the module starts, before the driver reserves its scratch memory;
 // memory grown by the driver afterwards becomes a separate region to the raw allocator.
 
-import { heapInit, objectMalloc, objectRealloc, objectFree } from "../../assembly/obmalloc";
-import { MAX_WASM_PAGES } from "../../assembly/common";
+import { heapInit, objectMalloc, objectRealloc, objectFree } from "../../assembly/pymalloc/obmalloc";
+import { MAX_WASM_PAGES } from "../../assembly/memory/header";
 
 // @ts-ignore: defined by --use
 heapInit(PYMALLOC_ALIGNMENT_SHIFT, 512, PYMALLOC_POOL_SHIFT, PYMALLOC_ARENA_SHIFT, MAX_WASM_PAGES);

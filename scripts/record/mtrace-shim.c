@@ -1,5 +1,5 @@
 /*
- * mtrace-shim.c: preloaded after glibc's libc_malloc_debug.so.0 by src/trace/record.ts.
+ * mtrace-shim.c: preloaded after glibc's libc_malloc_debug.so.0 by src/tools/trace/record.ts.
  *
  * mtrace() only traces once it is called, and the program being recorded does not call it.
  * This library calls it from a constructor, so tracing starts as the program loads, before

@@ -1,11 +1,11 @@
-// Records a program's heap operations into a canonical trace (see src/trace/record.ts).
+// Records a program's heap operations into a canonical trace (see src/tools/trace/record.ts).
 //
 //     npx tsx scripts/record/record-trace.ts <output[.gz]> -- <command> [args...]
 //
 // The environment passes through: set PYTHONMALLOC=malloc to record what CPython asks for
 // rather than what its own allocator leaves to malloc. It is noted in the trace header.
 
-import { record } from '../../src/trace/index.js';
+import { record } from '../../src/tools/trace/index.js';
 
 /** Variables that change which allocations a program makes, noted in the trace header. */
 const NOTED_VARIABLES = ['PYTHONMALLOC', 'PYTHONHASHSEED', 'MALLOC_ARENA_MAX'] as const;

@@ -1,5 +1,5 @@
 // The pymalloc command: exit codes (0 ok, 1 runtime failure, 2 usage error), the JSON shapes,
-// and the messages for bad input. Runs src/cli/index.ts through tsx, as dist/cli/index.js runs.
+// and the messages for bad input. Runs src/tools/cli/index.ts through tsx, as dist/tools/cli/index.js runs.
 
 import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'src', 'cli', 'index.ts');
+const CLI = join(ROOT, 'src', 'tools', 'cli', 'index.ts');
 
 interface Run {
   code: number;

@@ -3,13 +3,13 @@
 
 import { describe, expect, it } from 'vitest';
 
-import { builtAllocators } from '../../src/compare/allocators.js';
-import { planComparison } from '../../src/compare/compare.js';
-import { ReplayError, UsageError } from '../../src/compare/errors.js';
-import { replay } from '../../src/compare/replay.js';
-import { resolveWorkload, SYNTHETIC_WORKLOADS, type Workload } from '../../src/compare/workloads.js';
-import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../../src/trace/format.js';
-import { parseTraceText } from '../../src/trace/index.js';
+import { builtAllocators } from '../../src/tools/compare/allocators.js';
+import { planComparison } from '../../src/tools/compare/compare.js';
+import { ReplayError, UsageError } from '../../src/tools/compare/errors.js';
+import { replay } from '../../src/tools/compare/replay.js';
+import { resolveWorkload, SYNTHETIC_WORKLOADS, type Workload } from '../../src/tools/compare/workloads.js';
+import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../../src/tools/trace/format.js';
+import { parseTraceText } from '../../src/tools/trace/index.js';
 
 const MiB = 1 << 20;
 const built = builtAllocators();

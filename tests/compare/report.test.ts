@@ -8,8 +8,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 
-import { compare } from '../../src/compare/compare.js';
-import { renderReport, writeReport } from '../../src/compare/report.js';
+import { compare } from '../../src/tools/compare/compare.js';
+import { renderReport, writeReport } from '../../src/tools/compare/report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OUT = join(ROOT, 'build', 'test-report');

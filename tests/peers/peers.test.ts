@@ -1,4 +1,4 @@
-// The allocator modules behind src/compare/allocators.ts. Needs scripts/build-peers.sh to have run: tlsf and
+// The allocator modules behind src/tools/compare/allocators.ts. Needs scripts/build-peers.sh to have run: tlsf and
 // bump must be there, dlmalloc and mimalloc are tested when their toolchain was available.
 
 import { describe, expect, it } from 'vitest';
@@ -8,9 +8,9 @@ import {
   builtAllocators,
   loadAllocator,
   type WasmAllocator,
-} from '../../src/compare/allocators.js';
-import { AllocatorError, AllocatorUnavailableError, UsageError } from '../../src/compare/errors.js';
-import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC } from '../../src/trace/format.js';
+} from '../../src/tools/compare/allocators.js';
+import { AllocatorError, AllocatorUnavailableError, UsageError } from '../../src/tools/compare/errors.js';
+import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC } from '../../src/tools/trace/format.js';
 
 const MiB = 1 << 20;
 const MIN_ALIGNMENT = 8;

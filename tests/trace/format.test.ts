@@ -9,7 +9,7 @@ import {
   OP_REALLOC,
   parseTraceText,
   TraceFormatError,
-} from '../../src/trace/index.js';
+} from '../../src/tools/trace/index.js';
 
 function triples(ops: Uint32Array): number[][] {
   const rows: number[][] = [];

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 
-import { OP_ALLOC, OP_FREE, OP_REALLOC, parseTraceText, TraceFormatError } from '../../src/trace/index.js';
+import { OP_ALLOC, OP_FREE, OP_REALLOC, parseTraceText, TraceFormatError } from '../../src/tools/trace/index.js';
 
 function triples(ops: Uint32Array): number[][] {
   const rows: number[][] = [];

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { openTrace, record, RecordError, type RecordSummary, type TraceSummary } from '../../src/trace/index.js';
+import { openTrace, record, RecordError, type RecordSummary, type TraceSummary } from '../../src/tools/trace/index.js';
 
 const RECORDING_TIMEOUT = 30_000;
 

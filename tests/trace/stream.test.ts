@@ -20,7 +20,7 @@ import {
   writeTrace,
   type TraceChunk,
   type TraceSummary,
-} from '../../src/trace/index.js';
+} from '../../src/tools/trace/index.js';
 
 const SHIPPED_TRACE = fileURLToPath(new URL('../../traces/python-json.trace.gz', import.meta.url));
 

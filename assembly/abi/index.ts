@@ -1,0 +1,77 @@
+// The ABI: every export the host (src/heap/heap.ts) uses, and nothing else. Addresses and sizes
+// cross as u32; arrays cross through the IO buffer (memory/header.ts). Calls that can fail return 0
+// or a Status, and leave the reason in lastError() / errorAddress().
+
+import { IO, IO_WORDS, Status, header } from "../memory/header";
+import { objectMalloc, objectFree } from "../pymalloc/obmalloc";
+import { addressInRange } from "../pymalloc/arena";
+import { fillStats } from "../heap/stats";
+import { heapIsValid } from "../heap/check";
+
+export {
+  heapInit,
+  objectMalloc as malloc,
+  objectCalloc as calloc,
+  objectRealloc as realloc,
+  objectFree as free,
+  usableSize,
+} from "../pymalloc/obmalloc";
+
+/** address_in_range: true iff p lies inside one of the heap's arenas. */
+export function owns(p: usize): bool {
+  return addressInRange(p);
+}
+
+/**
+ * Allocates IO[i] bytes for each i < n, writing the addresses over the sizes. All or nothing:
+ * when request i cannot be met, the blocks of requests 0..i-1 are freed and i is returned.
+ */
+export function mallocMany(n: u32): u32 {
+  if (n > IO_WORDS) n = IO_WORDS;
+  for (let i: u32 = 0; i < n; i++) {
+    const slot = IO + (<usize>i << 2);
+    const p = objectMalloc(load<u32>(slot));
+    if (!p) {
+      for (let j: u32 = 0; j < i; j++) objectFree(load<u32>(IO + (<usize>j << 2)));
+      return i;
+    }
+    store<u32>(slot, p);
+  }
+  return n;
+}
+
+/** Frees IO[i] for each i < n, stopping at the first address that is not a block: returns how many were freed. */
+export function freeMany(n: u32): u32 {
+  if (n > IO_WORDS) n = IO_WORDS;
+  for (let i: u32 = 0; i < n; i++) {
+    if (objectFree(load<u32>(IO + (<usize>i << 2))) != Status.OK) return i;
+  }
+  return n;
+}
+
+export function ioBuffer(): usize {
+  return IO;
+}
+
+export function ioWords(): u32 {
+  return IO_WORDS;
+}
+
+export function stats(): void {
+  fillStats();
+}
+
+/** Walks every structure: 0, or the Broken code of the first broken invariant (heap/check.ts). */
+export function check(): u32 {
+  return heapIsValid();
+}
+
+export function lastError(): u32 {
+  return header().lastError;
+}
+
+export function errorAddress(): usize {
+  return header().errorAddress;
+}
+export * from "./objects";
+export { arenaMap } from "../heap/introspect";

@@ -1,0 +1,175 @@
+// The heap header: every piece of allocator state, at one fixed address in linear memory.
+//
+// Glossary (words mean one thing throughout assembly/ and src/):
+//   wasm page   64 KiB, the unit of memory.grow. Never just "page".
+//   block       what malloc hands out. A small block lives in a pool; a raw block is
+//               carved by the raw allocator (raw/tlsf.ts) for requests of 0 or > threshold bytes.
+//   size class  the rounded-up block size of a small request: (index + 1) << alignmentShift.
+//   pool        POOL_SIZE bytes, POOL_SIZE-aligned, holding blocks of one size class
+//               behind a pool header (pymalloc/pool.ts).
+//   arena       ARENA_SIZE bytes of pools, obtained from the raw allocator (pymalloc/arena.ts).
+//   arena map   one entry per ARENA_SIZE slot of the 4 GiB address space, telling exactly
+//               which bytes of the slot lie in an arena (address_in_range).
+//
+// Layers, bottom up: linear memory -> raw allocator -> arenas -> pools -> blocks, then objects
+// and the collector; one folder each (assembly/README.md), and each calls only those below it.
+//
+// ╒═══════════════════ Heap header (HEAP, 64-byte aligned) ════════════════════╕
+//  +0    HeapHeader            geometry, arena bookkeeping, counters, errors
+//  +HDR  usedpools             2 x usize per size class: the links of a fake pool
+//                              header per class (see pymalloc/pool.ts, "Tricky")
+//  +...  divisibility table    3 x u32 per size class (see pymalloc/sizeclass.ts)
+//  +...  raw allocator root    free-list bitmaps and heads (see raw/tlsf.ts)
+//  +...  object space          reserved for the object layer and the collector
+// ╘════════════════════════════════════════════════════════════════════════════╛
+//
+// Tunables and the invariants they must keep (checked once, by heapInit):
+//   1) alignmentShift is 3 or 4 (ALIGNMENT 8 or 16).
+//   2) ALIGNMENT <= smallThreshold <= MAX_SMALL_THRESHOLD, smallThreshold % ALIGNMENT == 0.
+//   3) 4 KiB <= POOL_SIZE <= ARENA_SIZE, both powers of two.
+//   4) WASM_PAGE <= ARENA_SIZE <= MAX_ARENA_SIZE.
+//   5) POOL_OVERHEAD + smallThreshold <= POOL_SIZE (every pool holds one block of
+//      every class; in fact the smallest legal pool holds 7 blocks of 512 bytes).
+
+/** Assertions and the exact double-free check are on in the debug build only. */
+// @ts-ignore: decorator
+@inline export const CHECKED: bool = !ASC_NO_ASSERT;
+
+// @ts-ignore: decorator
+@inline export const WASM_PAGE_SHIFT: u32 = 16;
+// @ts-ignore: decorator
+@inline export const WASM_PAGE: u32 = 1 << WASM_PAGE_SHIFT;
+/** Pages of the 4 GiB wasm32 address space. */
+// @ts-ignore: decorator
+@inline export const MAX_WASM_PAGES: u32 = 65536;
+
+// @ts-ignore: decorator
+@inline export const MAX_SIZE_CLASSES: u32 = 64;
+// @ts-ignore: decorator
+@inline export const MAX_SMALL_THRESHOLD: u32 = 512;
+// @ts-ignore: decorator
+@inline export const MIN_POOL_SHIFT: u32 = 12;
+// @ts-ignore: decorator
+@inline export const MAX_ARENA_SHIFT: u32 = 26;
+
+/** Why a call failed: returned by free and friends, and left in HeapHeader.lastError. */
+export const enum Status {
+  OK = 0,
+  /** No memory could be had for the request (memory.grow refused, or maxMemory reached). */
+  OUT_OF_MEMORY = 1,
+  /** The address is in no arena and starts no raw block. */
+  NOT_ALLOCATED = 2,
+  /** The address is inside a pool but not at the start of one of its blocks. */
+  MISALIGNED = 3,
+  /** The address is in a pool that holds no allocated block. */
+  EMPTY_POOL = 4,
+  /** The address is a block that is already free. */
+  DOUBLE_FREE = 5,
+  /** The address is in a pool, past the blocks that were ever handed out. */
+  NEVER_ALLOCATED = 6,
+  /** heapInit was given a geometry that breaks one of the invariants above. */
+  BAD_GEOMETRY = 7,
+}
+
+@unmanaged export class HeapHeader {
+  /** log2(ALIGNMENT). */
+  alignmentShift: u32;
+  /** Number of size classes: smallThreshold >> alignmentShift. */
+  numClasses: u32;
+  /** Requests of 1..smallThreshold bytes are served from pools. */
+  smallThreshold: u32;
+  /** log2(POOL_SIZE). */
+  poolShift: u32;
+  /** log2(ARENA_SIZE). */
+  arenaShift: u32;
+  /** ARENA_SIZE / POOL_SIZE. */
+  poolsPerArena: u32;
+
+  /** The arena map: (2^32 >> arenaShift) entries of ArenaMapEntry. */
+  arenaMap: usize;
+  /** The arena objects: an array of maxArenas ArenaObject, grown by doubling. */
+  arenas: usize;
+  maxArenas: u32;
+  /** Singly linked through nextarena: arena objects with no arena attached. */
+  unusedArenaObjects: usize;
+  /** Doubly linked, sorted by ascending nfreepools: arenas with at least one free pool. */
+  usableArenas: usize;
+  /** nfp2lasta[n] is the last arena in usableArenas with n free pools (poolsPerArena + 1 entries). */
+  nfp2lasta: usize;
+  narenasCurrentlyAllocated: u32;
+  ntimesArenaAllocated: u32;
+  narenasHighwater: u32;
+
+  /** Raw blocks handed out to callers, and the bytes they can hold. */
+  rawBlocks: u32;
+  rawBytes: u32;
+  /** Bytes held in free raw-allocator blocks: released memory awaiting reuse. */
+  rawFreeBytes: u32;
+  /** Start of the memory the raw allocator manages (memory below is the header, map, statics). */
+  dynamicBase: usize;
+  committedPages: u32;
+  peakCommittedPages: u32;
+  /** The most wasm pages the heap may commit (maxMemory). */
+  maxPages: u32;
+
+  /** Status of the last failed call, and the address it was about. */
+  lastError: u32;
+  errorAddress: usize;
+}
+
+// @ts-ignore: decorator
+@inline const HEADER_FIXED: usize = (offsetof<HeapHeader>() + 15) & ~15;
+// @ts-ignore: decorator
+@inline export const USEDPOOLS_OFFSET: usize = HEADER_FIXED;
+// @ts-ignore: decorator
+@inline export const DIVISIBILITY_OFFSET: usize = USEDPOOLS_OFFSET + MAX_SIZE_CLASSES * 2 * sizeof<usize>();
+// @ts-ignore: decorator
+@inline export const RAW_ROOT_OFFSET: usize = DIVISIBILITY_OFFSET + MAX_SIZE_CLASSES * 3 * sizeof<u32>();
+/** Bytes reserved for the raw allocator's root (raw/tlsf.ts checks that its root fits). */
+// @ts-ignore: decorator
+@inline export const RAW_ROOT_BYTES: usize = 2048;
+// @ts-ignore: decorator
+@inline export const OBJECT_SPACE_OFFSET: usize = RAW_ROOT_OFFSET + RAW_ROOT_BYTES;
+/** Bytes reserved for the object layer and the cycle collector. */
+// @ts-ignore: decorator
+@inline export const OBJECT_SPACE_BYTES: usize = 1024;
+// @ts-ignore: decorator
+@inline const HEADER_BYTES: usize = OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES;
+
+/** The address of the heap header. */
+export const HEAP: usize = memory.data(<i32>HEADER_BYTES, 64);
+
+/**
+ * The exchange buffer: batch calls and statistics pass arrays through it.
+ * IO_WORDS u32 words, so a batch of up to IO_WORDS requests crosses in one call.
+ */
+// @ts-ignore: decorator
+@inline export const IO_WORDS: u32 = 16384;
+export const IO: usize = memory.data(<i32>(IO_WORDS << 2), 16);
+
+// @ts-ignore: decorator
+@inline export function header(): HeapHeader {
+  return changetype<HeapHeader>(HEAP);
+}
+
+/** Records why a call failed and returns the status, so callers can `return fail(...)`. */
+export function fail(status: Status, address: usize): u32 {
+  const hdr = header();
+  hdr.lastError = status;
+  hdr.errorAddress = address;
+  return status;
+}
+
+/**
+ * A checker's verdict on a broken invariant: leaves the offending structure's address in
+ * errorAddress (lastError stays OK: nothing failed) and returns the invariant's code.
+ */
+export function broken(code: u32, address: usize): u32 {
+  fail(Status.OK, address);
+  return code;
+}
+
+// @ts-ignore: decorator
+@inline export function alignUp(value: usize, alignment: usize): usize {
+  return (value + alignment - 1) & ~(alignment - 1);
+}

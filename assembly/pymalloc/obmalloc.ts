@@ -1,0 +1,290 @@
+// malloc, free, realloc: PyObject_Malloc and friends.
+//
+// Requests of 1..smallThreshold bytes take the pymalloc fast path: the head of
+// usedpools[class], pop its free list. Everything else (0 bytes, large requests) goes to the
+// raw allocator. free() tells the two apart with address_in_range, which reads only the arena
+// map, then validates the address against the pool's header before touching any list, so a
+// bad address is reported and the heap is left as it was.
+
+import {
+  Status, CHECKED, MAX_SIZE_CLASSES, MAX_SMALL_THRESHOLD, MIN_POOL_SHIFT, MAX_ARENA_SHIFT,
+  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp,
+} from "../memory/header";
+import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
+import {
+  PoolHeader, PymallocBroken, POOL_OVERHEAD, usedpoolsHead, poolOf, extendPool, relinkFullPool,
+  unlinkPool, frontLinkPool, initUsedpools, poolIsValid,
+} from "./pool";
+import {
+  ArenaObject, ARENA_OBJECT_SHIFT, addressInRange, arenaObject, arenaGainedFreePool, takePool,
+  poolIsCarved, arenaIsValid, usableArenasAreValid,
+} from "./arena";
+import {
+  rawInit, rawAlloc, rawFree, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
+} from "../raw/tlsf";
+
+/** Allocates a small block of class sizeClassOf(n); n in 1..smallThreshold. 0 if out of memory. */
+// @ts-ignore: decorator
+@inline function pymallocAlloc(n: usize): usize {
+  const index = sizeClassOf(n);
+  const head = usedpoolsHead(index);
+  const pool = changetype<PoolHeader>(head.nextpool);
+  if (pool != head) {
+    pool.count++;
+    const block = pool.freeblock;
+    const next = load<usize>(block);
+    pool.freeblock = next;
+    if (!next) extendPool(pool, classSize(index));
+    return block;
+  }
+  const block = allocateFromNewPool(index);
+  if (!block) fail(Status.OUT_OF_MEMORY, 0);
+  return block;
+}
+
+/** Why p, which lies in an arena, is not an allocated block; or OK. */
+// @ts-ignore: decorator
+@inline function smallBlockStatus(p: usize, pool: PoolHeader): u32 {
+  const arenaindex = pool.arenaindex;
+  // A pool that was never carved has a header of leftover bytes: trust nothing in it until
+  // the arena object named by arenaindex confirms the pool is one of its own.
+  if (arenaindex >= header().maxArenas || !poolIsCarved(pool, arenaObject(arenaindex))) {
+    return Status.NEVER_ALLOCATED;
+  }
+  if (!pool.count) return Status.EMPTY_POOL;
+  const offset = <u32>(p - changetype<usize>(pool)) - POOL_OVERHEAD;
+  if (offset >= pool.nextoffset - POOL_OVERHEAD) return Status.NEVER_ALLOCATED;
+  if (!isBlockMultiple(offset, pool.szidx)) return Status.MISALIGNED;
+  if (p == pool.freeblock) return Status.DOUBLE_FREE;
+  if (CHECKED) {
+    // The debug build finds every double free: the free list is at most a pool long.
+    for (let block = pool.freeblock; block; block = load<usize>(block)) {
+      if (block == p) return Status.DOUBLE_FREE;
+    }
+  }
+  return Status.OK;
+}
+
+/** Why p is not a block this heap handed out (and still holds), or OK. */
+export function blockStatus(p: usize): u32 {
+  if (addressInRange(p)) return smallBlockStatus(p, poolOf(p));
+  return rawBlockStatus(p);
+}
+
+/** PyObject_Malloc: a block of at least n bytes, or 0 (lastError says why). */
+export function objectMalloc(n: usize): usize {
+  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n);
+  return rawAlloc(n, 0);
+}
+
+/** PyObject_Calloc: count * size zeroed bytes, or 0. */
+export function objectCalloc(count: usize, size: usize): usize {
+  const bytes = <u64>count * <u64>size;
+  if (bytes > <u64>u32.MAX_VALUE) {
+    fail(Status.OUT_OF_MEMORY, 0);
+    return 0;
+  }
+  const p = objectMalloc(<usize>bytes);
+  if (p) memory.fill(p, 0, <usize>bytes);
+  return p;
+}
+
+/** PyObject_Free: OK, or why p is not an allocated block (the heap is then unchanged). */
+export function objectFree(p: usize): u32 {
+  if (!p) return Status.OK;
+  if (!addressInRange(p)) return rawFree(p);
+  const pool = poolOf(p);
+  const status = smallBlockStatus(p, pool);
+  if (status != Status.OK) return fail(status, p);
+  const lastfree = pool.freeblock;
+  store<usize>(p, lastfree);
+  pool.freeblock = p;
+  const count = pool.count - 1;
+  pool.count = count;
+  if (!lastfree) {
+    // It was full; a full pool holds at least two blocks, so it cannot be empty now.
+    relinkFullPool(pool);
+    return Status.OK;
+  }
+  if (!count) emptyPool(pool);
+  return Status.OK;
+}
+
+/** Bytes the block at p can hold, or 0 (lastError says why p is not a block). */
+export function usableSize(p: usize): usize {
+  const small = addressInRange(p);
+  const status = small ? smallBlockStatus(p, poolOf(p)) : rawBlockStatus(p);
+  if (status != Status.OK) {
+    fail(status, p);
+    return 0;
+  }
+  return small ? classSize(poolOf(p).szidx) : rawUsableSize(p);
+}
+
+/**
+ * PyObject_Realloc. A small block stays put when n fits its class and would not fit a class
+ * at least 25% smaller; otherwise it moves (to the raw allocator when n is 0 or large). A raw
+ * block stays with the raw allocator whatever n is, as in CPython. Returns the new address,
+ * or 0 with p untouched (lastError says why).
+ */
+export function objectRealloc(p: usize, n: usize): usize {
+  if (!p) return objectMalloc(n);
+  const small = addressInRange(p);
+  const status = small ? smallBlockStatus(p, poolOf(p)) : rawBlockStatus(p);
+  if (status != Status.OK) {
+    fail(status, p);
+    return 0;
+  }
+  if (!small) return rawRealloc(p, n);
+  let keep: usize = classSize(poolOf(p).szidx);
+  if (n <= keep) {
+    if ((n << 2) > keep * 3) return p;
+    keep = n;
+  }
+  const q = objectMalloc(n);
+  if (!q) return 0;
+  memory.copy(q, p, keep);
+  objectFree(p);
+  return q;
+}
+
+/**
+ * Sets the heap up in this instance's memory. Returns OK, BAD_GEOMETRY if the geometry
+ * breaks an invariant (memory/header.ts), or OUT_OF_MEMORY if maxPages cannot hold the arena map.
+ */
+export function heapInit(
+  alignmentShift: u32, smallThreshold: u32, poolShift: u32, arenaShift: u32, maxPages: u32,
+): u32 {
+  const alignment: u32 = 1 << (alignmentShift & 31);
+  if (
+    alignmentShift < 3 || alignmentShift > 4 ||
+    smallThreshold < alignment || smallThreshold > MAX_SMALL_THRESHOLD ||
+    (smallThreshold & (alignment - 1)) != 0 ||
+    poolShift < MIN_POOL_SHIFT || poolShift > arenaShift ||
+    arenaShift < WASM_PAGE_SHIFT || arenaShift > MAX_ARENA_SHIFT ||
+    POOL_OVERHEAD + smallThreshold > (<u32>1 << poolShift)
+  ) {
+    return fail(Status.BAD_GEOMETRY, 0);
+  }
+  const hdr = header();
+  hdr.alignmentShift = alignmentShift;
+  hdr.smallThreshold = smallThreshold;
+  hdr.numClasses = smallThreshold >> alignmentShift;
+  hdr.poolShift = poolShift;
+  hdr.arenaShift = arenaShift;
+  hdr.poolsPerArena = 1 << (arenaShift - poolShift);
+  // One page short of 4 GiB, so that the end of memory is still a u32.
+  hdr.maxPages = min(maxPages, MAX_WASM_PAGES - 1);
+  if (CHECKED) assert(hdr.numClasses <= MAX_SIZE_CLASSES); // implied by the threshold's bound
+  initSizeClasses();
+  initUsedpools();
+
+  // Static memory: the arena map, then nfp2lasta; the raw allocator manages all that follows.
+  const mapBytes = <usize>8 << (32 - arenaShift);
+  hdr.arenaMap = alignUp(__heap_base, 16);
+  hdr.nfp2lasta = hdr.arenaMap + mapBytes;
+  const staticEnd = hdr.nfp2lasta + ((<usize>hdr.poolsPerArena + 1) << 2);
+  if (!rawInit(alignUp(staticEnd, 16) + RAW_HEADER)) return fail(Status.OUT_OF_MEMORY, 0);
+  return Status.OK;
+}
+
+/** The pool's last block was freed: move it from usedpools to its arena's freepools. */
+function emptyPool(pool: PoolHeader): void {
+  if (CHECKED) assert(poolIsValid(pool, pool.arenaindex) == 0); // its free list holds every block
+  unlinkPool(pool);
+  const ao = arenaObject(pool.arenaindex);
+  pool.nextpool = ao.freepools;
+  ao.freepools = changetype<usize>(pool);
+  arenaGainedFreePool(ao);
+  if (CHECKED) assert(!ao.address || arenaIsValid(ao, pool.arenaindex) == 0); // unless released
+}
+
+/** The slow path of malloc: class `index` has no used pool. Returns a block, or 0. */
+function allocateFromNewPool(index: u32): usize {
+  const taken = takePool();
+  if (!taken) return 0;
+  const pool = changetype<PoolHeader>(taken);
+  frontLinkPool(pool, usedpoolsHead(index));
+  pool.count = 1;
+  if (pool.szidx == index) {
+    // Reused for the class it last served: its free list is intact.
+    const block = pool.freeblock;
+    pool.freeblock = load<usize>(block);
+    if (CHECKED) assert(pool.freeblock != 0); // a pool carves two blocks at once, all free now
+    return block;
+  }
+  const size = classSize(index);
+  pool.szidx = index;
+  const block = changetype<usize>(pool) + POOL_OVERHEAD;
+  pool.nextoffset = POOL_OVERHEAD + (size << 1);
+  pool.maxnextoffset = (1 << header().poolShift) - size;
+  pool.freeblock = block + size;
+  store<usize>(pool.freeblock, 0);
+  if (CHECKED) assert(poolIsValid(pool, pool.arenaindex) == 0); // freshly initialised
+  return block;
+}
+
+/** The usedpools list of each class: well linked, and holding exactly the `usedPools` used pools. */
+function usedpoolsAreValid(usedPools: u32): u32 {
+  const hdr = header();
+  let listed: u32 = 0;
+  for (let index: u32 = 0; index < hdr.numClasses; index++) {
+    const head = usedpoolsHead(index);
+    let prev = changetype<usize>(head);
+    for (let pool = head.nextpool; pool != changetype<usize>(head); pool = changetype<PoolHeader>(pool).nextpool) {
+      const p = changetype<PoolHeader>(pool);
+      if (
+        ++listed > usedPools || !addressInRange(pool) || p.prevpool != prev ||
+        p.szidx != index || !p.count || !p.freeblock
+      ) {
+        return broken(PymallocBroken.USEDPOOLS, pool);
+      }
+      prev = pool;
+    }
+    if (head.prevpool != prev) return broken(PymallocBroken.USEDPOOLS, changetype<usize>(head));
+  }
+  if (listed != usedPools) return broken(PymallocBroken.USEDPOOLS, 0);
+  return PymallocBroken.NONE;
+}
+
+/**
+ * pymalloc as a whole: every arena object (attached ones valid, the rest on the unused list),
+ * the arena counters, usedpools and usable_arenas.
+ */
+export function pymallocIsValid(): u32 {
+  const hdr = header();
+  const poolSize: usize = <usize>1 << hdr.poolShift;
+  let attached: u32 = 0, usable: u32 = 0, usedPools: u32 = 0;
+  for (let i: u32 = 0; i < hdr.maxArenas; i++) {
+    const ao = arenaObject(i);
+    if (!ao.address) continue;
+    attached++;
+    if (ao.nfreepools) usable++;
+    const status = arenaIsValid(ao, i);
+    if (status != PymallocBroken.NONE) return status;
+    for (let pool = ao.address; pool < ao.poolAddress; pool += poolSize) {
+      const p = changetype<PoolHeader>(pool);
+      if (p.count && p.freeblock) usedPools++;
+    }
+  }
+  if (
+    attached != hdr.narenasCurrentlyAllocated || hdr.narenasHighwater < attached ||
+    hdr.ntimesArenaAllocated < attached
+  ) {
+    return broken(PymallocBroken.ARENA_COUNTERS, 0);
+  }
+  let unused: u32 = 0;
+  for (let a = hdr.unusedArenaObjects; a; a = changetype<ArenaObject>(a).nextarena) {
+    const offset = a - hdr.arenas;
+    if (
+      ++unused > hdr.maxArenas - attached || offset >= (<usize>hdr.maxArenas << ARENA_OBJECT_SHIFT) ||
+      (offset & ((1 << ARENA_OBJECT_SHIFT) - 1)) != 0 || changetype<ArenaObject>(a).address
+    ) {
+      return broken(PymallocBroken.UNUSED_ARENAS, a);
+    }
+  }
+  if (unused != hdr.maxArenas - attached) return broken(PymallocBroken.UNUSED_ARENAS, 0);
+  const status = usedpoolsAreValid(usedPools);
+  if (status != PymallocBroken.NONE) return status;
+  return usableArenasAreValid(usable);
+}

@@ -1,0 +1,350 @@
+import { readFile } from 'node:fs/promises';
+import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
+import {
+  HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
+  type InvalidAddressReason,
+} from './errors.js';
+import { decodeStats, formatDebugMallocStats, type HeapStats } from './stats.js';
+import {
+  ObjectImports, ObjectSpace, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
+  type WeakrefCallback,
+} from './objects.js';
+import type { GcModule } from './gc.js';
+
+/** The exports of assembly/index.ts. Addresses come back as i32: callers apply >>> 0. */
+interface CoreExports extends ObjectExports {
+  memory: WebAssembly.Memory;
+  heapInit(alignmentShift: number, threshold: number, poolShift: number, arenaShift: number, maxPages: number): number;
+  malloc(size: number): number;
+  calloc(count: number, size: number): number;
+  realloc(address: number, size: number): number;
+  free(address: number): number;
+  usableSize(address: number): number;
+  owns(address: number): number;
+  mallocMany(count: number): number;
+  freeMany(count: number): number;
+  ioBuffer(): number;
+  ioWords(): number;
+  stats(): void;
+  check(): number;
+  lastError(): number;
+  errorAddress(): number;
+}
+
+/** Status codes of assembly/common.ts. */
+const OUT_OF_MEMORY = 1;
+const BAD_GEOMETRY = 7;
+const REASONS: Record<number, InvalidAddressReason> = {
+  2: 'not-allocated',
+  3: 'misaligned',
+  4: 'empty-pool',
+  5: 'double-free',
+  6: 'never-allocated',
+};
+
+const modules = new Map<string, Promise<WebAssembly.Module>>();
+
+function compiled(build: 'release' | 'debug'): Promise<WebAssembly.Module> {
+  let module = modules.get(build);
+  if (!module) {
+    const url = new URL(`../../build/pymalloc.${build}.wasm`, import.meta.url);
+    module = readFile(url).then(
+      (bytes) => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
+      (error: Error) => {
+        modules.delete(build);
+        throw new Error(`cannot load ${url.pathname} (run 'npm run build'): ${error.message}`);
+      },
+    );
+    modules.set(build, module);
+  }
+  return module;
+}
+
+/** Reads an AssemblyScript string (UTF-16, byte length in the word before it) for abort(). */
+function readString(memory: WebAssembly.Memory, pointer: number): string {
+  if (!pointer) return '';
+  const bytes = new Uint32Array(memory.buffer, pointer - 4, 1)[0];
+  return String.fromCharCode(...new Uint16Array(memory.buffer, pointer, bytes >>> 1));
+}
+
+function sizeError(name: string, value: unknown): Error {
+  if (typeof value !== 'number') return new TypeError(`${name} must be a number, not ${typeof value}`);
+  return new RangeError(`${name} must be an integer in [0, 2^32), not ${value}`);
+}
+
+function addressError(value: unknown): Error {
+  if (typeof value !== 'number') return new TypeError(`address must be a number, not ${typeof value}`);
+  return new RangeError(`address must be an integer in [0, 2^32), not ${value}`);
+}
+
+const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
+  get: (_target, name) => () => {
+    throw new HeapDisposedError(String(name));
+  },
+});
+
+/**
+ * A pymalloc heap in its own WebAssembly instance: CPython's object allocator (arenas, pools,
+ * size-class blocks) with a raw allocator for requests of 0 or more than
+ * smallRequestThreshold bytes. Addresses are plain numbers into the heap's linear memory.
+ */
+export class Heap {
+  readonly config: HeapConfig;
+  #ex: CoreExports;
+  #io: Uint32Array;
+  readonly #ioAddress: number;
+  /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
+  readonly #ioWords: number;
+  readonly #objects: ObjectSpace;
+
+  private constructor(config: HeapConfig, exports: CoreExports, objectImports: ObjectImports) {
+    this.config = config;
+    this.#ex = exports;
+    this.#ioAddress = exports.ioBuffer() >>> 0;
+    this.#ioWords = exports.ioWords();
+    this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
+    this.#objects = new ObjectSpace(exports, objectImports, config.maxMemory);
+  }
+
+  /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
+  static async create(options: HeapOptions = {}): Promise<Heap> {
+    const config = resolveConfig(options);
+    const module = await compiled(config.build);
+    let memory: WebAssembly.Memory | undefined;
+    const objectImports = new ObjectImports();
+    const instance = await WebAssembly.instantiate(module, {
+      env: {
+        ...objectImports.functions,
+        abort(message: number, file: number, line: number, column: number) {
+          const where = memory ? `${readString(memory, file)}:${line}:${column}` : '';
+          throw new Error(`assertion failed in the heap core: ${memory ? readString(memory, message) : ''} ${where}`);
+        },
+      },
+    });
+    const exports = instance.exports as unknown as CoreExports;
+    memory = exports.memory;
+    const status = exports.heapInit(
+      Math.log2(config.alignment),
+      config.smallRequestThreshold,
+      Math.log2(config.poolSize),
+      Math.log2(config.arenaSize),
+      Math.floor(config.maxMemory / 65536),
+    );
+    if (status === OUT_OF_MEMORY) {
+      throw new RangeError(
+        `options.maxMemory (${config.maxMemory}) is too small for the heap header and arena map`,
+      );
+    }
+    if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
+    return new Heap(config, exports, objectImports);
+  }
+
+  /** The heap's linear memory. Views of it are detached whenever it grows. */
+  get memory(): WebAssembly.Memory {
+    return this.#ex.memory;
+  }
+
+  /** PyObject_Malloc: the address of a block of at least `size` bytes. */
+  malloc(size: number): number {
+    if (size >>> 0 !== size) throw sizeError('size', size);
+    const address = this.#ex.malloc(size);
+    if (address === 0) throw this.#outOfMemory('malloc', size);
+    return address >>> 0;
+  }
+
+  /** PyObject_Calloc: a zeroed block of count * size bytes. */
+  calloc(count: number, size: number): number {
+    if (count >>> 0 !== count) throw sizeError('count', count);
+    if (size >>> 0 !== size) throw sizeError('size', size);
+    const address = this.#ex.calloc(count, size);
+    if (address === 0) throw this.#outOfMemory('calloc', count * size);
+    return address >>> 0;
+  }
+
+  /**
+   * PyObject_Realloc: resizes the block, in place when CPython would, else by moving it.
+   * realloc(0, size) is malloc(size). On failure the block is left as it was.
+   */
+  realloc(address: number, size: number): number {
+    if (address >>> 0 !== address) throw addressError(address);
+    if (size >>> 0 !== size) throw sizeError('size', size);
+    const moved = this.#ex.realloc(address, size);
+    if (moved === 0) throw this.#failure('realloc', address, size);
+    return moved >>> 0;
+  }
+
+  /** PyObject_Free. free(0) does nothing, as in C. */
+  free(address: number): void {
+    if (address >>> 0 !== address) throw addressError(address);
+    const status = this.#ex.free(address);
+    if (status !== 0) throw new InvalidAddressError('free', address, REASONS[status]);
+  }
+
+  /** Bytes the block can hold: its size class, or the raw block's capacity. */
+  usableSize(address: number): number {
+    if (address >>> 0 !== address) throw addressError(address);
+    const size = this.#ex.usableSize(address);
+    if (size === 0) throw new InvalidAddressError('usableSize', address, REASONS[this.#ex.lastError()]);
+    return size >>> 0;
+  }
+
+  /** address_in_range: whether the address lies inside one of the heap's arenas. */
+  owns(address: number): boolean {
+    if (address >>> 0 !== address) throw addressError(address);
+    return this.#ex.owns(address) !== 0;
+  }
+
+  /**
+   * A live view of `length` bytes of the block (all it can hold by default). The view is
+   * detached when memory grows: take a new one after allocating.
+   */
+  bytes(address: number, length?: number): Uint8Array {
+    const usable = this.usableSize(address);
+    const size = length ?? usable;
+    if (size >>> 0 !== size || size > usable) {
+      throw new RangeError(`length must be an integer from 0 to the block's ${usable} bytes, not ${size}`);
+    }
+    return new Uint8Array(this.#ex.memory.buffer, address, size);
+  }
+
+  /** A copy of `length` bytes of the block (all it can hold by default). */
+  read(address: number, length?: number): Uint8Array {
+    return this.bytes(address, length).slice();
+  }
+
+  /** Copies data into the block, from its start. */
+  write(address: number, data: ArrayLike<number>): void {
+    this.bytes(address, data.length).set(data);
+  }
+
+  /**
+   * Allocates one block per size inside Wasm, batch by batch. All or nothing: if one
+   * request fails, the blocks of this call are freed before the error is thrown.
+   */
+  mallocMany(sizes: ArrayLike<number>, out?: Uint32Array): Uint32Array {
+    const count = sizes.length;
+    const result = out ?? new Uint32Array(count);
+    if (result.length < count) {
+      throw new RangeError(`out has room for ${result.length} addresses, ${count} are needed`);
+    }
+    if (!(sizes instanceof Uint32Array)) {
+      for (let i = 0; i < count; i++) {
+        if (sizes[i] >>> 0 !== sizes[i]) throw sizeError(`sizes[${i}]`, sizes[i]);
+      }
+    }
+    for (let done = 0; done < count; ) {
+      const batch = Math.min(count - done, this.#ioWords);
+      const io = this.#ioView();
+      for (let i = 0; i < batch; i++) io[i] = sizes[done + i];
+      const allocated = this.#ex.mallocMany(batch);
+      if (allocated < batch) {
+        const failed = done + allocated;
+        this.#freeBatches(result.subarray(0, done));
+        throw this.#outOfMemory(`mallocMany[${failed}]`, sizes[failed]);
+      }
+      result.set(this.#ioView().subarray(0, batch), done);
+      done += batch;
+    }
+    return result;
+  }
+
+  /** Frees every address inside Wasm, batch by batch, stopping at the first invalid one. */
+  freeMany(addresses: ArrayLike<number>): void {
+    if (!(addresses instanceof Uint32Array)) {
+      for (let i = 0; i < addresses.length; i++) {
+        if (addresses[i] >>> 0 !== addresses[i]) throw addressError(addresses[i]);
+      }
+    }
+    const failed = this.#freeBatches(addresses);
+    if (failed >= 0) {
+      throw new InvalidAddressError(`freeMany[${failed}]`, addresses[failed], REASONS[this.#ex.lastError()]);
+    }
+  }
+
+  /** Statistics, counted by walking the arenas as sys._debugmallocstats() does. */
+  stats(): HeapStats {
+    this.#ex.stats();
+    return decodeStats(this.#ioView(), this.config);
+  }
+
+  /** CPython's sys._debugmallocstats() report for this heap (its pymalloc part). */
+  debugMallocStats(): string {
+    return formatDebugMallocStats(this.stats());
+  }
+
+  /** Walks every structure; throws HeapCorruptionError naming the first broken invariant. */
+  check(): void {
+    const broken = this.#ex.check();
+    if (broken !== 0) {
+      throw new HeapCorruptionError(INVARIANTS[broken] ?? `invariant ${broken}`, this.#ex.errorAddress() >>> 0);
+    }
+  }
+
+  /** Drops the instance; every later call throws HeapDisposedError. */
+  dispose(): void {
+    this.#ex = DISPOSED;
+    this.#objects.dispose();
+  }
+
+  // Objects and the cycle collector: see src/heap/objects.ts and src/heap/gc.ts.
+
+  /** Python's gc module for this heap. */
+  get gc(): GcModule { return this.#objects.gc; }
+  /** Receives what finalizers and callbacks throw (sys.unraisablehook); the default prints it to gc.stderr. */
+  get unraisableHook(): (info: UnraisableInfo) => void { return this.#objects.unraisableHook; }
+  set unraisableHook(hook: (info: UnraisableInfo) => void) { this.#objects.unraisableHook = hook; }
+  defineType(spec: TypeSpec): ObjectType { return this.#objects.defineType(spec); }
+  typeOf(o: number): ObjectType { return this.#objects.typeOf(o); }
+  isObject(o: number): boolean { return this.#objects.isObject(o); }
+  newObject(type: ObjectType): number { return this.#objects.newObject(type); }
+  newTuple(items: ArrayLike<number> | number, type?: ObjectType): number { return this.#objects.newTuple(items, type); }
+  newList(items?: ArrayLike<number>, type?: ObjectType): number { return this.#objects.newList(items, type); }
+  listAppend(list: number, item: number): void { this.#objects.listAppend(list, item); }
+  listPop(list: number, index?: number): number | null { return this.#objects.listPop(list, index); }
+  newInt(value: number | bigint): number { return this.#objects.newInt(value); }
+  intValue(o: number): number | bigint { return this.#objects.intValue(o); }
+  newStr(text: string): number { return this.#objects.newStr(text); }
+  strValue(o: number): string { return this.#objects.strValue(o); }
+  intern(s: number | string): number { return this.#objects.intern(s); }
+  objectData(o: number): Uint8Array { return this.#objects.objectData(o); }
+  incref(o: number): void { this.#objects.incref(o); }
+  decref(o: number): void { this.#objects.decref(o); }
+  refcount(o: number): number { return this.#objects.refcount(o); }
+  isImmortal(o: number): boolean { return this.#objects.isImmortal(o); }
+  length(o: number): number { return this.#objects.length(o); }
+  getRef(o: number, index: number): number | null { return this.#objects.getRef(o, index); }
+  setRef(o: number, index: number, value: number | null): void { this.#objects.setRef(o, index, value); }
+  weakref(o: number, callback?: WeakrefCallback): number { return this.#objects.weakref(o, callback); }
+  weakrefGet(wr: number): number | null { return this.#objects.weakrefGet(wr); }
+
+  #ioView(): Uint32Array {
+    if (this.#io.buffer !== this.#ex.memory.buffer) {
+      this.#io = new Uint32Array(this.#ex.memory.buffer, this.#ioAddress, this.#ioWords);
+    }
+    return this.#io;
+  }
+
+  /** Frees addresses batch by batch: -1, or the index of the first one that is not a block. */
+  #freeBatches(addresses: ArrayLike<number>): number {
+    for (let done = 0; done < addresses.length; ) {
+      const batch = Math.min(addresses.length - done, this.#ioWords);
+      const io = this.#ioView();
+      for (let i = 0; i < batch; i++) io[i] = addresses[done + i];
+      const freed = this.#ex.freeMany(batch);
+      if (freed < batch) return done + freed;
+      done += batch;
+    }
+    return -1;
+  }
+
+  #outOfMemory(operation: string, requested: number): OutOfMemoryError {
+    const committed = this.#ex.memory.buffer.byteLength;
+    return new OutOfMemoryError(operation, requested, committed, this.config.maxMemory);
+  }
+
+  #failure(operation: string, address: number, size: number): Error {
+    const status = this.#ex.lastError();
+    if (status === OUT_OF_MEMORY) return this.#outOfMemory(operation, size);
+    return new InvalidAddressError(operation, address, REASONS[status]);
+  }
+}

@@ -1,0 +1,516 @@
+import { GcModule, type GcExports } from './gc.js';
+import {
+  HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
+} from './errors.js';
+
+/** The exports of assembly/abi/objects.ts: the object layer's, and the gc module's. */
+export interface ObjectExports extends GcExports {
+  objectsInit(): number;
+  objectError(): number;
+  typeDefine(kind: number, refSlots: number, dataBytes: number, finalizer: number, weakrefable: number): number;
+  builtinType(index: number): number;
+  objectNew(type: number): number;
+  tupleNew(type: number, size: number): number;
+  listNew(type: number): number;
+  intNew(value: bigint): number;
+  strNew(length: number): number;
+  strIntern(s: number): number;
+  objectKind(o: number): number;
+  objectType(o: number): number;
+  objectData(o: number): number;
+  objectDataBytes(o: number): number;
+  objectIncref(o: number): number;
+  objectDecref(o: number): number;
+  objectRefcount(o: number): number;
+  objectLength(o: number): number;
+  objectGetRef(o: number, index: number): number;
+  objectSetRef(o: number, index: number, value: number): number;
+  listAppendItem(list: number, item: number): number;
+  listPopItem(list: number, index: number): number;
+  weakrefNew(o: number, callback: number): number;
+  weakrefGet(wr: number): number;
+}
+
+/** What an object is made of. 'fixed': host-defined slots and data. */
+export type ObjectKind = 'fixed' | 'tuple' | 'list' | 'int' | 'str' | 'weakref';
+
+/** A finalizer (tp_finalize): called once per object, with the object still intact. */
+export type Finalizer = (object: number) => void;
+/** A weakref callback: called with the weakref object once its referent is gone. */
+export type WeakrefCallback = (weakref: number) => void;
+
+export interface TypeSpec {
+  /** Shown in errors and in the collector's debug output. */
+  name: string;
+  /**
+   * 'fixed': refSlots references then dataBytes raw bytes; 'tuple': a fixed-length array of
+   * references; 'list': a growable one (its items in a separate block).
+   * @default 'fixed'
+   */
+  kind?: 'fixed' | 'tuple' | 'list';
+  /** References of a fixed object (0 to 65536). Objects with references are tracked by the GC. @default 0 */
+  refSlots?: number;
+  /** Raw bytes of a fixed object (0 to 16 MiB). @default 0 */
+  dataBytes?: number;
+  /** Called once per object before it is freed; it may resurrect the object (PEP 442). */
+  finalizer?: Finalizer;
+  /** Whether weakref() accepts objects of a fixed type (each gets a weak-list word). @default true */
+  weakrefable?: boolean;
+}
+
+/** A type, as defineType returns it. */
+export interface ObjectType {
+  readonly name: string;
+  readonly kind: ObjectKind;
+  /** The type record's address in the heap (the objects' type word). */
+  readonly address: number;
+  readonly refSlots: number;
+  readonly dataBytes: number;
+}
+
+/** What unraisableHook receives: an error no caller could be handed (CPython's sys.unraisablehook). */
+export interface UnraisableInfo {
+  error: unknown;
+  /** The object being finalized, the weakref whose callback failed, or 0 for a gc callback. */
+  object: number;
+  /** Where it happened, as CPython words it: "Exception ignored in: ..." */
+  message: string;
+}
+
+const KIND_CODES = { fixed: 1, tuple: 2, list: 3 } as const;
+const BUILTINS = ['int', 'str', 'tuple', 'list', 'weakref'] as const;
+
+// ObjectError codes of assembly/object.ts.
+const NOT_AN_OBJECT = 1;
+const BAD_VALUE = 2;
+const INDEX = 3;
+const WRONG_KIND = 4;
+const OUT_OF_MEMORY = 5;
+const TOO_MANY_TYPES = 6;
+/** FAILED (2^32 - 1) as the i32 the ABI returns it as. */
+const FAILED = -1;
+/** Refcounts from here up are immortal (assembly/object.ts). */
+const IMMORTAL = 0x3fff_ffff;
+
+function isAddress(value: unknown): value is number {
+  return typeof value === 'number' && value >>> 0 === value;
+}
+
+function addressError(name: string, value: unknown): Error {
+  if (typeof value !== 'number') return new TypeError(`${name} must be an object address (a number), not ${typeof value}`);
+  return new RangeError(`${name} must be an integer in [0, 2^32), not ${value}`);
+}
+
+function indexError(name: string, value: unknown): Error {
+  if (typeof value !== 'number') return new TypeError(`${name} must be a number, not ${typeof value}`);
+  return new RangeError(`${name} must be a non-negative integer, not ${value}`);
+}
+
+interface TypeEntry {
+  type: ObjectType;
+  finalizer?: Finalizer;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * The Wasm imports of the object layer. They exist before the instance does, so they are
+ * bound to their ObjectSpace afterwards. No exception crosses into Wasm: what a host
+ * function throws is reported to unraisableHook and the Wasm caller carries on.
+ */
+export class ObjectImports {
+  space: ObjectSpace | undefined;
+  readonly functions = {
+    objectFinalize: (o: number) => this.space?.runFinalizer(o >>> 0),
+    weakrefCallback: (wr: number) => this.space?.runWeakrefCallback(wr >>> 0),
+    weakrefDropped: (wr: number) => this.space?.dropWeakrefCallback(wr >>> 0),
+    gcEvent: (phase: number, generation: number, collected: number, uncollectable: number) =>
+      this.space?.gc.onEvent(phase, generation, collected >>> 0, uncollectable >>> 0),
+    gcDebugObject: (o: number) => this.space?.gc.onDebugObject(o >>> 0),
+  };
+}
+
+/**
+ * Objects with reference counts on a heap, and its cycle collector (`gc`). Addresses are
+ * plain numbers; every one is validated in Wasm, and a bad one throws InvalidObjectError
+ * with the heap unchanged.
+ */
+export class ObjectSpace {
+  readonly gc: GcModule;
+  /** Receives errors thrown by finalizers, weakref callbacks and gc callbacks. */
+  unraisableHook: (info: UnraisableInfo) => void;
+  #ex: ObjectExports;
+  #ready = false;
+  #types = new Map<number, TypeEntry>();
+  #callbacks = new Map<number, WeakrefCallback>();
+  #builtins: ObjectType[] = [];
+  #u32: Uint32Array;
+
+  readonly #maxMemory: number;
+
+  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number) {
+    this.#ex = exports;
+    this.#maxMemory = maxMemory;
+    this.#u32 = new Uint32Array(exports.memory.buffer);
+    this.gc = new GcModule(this);
+    this.unraisableHook = (info) => {
+      const error = info.error;
+      const detail = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error);
+      this.gc.stderr(`${info.message}\n${detail}\n`);
+    };
+    imports.space = this;
+  }
+
+  /** The exports, after setting the object space up on first use. */
+  exports(): ObjectExports {
+    if (!this.#ready) this.#init();
+    return this.#ex;
+  }
+
+  #init(): void {
+    if (this.#ex.objectsInit() !== 0) {
+      throw new OutOfMemoryError('objectsInit', 8192, this.#ex.memory.buffer.byteLength, this.#maxMemory);
+    }
+    this.#ready = true;
+    BUILTINS.forEach((name, index) => {
+      const type: ObjectType = {
+        name, kind: name, address: this.#ex.builtinType(index) >>> 0, refSlots: 0, dataBytes: name === 'int' ? 8 : 0,
+      };
+      this.#builtins.push(type);
+      this.#types.set(type.address, { type });
+    });
+  }
+
+  dispose(): void {
+    this.#ex = new Proxy({} as ObjectExports, {
+      get: (_target, name) => () => {
+        throw new HeapDisposedError(String(name));
+      },
+    });
+    this.#ready = true;
+  }
+
+  // ───────────── types ─────────────
+
+  defineType(spec: TypeSpec): ObjectType {
+    if (typeof spec !== 'object' || spec === null) throw new TypeError('spec must be an object');
+    const { name, kind = 'fixed', refSlots = 0, dataBytes = 0, finalizer, weakrefable = true } = spec;
+    if (typeof name !== 'string' || !name) throw new TypeError('spec.name must be a non-empty string');
+    if (!Object.hasOwn(KIND_CODES, kind)) throw new RangeError("spec.kind must be 'fixed', 'tuple' or 'list'");
+    if (!Number.isInteger(refSlots) || refSlots < 0 || refSlots > 65536) {
+      throw new RangeError('spec.refSlots must be an integer from 0 to 65536');
+    }
+    if (!Number.isInteger(dataBytes) || dataBytes < 0 || dataBytes > 1 << 24) {
+      throw new RangeError('spec.dataBytes must be an integer from 0 to 16777216');
+    }
+    if (finalizer !== undefined && typeof finalizer !== 'function') {
+      throw new TypeError('spec.finalizer must be a function');
+    }
+    if (kind !== 'fixed' && (refSlots || dataBytes)) {
+      throw new RangeError(`spec.refSlots and spec.dataBytes are for fixed types, not '${kind}'`);
+    }
+    const ex = this.exports();
+    const address = ex.typeDefine(KIND_CODES[kind], refSlots, dataBytes, finalizer ? 1 : 0, weakrefable && kind === 'fixed' ? 1 : 0) >>> 0;
+    if (address === 0) {
+      throw ex.objectError() === TOO_MANY_TYPES ? new RangeError('defineType: the type table is full (256 types)') : new RangeError('defineType: the heap refused the type');
+    }
+    const type: ObjectType = Object.freeze({ name, kind, address, refSlots, dataBytes });
+    this.#types.set(address, { type, finalizer });
+    return type;
+  }
+
+  /** The type of a live object. */
+  typeOf(o: number): ObjectType {
+    this.#address('typeOf', o);
+    const address = this.exports().objectType(o) >>> 0;
+    if (address === 0) throw new InvalidObjectError('typeOf', o);
+    return this.#types.get(address)!.type;
+  }
+
+  /** Whether the address is a live object. */
+  isObject(o: number): boolean {
+    return isAddress(o) && this.exports().objectKind(o) !== 0;
+  }
+
+  // ───────────── constructors ─────────────
+
+  newObject(type: ObjectType): number {
+    return this.#made('newObject', this.exports().objectNew(this.#typeAddress('newObject', type, 'fixed')));
+  }
+
+  /** A tuple: `items` (each incref'd) or `length` empty slots. */
+  newTuple(items: ArrayLike<number> | number, type?: ObjectType): number {
+    const length = typeof items === 'number' ? items : items.length;
+    if (!Number.isInteger(length) || length < 0) throw indexError('length', length);
+    const address = this.#typeAddress('newTuple', type ?? this.#builtins[2], 'tuple');
+    const tuple = this.#made('newTuple', this.#ex.tupleNew(address, length));
+    if (typeof items !== 'number') this.#fill(tuple, items, (i, item) => this.setRef(tuple, i, item));
+    return tuple;
+  }
+
+  /** A list holding `items` (each incref'd). */
+  newList(items: ArrayLike<number> = [], type?: ObjectType): number {
+    const address = this.#typeAddress('newList', type ?? this.#builtins[3], 'list');
+    const list = this.#made('newList', this.#ex.listNew(address));
+    this.#fill(list, items, (_i, item) => this.listAppend(list, item));
+    return list;
+  }
+
+  /** Fills a new container; on a bad item the container is released and the error rethrown. */
+  #fill(container: number, items: ArrayLike<number>, put: (i: number, item: number) => void): void {
+    try {
+      for (let i = 0; i < items.length; i++) put(i, items[i]);
+    } catch (error) {
+      this.#ex.objectDecref(container);
+      throw error;
+    }
+  }
+
+  /** A boxed int; -5..256 are cached and immortal. */
+  newInt(value: number | bigint): number {
+    if (typeof value === 'number' && !Number.isSafeInteger(value)) {
+      throw new RangeError(`value must be a safe integer or a bigint, not ${value}`);
+    }
+    const big = BigInt(value);
+    if (big !== BigInt.asIntN(64, big)) throw new RangeError(`value ${value} does not fit in 64 bits`);
+    return this.#made('newInt', this.exports().intNew(big));
+  }
+
+  /** A str holding the UTF-8 encoding of `text`. */
+  newStr(text: string): number {
+    if (typeof text !== 'string') throw new TypeError(`text must be a string, not ${typeof text}`);
+    const bytes = encoder.encode(text);
+    const s = this.#made('newStr', this.exports().strNew(bytes.length));
+    new Uint8Array(this.#ex.memory.buffer, this.#ex.objectData(s) >>> 0, bytes.length).set(bytes);
+    return s;
+  }
+
+  /**
+   * sys.intern: the one interned str equal to `s` (a str object or a JS string). Interned
+   * strings are immortal; the caller keeps its own reference to `s`.
+   */
+  intern(s: number | string): number {
+    if (typeof s === 'string') {
+      const fresh = this.newStr(s);
+      const interned = this.intern(fresh);
+      if (interned !== fresh) this.#ex.objectDecref(fresh);
+      return interned;
+    }
+    this.#address('intern', s);
+    const interned = this.exports().strIntern(s);
+    if (interned === FAILED) throw this.#error('intern', s, this.#ex.objectError(), 'a str');
+    return interned >>> 0;
+  }
+
+  // ───────────── values ─────────────
+
+  intValue(o: number): number | bigint {
+    const data = this.#data('intValue', o, 4, 'an int');
+    const value = new DataView(this.#ex.memory.buffer).getBigInt64(data, true);
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+  }
+
+  strValue(o: number): string {
+    const data = this.#data('strValue', o, 5, 'a str');
+    return decoder.decode(new Uint8Array(this.#ex.memory.buffer, data, this.#ex.objectDataBytes(o) >>> 0));
+  }
+
+  /** A live view of a fixed object's raw data; detached when memory grows. */
+  objectData(o: number): Uint8Array {
+    const data = this.#data('objectData', o, 1, 'a fixed object');
+    return new Uint8Array(this.#ex.memory.buffer, data, this.#ex.objectDataBytes(o) >>> 0);
+  }
+
+  #data(operation: string, o: number, kind: number, what: string): number {
+    this.#address(operation, o);
+    const ex = this.exports();
+    const actual = ex.objectKind(o);
+    if (actual === 0) throw new InvalidObjectError(operation, o);
+    if (actual !== kind) throw new ObjectTypeError(operation, o, `${this.#describe(o)} is not ${what}`);
+    return ex.objectData(o) >>> 0;
+  }
+
+  // ───────────── reference counting ─────────────
+
+  incref(o: number): void {
+    this.#address('incref', o);
+    if (this.exports().objectIncref(o) !== 0) throw new InvalidObjectError('incref', o);
+  }
+
+  /** Releases a reference; at zero the object is finalized, its references released, and it is freed. */
+  decref(o: number): void {
+    this.#address('decref', o);
+    if (this.exports().objectDecref(o) !== 0) throw new InvalidObjectError('decref', o);
+  }
+
+  refcount(o: number): number {
+    this.#address('refcount', o);
+    const count = this.exports().objectRefcount(o);
+    if (count === FAILED) throw new InvalidObjectError('refcount', o);
+    return count >>> 0;
+  }
+
+  /** Whether incref and decref leave the object alone (small ints, interned strings). */
+  isImmortal(o: number): boolean {
+    return this.refcount(o) >= IMMORTAL;
+  }
+
+  /** References the object has room for: its slots, or the items of a tuple or list. */
+  length(o: number): number {
+    this.#address('length', o);
+    const n = this.exports().objectLength(o);
+    if (n === FAILED) throw new InvalidObjectError('length', o);
+    return n >>> 0;
+  }
+
+  /** The borrowed reference in slot (or item) `index`, or null if it is empty. */
+  getRef(o: number, index: number): number | null {
+    this.#address('getRef', o);
+    if (index >>> 0 !== index) throw indexError('index', index);
+    const value = this.exports().objectGetRef(o, index);
+    if (value === FAILED) throw this.#error('getRef', o, this.#ex.objectError(), '', index);
+    return value === 0 ? null : value >>> 0;
+  }
+
+  /** Stores a new reference to `value` (null: empty) in slot `index`, releasing what the slot held. */
+  setRef(o: number, index: number, value: number | null): void {
+    this.#address('setRef', o);
+    if (index >>> 0 !== index) throw indexError('index', index);
+    const v = value ?? 0;
+    if (!isAddress(v)) throw addressError('value', value);
+    const status = this.exports().objectSetRef(o, index, v);
+    if (status !== 0) throw this.#error('setRef', o, status, '', index, v);
+  }
+
+  listAppend(list: number, item: number): void {
+    this.#address('listAppend', list);
+    if (!isAddress(item)) throw addressError('item', item);
+    const status = this.exports().listAppendItem(list, item);
+    if (status !== 0) throw this.#error('listAppend', list, status, 'a list', 0, item);
+  }
+
+  /** list.pop(index): removes the item and hands its reference to the caller (null if the item was empty). */
+  listPop(list: number, index = -1): number | null {
+    this.#address('listPop', list);
+    if (!Number.isInteger(index) || index < -(2 ** 31) || index >= 2 ** 31) throw new RangeError(`index must be a 32-bit integer, not ${index}`);
+    const item = this.exports().listPopItem(list, index);
+    if (item === FAILED) throw this.#error('listPop', list, this.#ex.objectError(), 'a list', index);
+    return item === 0 ? null : item >>> 0;
+  }
+
+  // ───────────── weak references ─────────────
+
+  /**
+   * weakref.ref(o, callback): a new weakref object (owned by the caller). The callback runs
+   * with the weakref when o dies, unless the weakref has died first.
+   */
+  weakref(o: number, callback?: WeakrefCallback): number {
+    this.#address('weakref', o);
+    if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function');
+    const wr = this.exports().weakrefNew(o, callback ? 1 : 0) >>> 0;
+    if (wr === 0) throw this.#error('weakref', o, this.#ex.objectError(), 'weakly referenceable');
+    if (callback) this.#callbacks.set(wr, callback);
+    return wr;
+  }
+
+  /** The weakref's referent (borrowed), or null once it has died. */
+  weakrefGet(wr: number): number | null {
+    this.#address('weakrefGet', wr);
+    const o = this.exports().weakrefGet(wr);
+    if (o === FAILED) throw this.#error('weakrefGet', wr, this.#ex.objectError(), 'a weakref');
+    return o === 0 ? null : o >>> 0;
+  }
+
+  // ───────────── called from Wasm (through ObjectImports) ─────────────
+
+  runFinalizer(o: number): void {
+    const entry = this.#types.get(this.#typeWord(o));
+    if (!entry?.finalizer) return;
+    try {
+      entry.finalizer(o);
+    } catch (error) {
+      this.reportUnraisable(error, o, `Exception ignored in: <finalizer of ${this.#describe(o)}>`);
+    }
+  }
+
+  runWeakrefCallback(wr: number): void {
+    const callback = this.#callbacks.get(wr);
+    if (!callback) return;
+    try {
+      callback(wr);
+    } catch (error) {
+      this.reportUnraisable(error, wr, `Exception ignored in: <callback of ${this.#describe(wr)}>`);
+    }
+  }
+
+  dropWeakrefCallback(wr: number): void {
+    this.#callbacks.delete(wr);
+  }
+
+  reportUnraisable(error: unknown, object: number, message: string): void {
+    try {
+      this.unraisableHook({ error, object, message });
+    } catch (hookError) {
+      // CPython falls back to the default hook when the hook itself fails.
+      this.gc.stderr(`${message}\n${String(error)}\n(unraisableHook failed: ${String(hookError)})\n`);
+    }
+  }
+
+  /** `<Node object at 0x...>`, as CPython's default repr reads. */
+  #describe(o: number): string {
+    return `<${this.#types.get(this.#typeWord(o))?.type.name ?? 'object'} object at ${hex(o)}>`;
+  }
+
+  /** CPython's debug output names an object as `<Node 0x...>`. */
+  debugName(o: number): string {
+    return `<${this.#types.get(this.#typeWord(o))?.type.name ?? 'object'} 0x${o.toString(16)}>`;
+  }
+
+  /** The type word of an object Wasm handed over (so known to be live). */
+  #typeWord(o: number): number {
+    if (this.#u32.buffer !== this.#ex.memory.buffer) this.#u32 = new Uint32Array(this.#ex.memory.buffer);
+    return this.#u32[(o + 4) >>> 2];
+  }
+
+  // ───────────── errors ─────────────
+
+  #address(operation: string, o: unknown): asserts o is number {
+    if (!isAddress(o)) throw addressError(`${operation}: address`, o);
+  }
+
+
+  #typeAddress(operation: string, type: ObjectType | undefined, kind: ObjectKind): number {
+    this.exports();
+    const entry = type && this.#types.get(type.address);
+    if (!entry) {
+      throw new TypeError(`${operation}: type must be a type returned by defineType`);
+    }
+    if (entry.type.kind !== kind) throw new TypeError(`${operation}: ${entry.type.name} is a '${entry.type.kind}' type, not '${kind}'`);
+    return entry.type.address;
+  }
+
+  #made(operation: string, address: number): number {
+    if (address === 0) throw this.#error(operation, 0, this.#ex.objectError(), '');
+    return address >>> 0;
+  }
+
+  #error(operation: string, o: number, status: number, what: string, index = 0, value = 0): Error {
+    switch (status) {
+      case NOT_AN_OBJECT:
+        return new InvalidObjectError(operation, o);
+      case BAD_VALUE:
+        return new InvalidObjectError(operation, value, 'bad-value');
+      case INDEX: {
+        const n = this.#ex.objectLength(o) >>> 0;
+        return new RangeError(`${operation}(${hex(o)}): index ${index} is out of range for ${this.#describe(o)} with ${n} references`);
+      }
+      case WRONG_KIND:
+        return new ObjectTypeError(operation, o, `${this.#describe(o)} is not ${what}`);
+      case OUT_OF_MEMORY:
+        return new OutOfMemoryError(operation, 0, this.#ex.memory.buffer.byteLength, this.#maxMemory);
+      default:
+        return new Error(`${operation}(${hex(o)}): the heap reported error ${status}`);
+    }
+  }
+}

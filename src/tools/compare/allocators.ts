@@ -1,0 +1,255 @@
+// The allocators a comparison runs: each a Wasm module in build/peers/ (built by
+// scripts/build-peers.sh) with the driver ABI of peers/README.md: churn, replay_init,
+// replay_ops, replay_capacity, replay_table, replay_run. The pymalloc modules also export the
+// core's stats(), arenaMap() and IO buffer (peers/pymalloc/driver.ts).
+//
+// It is the one loader of these modules: the CLI (from dist/, with plain node), the benchmarks
+// and the tests all use it. Each module is compiled once per process and instantiated afresh
+// for every replay: every replay starts from an untouched heap.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { AllocatorError, AllocatorUnavailableError, UsageError } from './errors.js';
+
+export const ALLOCATOR_NAMES = ['pymalloc-3.12', 'pymalloc-3.7', 'tlsf', 'bump', 'dlmalloc', 'mimalloc'] as const;
+
+export type AllocatorName = (typeof ALLOCATOR_NAMES)[number];
+
+/** The geometry preset of each pymalloc module (scripts/build-peers.sh's --use flags). */
+export const PYMALLOC_PRESETS = {
+  'pymalloc-3.12': 'cpython-3.12',
+  'pymalloc-3.7': 'cpython-3.7',
+} as const;
+
+export type PymallocName = keyof typeof PYMALLOC_PRESETS;
+
+export function isPymalloc(name: string): name is PymallocName {
+  return Object.hasOwn(PYMALLOC_PRESETS, name);
+}
+
+/** The repository root: this file is src/tools/compare/ or dist/compare/. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export const DEFAULT_WASM_DIR = join(PACKAGE_ROOT, 'build', 'peers');
+
+const C_PEERS: readonly string[] = ['dlmalloc', 'mimalloc'];
+
+/** What to run for an allocator that is not built. */
+export function buildHint(name: AllocatorName): string {
+  return C_PEERS.includes(name)
+    ? 'run scripts/install-peer-toolchain.sh and scripts/build-peers.sh'
+    : 'run scripts/build-peers.sh';
+}
+
+/** The exports of every allocator module. */
+interface DriverExports {
+  memory: WebAssembly.Memory;
+  churn(live: number, steps: number, seed: number, maxSize: number): number;
+  replay_init(maxIds: number): number;
+  replay_ops(): number;
+  replay_capacity(): number;
+  replay_table(): number;
+  replay_run(count: number): number;
+}
+
+/** The pymalloc modules' extra exports (peers/pymalloc/driver.ts). */
+interface IntrospectionExports {
+  stats(): void;
+  arenaMap(): number;
+  ioBuffer(): number;
+  ioWords(): number;
+}
+
+/** A fresh instance of one allocator module. */
+export interface WasmAllocator {
+  readonly name: AllocatorName;
+  /** `memory.buffer.byteLength` is the module's committed memory. */
+  readonly memory: WebAssembly.Memory;
+  /** Ops the op buffer holds. */
+  readonly replayCapacity: number;
+  /** The churn loop of peers/README.md; 0 iff an allocation failed. */
+  churn(live: number, steps: number, seed: number, maxSize: number): number;
+  /**
+   * Reserves the id table and the op buffer with memory.grow, before the allocator grows memory.
+   * @throws AllocatorError when memory cannot grow
+   */
+  replayInit(maxIds: number): void;
+  /** A live view of the op buffer (rebuilt after memory grows). */
+  replayOps(): Uint32Array;
+  /** A live view of the id table: the address each id holds (0 when freed or never allocated). */
+  replayTable(): Uint32Array;
+  /** Runs the first `count` ops of the op buffer: -1, or the index of the first op that failed. */
+  replayRun(count: number): number;
+  /** pymalloc only: copies of the statistics and arena map records of the IO buffer. */
+  readonly introspection?: {
+    stats(): Uint32Array;
+    arenaMap(): Uint32Array;
+  };
+}
+
+export interface AllocatorOptions {
+  /**
+   * Directory that holds `<name>.wasm`.
+   * @default build/peers/ of this package
+   */
+  wasmDir?: string;
+}
+
+/** Throws UsageError unless every name is an allocator; the message lists the valid ones. */
+export function parseAllocatorNames(names: readonly string[]): AllocatorName[] {
+  const unknown = names.filter((name) => !(ALLOCATOR_NAMES as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown allocator ${unknown.map((n) => `"${n}"`).join(', ')}: valid names are ${ALLOCATOR_NAMES.join(', ')}`);
+  }
+  return names as AllocatorName[];
+}
+
+function wasmPath(name: AllocatorName, options: AllocatorOptions): string {
+  return join(options.wasmDir ?? DEFAULT_WASM_DIR, `${name}.wasm`);
+}
+
+/** Names of the allocators whose module has been built, in ALLOCATOR_NAMES order. */
+export function builtAllocators(options: AllocatorOptions = {}): AllocatorName[] {
+  return ALLOCATOR_NAMES.filter((name) => existsSync(wasmPath(name, options)));
+}
+
+// ---- the WASI functions the C modules import ----------------------------------------------------
+// They run no program: no arguments, no environment, no files. Output to stdout or stderr goes to
+// the host's stderr, so that an allocator's warning never mixes into a report on stdout.
+
+const WASI = 'wasi_snapshot_preview1';
+const ERRNO_SUCCESS = 0;
+const ERRNO_BADF = 8;
+const ERRNO_SPIPE = 70;
+const CLOCK_REALTIME = 0;
+
+type WasiFunction = (...args: never[]) => number | void;
+
+function wasiImports(name: AllocatorName, module: WebAssembly.Module, memory: () => WebAssembly.Memory): WebAssembly.Imports {
+  const data = () => new DataView(memory().buffer);
+  const noStrings = (countAt: number, bytesAt: number) => {
+    data().setUint32(countAt, 0, true);
+    data().setUint32(bytesAt, 0, true);
+    return ERRNO_SUCCESS;
+  };
+  const functions: Record<string, WasiFunction> = {
+    args_sizes_get: noStrings,
+    args_get: () => ERRNO_SUCCESS,
+    environ_sizes_get: noStrings,
+    environ_get: () => ERRNO_SUCCESS,
+    clock_time_get: (clock: number, _precision: bigint, at: number) => {
+      const now = clock === CLOCK_REALTIME ? BigInt(Date.now()) * 1_000_000n : process.hrtime.bigint();
+      data().setBigUint64(at, now, true);
+      return ERRNO_SUCCESS;
+    },
+    fd_write: (fd: number, iovecs: number, count: number, writtenAt: number) => {
+      if (fd !== 1 && fd !== 2) return ERRNO_BADF;
+      let written = 0;
+      for (let i = 0; i < count; i++) {
+        const base = data().getUint32(iovecs + 8 * i, true);
+        const length = data().getUint32(iovecs + 8 * i + 4, true);
+        process.stderr.write(new Uint8Array(memory().buffer, base, length).slice());
+        written += length;
+      }
+      data().setUint32(writtenAt, written, true);
+      return ERRNO_SUCCESS;
+    },
+    fd_close: () => ERRNO_BADF,
+    fd_fdstat_get: () => ERRNO_BADF,
+    fd_seek: () => ERRNO_SPIPE,
+    sched_yield: () => ERRNO_SUCCESS,
+    random_get: (at: number, length: number) => {
+      const bytes = new Uint8Array(memory().buffer, at, length);
+      for (let done = 0; done < length; done += 65536) crypto.getRandomValues(bytes.subarray(done, done + 65536));
+      return ERRNO_SUCCESS;
+    },
+    proc_exit: (code: number) => {
+      throw new AllocatorError(name, `called proc_exit(${code})`);
+    },
+  };
+  const wanted = WebAssembly.Module.imports(module);
+  const missing = wanted.filter((i) => i.module !== WASI || !Object.hasOwn(functions, i.name));
+  if (missing.length > 0) {
+    throw new AllocatorError(name, `imports no stub provides: ${missing.map((i) => `${i.module}.${i.name}`).join(', ')}`);
+  }
+  return wanted.length === 0 ? {} : { [WASI]: Object.fromEntries(wanted.map((i) => [i.name, functions[i.name]])) };
+}
+
+// ---- loading ------------------------------------------------------------------------------------
+
+const modules = new Map<string, WebAssembly.Module>();
+
+function compile(name: AllocatorName, path: string): WebAssembly.Module {
+  let module = modules.get(path);
+  if (module === undefined) {
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = new Uint8Array(readFileSync(path));
+    } catch (cause) {
+      throw new AllocatorUnavailableError(name, path, buildHint(name), { cause });
+    }
+    module = new WebAssembly.Module(bytes);
+    modules.set(path, module);
+  }
+  return module;
+}
+
+/** A view of `words()` u32 at `address()`, rebuilt whenever memory growth replaced the buffer. */
+function liveView(memory: WebAssembly.Memory, address: () => number, words: () => number): () => Uint32Array {
+  let view = new Uint32Array(0);
+  return () => {
+    if (view.buffer !== memory.buffer || view.length !== words()) {
+      view = new Uint32Array(memory.buffer, address(), words());
+    }
+    return view;
+  };
+}
+
+/**
+ * A fresh instance of the named allocator.
+ * @throws UsageError for an unknown name
+ * @throws AllocatorUnavailableError when its module has not been built
+ */
+export async function loadAllocator(name: AllocatorName, options: AllocatorOptions = {}): Promise<WasmAllocator> {
+  parseAllocatorNames([name]);
+  const module = compile(name, wasmPath(name, options));
+  let exported: (DriverExports & Partial<IntrospectionExports>) | undefined;
+  const instance = await WebAssembly.instantiate(module, wasiImports(name, module, () => exported!.memory));
+  exported = instance.exports as unknown as DriverExports & Partial<IntrospectionExports>;
+  const wasm = exported;
+  const replayCapacity = wasm.replay_capacity();
+  const ops = liveView(wasm.memory, () => wasm.replay_ops() >>> 0, () => replayCapacity * 3);
+  let tableIds = 0;
+  const allocator: WasmAllocator = {
+    name,
+    memory: wasm.memory,
+    replayCapacity,
+    churn: (live, steps, seed, maxSize) => wasm.churn(live, steps, seed, maxSize) >>> 0,
+    replayInit(maxIds) {
+      const status = wasm.replay_init(maxIds);
+      if (status !== 0) throw new AllocatorError(name, `cannot reserve an id table of ${maxIds} entries (status ${status})`);
+      tableIds = Math.max(tableIds, maxIds);
+    },
+    replayOps: ops,
+    replayTable: liveView(wasm.memory, () => wasm.replay_table() >>> 0, () => tableIds),
+    replayRun: (count) => wasm.replay_run(count),
+  };
+  if (wasm.stats !== undefined && wasm.arenaMap !== undefined && wasm.ioBuffer !== undefined && wasm.ioWords !== undefined) {
+    const { stats, arenaMap, ioBuffer, ioWords } = wasm as IntrospectionExports & DriverExports;
+    const io = () => new Uint32Array(wasm.memory.buffer, ioBuffer() >>> 0, ioWords());
+    return {
+      ...allocator,
+      introspection: {
+        stats: () => (stats(), io().slice()),
+        arenaMap: () => {
+          arenaMap();
+          const words = io();
+          return words.slice(0, words[6]);
+        },
+      },
+    };
+  }
+  return allocator;
+}
