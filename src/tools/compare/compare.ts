@@ -6,15 +6,19 @@ import { nativeReplay, type NativeResult } from './native.js';
 import { replay, type ReplayResult } from './replay.js';
 import { resolveWorkload, SYNTHETIC_WORKLOADS, TRACE_PREFIX, type Workload } from './workloads.js';
 import { PACKAGE_ROOT } from './allocators.js';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 
-/** The real trace the repository ships. */
-export const SHIPPED_TRACE = join(PACKAGE_ROOT, 'traces', 'python-json.trace.gz');
+/** The traces of real programs the package ships, in traces/ (its README says how each was recorded). */
+export const SHIPPED_TRACES: readonly string[] = [
+  'python-json', 'py-ast', 'perl-hash', 'sqlite', 'jq-group', 'git-log', 'cc1',
+].map((name) => join(PACKAGE_ROOT, 'traces', `${name}.trace.gz`));
 
-/** The default workloads: every synthetic one and the shipped trace. */
+/** The first of them: CPython building, encoding and decoding JSON. */
+export const SHIPPED_TRACE = SHIPPED_TRACES[0]!;
+
+/** The default workloads: every synthetic one and every shipped trace. */
 export function defaultWorkloads(): string[] {
-  const path = relative(process.cwd(), SHIPPED_TRACE) || SHIPPED_TRACE;
-  return [...SYNTHETIC_WORKLOADS, `${TRACE_PREFIX}${path}`];
+  return [...SYNTHETIC_WORKLOADS, ...SHIPPED_TRACES.map((path) => `${TRACE_PREFIX}${path}`)];
 }
 
 export interface CompareOptions {
