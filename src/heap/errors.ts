@@ -1,4 +1,4 @@
-/** Why an address was refused; the Status codes of assembly/common.ts, by name. */
+/** Why an address was refused; the Status codes of assembly/memory/header.ts, by name. */
 export type InvalidAddressReason =
   | 'not-allocated'
   | 'misaligned'
@@ -46,7 +46,7 @@ export class OutOfMemoryError extends Error {
   }
 }
 
-/** The invariants check() verifies, by the Broken codes of assembly/check.ts. */
+/** The invariants check() verifies, by their codes (assembly/heap/check.ts lists every layer's). */
 export const INVARIANTS = [
   'none',
   'arena map: the map does not cover exactly the attached arenas',

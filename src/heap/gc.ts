@@ -117,7 +117,7 @@ export class GcModule {
     return this.#space.exports().gcCollect(generation) >>> 0;
   }
 
-  /** [count0, count1, count2]: see the counting rules in assembly/gc.ts. */
+  /** [count0, count1, count2]: see the counting rules in assembly/gc/collector.ts. */
   getCount(): [number, number, number] {
     const ex = this.#space.exports();
     return [ex.gcGetCount(0) >>> 0, ex.gcGetCount(1) >>> 0, ex.gcGetCount(2) >>> 0];

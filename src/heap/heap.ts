@@ -11,7 +11,7 @@ import {
 } from './objects.js';
 import type { GcModule } from './gc.js';
 
-/** The exports of assembly/index.ts. Addresses come back as i32: callers apply >>> 0. */
+/** The exports of assembly/abi/index.ts. Addresses come back as i32: callers apply >>> 0. */
 interface CoreExports extends ObjectExports {
   memory: WebAssembly.Memory;
   heapInit(alignmentShift: number, threshold: number, poolShift: number, arenaShift: number, maxPages: number): number;
@@ -31,7 +31,7 @@ interface CoreExports extends ObjectExports {
   errorAddress(): number;
 }
 
-/** Status codes of assembly/common.ts. */
+/** Status codes of assembly/memory/header.ts. */
 const OUT_OF_MEMORY = 1;
 const BAD_GEOMETRY = 7;
 const REASONS: Record<number, InvalidAddressReason> = {

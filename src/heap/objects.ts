@@ -80,7 +80,7 @@ export interface UnraisableInfo {
 const KIND_CODES = { fixed: 1, tuple: 2, list: 3 } as const;
 const BUILTINS = ['int', 'str', 'tuple', 'list', 'weakref'] as const;
 
-// ObjectError codes of assembly/object.ts.
+// ObjectError codes of assembly/objects/object.ts.
 const NOT_AN_OBJECT = 1;
 const BAD_VALUE = 2;
 const INDEX = 3;
@@ -89,7 +89,7 @@ const OUT_OF_MEMORY = 5;
 const TOO_MANY_TYPES = 6;
 /** FAILED (2^32 - 1) as the i32 the ABI returns it as. */
 const FAILED = -1;
-/** Refcounts from here up are immortal (assembly/object.ts). */
+/** Refcounts from here up are immortal (assembly/objects/object.ts). */
 const IMMORTAL = 0x3fff_ffff;
 
 function isAddress(value: unknown): value is number {

@@ -59,7 +59,7 @@ export interface HeapStats {
   };
 }
 
-/** Word offsets of the statistics record (assembly/stats.ts). */
+/** Word offsets of the statistics record (assembly/heap/stats.ts). */
 const SUMMARY = 1 + 3 * 64;
 
 export function decodeStats(words: Uint32Array, config: HeapConfig): HeapStats {

@@ -91,6 +91,77 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
     for (const painted of inked) expect(painted).toBeGreaterThan(100);
   });
 
+  it('answers at a glance: a fragmentation and an ns/op matrix, one row per workload, the best marked', async () => {
+    const matrices = await tab.evaluate(() =>
+      ['matrix-fragmentation', 'matrix-ns'].map((id) => {
+        const table = document.getElementById(id)!;
+        const head = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent);
+        const rows = Array.from(table.querySelectorAll('tbody tr')).map((tr) => ({
+          workload: tr.cells[0].textContent,
+          best: Array.from(tr.querySelectorAll('td.best')).map((td) => head[(td as HTMLTableCellElement).cellIndex]),
+          values: Array.from(tr.querySelectorAll('td.n')).map((td) => Number.parseFloat(td.textContent!)),
+        }));
+        return { head, rows };
+      }),
+    );
+    for (const { head, rows } of matrices) {
+      expect(head).toEqual(['workload', ...ALLOCATORS, 'native glibc (not Wasm)']);
+      expect(rows.map((r) => r.workload)).toEqual(WORKLOADS);
+      for (const row of rows) {
+        // The best is the smallest Wasm figure of the row (the last column is native glibc).
+        const wasm = row.values.slice(0, ALLOCATORS.length);
+        const best = Math.min(...wasm);
+        expect(row.best).toEqual(ALLOCATORS.filter((_, i) => wasm[i] === best));
+      }
+    }
+    for (const value of matrices[0].rows.flatMap((r) => r.values)) expect(value).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps every shown footprint line apart from the others, and would not with bump shown', async () => {
+    // Two allocators whose peak footprints differ by 10% or more must be drawn at least 4 px
+    // apart at their peaks: otherwise one line hides the other on the chart.
+    const apart = await tab.evaluate(() => {
+      type Point = { y: number };
+      type Dataset = { allocator?: string; data: Point[] };
+      type ChartLike = {
+        data: { datasets: Dataset[] };
+        isDatasetVisible(i: number): boolean;
+        setDatasetVisibility(i: number, visible: boolean): void;
+        update(): void;
+        scales: { y: { getPixelForValue(v: number): number } };
+      };
+      const squashed = (chart: ChartLike) => {
+        const peaks = chart.data.datasets
+          .map((d, i) => ({ d, i }))
+          .filter(({ d, i }) => d.allocator !== undefined && chart.isDatasetVisible(i))
+          .map(({ d }) => ({ allocator: d.allocator!, peak: Math.max(...d.data.map((p) => p.y)) }));
+        const pairs: string[] = [];
+        for (const a of peaks) {
+          for (const b of peaks) {
+            if (a.allocator >= b.allocator || Math.abs(a.peak - b.peak) < 0.1 * Math.max(a.peak, b.peak)) continue;
+            const px = Math.abs(chart.scales.y.getPixelForValue(a.peak) - chart.scales.y.getPixelForValue(b.peak));
+            if (px < 4) pairs.push(`${a.allocator}/${b.allocator}`);
+          }
+        }
+        return pairs;
+      };
+      const charts = (window as unknown as { footprintCharts: ChartLike[] }).footprintCharts;
+      const shown = charts.map(squashed);
+      const withBump = charts.map((chart) => {
+        chart.data.datasets.forEach((d, i) => d.allocator === 'bump' && chart.setDatasetVisibility(i, true));
+        chart.update();
+        const pairs = squashed(chart);
+        chart.data.datasets.forEach((d, i) => d.allocator === 'bump' && chart.setDatasetVisibility(i, false));
+        chart.update();
+        return pairs;
+      });
+      return { shown, withBump };
+    });
+    expect(apart.shown).toEqual(WORKLOADS.map(() => []));
+    // bump on interleaved reaches hundreds of times the live bytes: the others collapse.
+    expect(apart.withBump[WORKLOADS.indexOf('interleaved')].length).toBeGreaterThan(0);
+  });
+
   it('makes a screenshot that is a real PNG', async () => {
     await tab.screenshot({ path: SCREENSHOT, fullPage: true });
     const png = await readFile(SCREENSHOT);

@@ -29,7 +29,7 @@ export function isPymalloc(name: string): name is PymallocName {
   return Object.hasOwn(PYMALLOC_PRESETS, name);
 }
 
-/** The repository root: this file is src/tools/compare/ or dist/compare/. */
+/** The repository root: this file is src/tools/compare/ or dist/tools/compare/. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export const DEFAULT_WASM_DIR = join(PACKAGE_ROOT, 'build', 'peers');

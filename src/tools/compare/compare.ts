@@ -61,7 +61,10 @@ export interface SkippedAllocator {
 export interface WorkloadInfo {
   name: string;
   description: string;
+  /** The workload's own ops: what a trace holds, or what a synthetic workload generates. */
   ops: number;
+  /** Frees appended after them, one per block still live at the end, so the final footprint is the peak. */
+  appendedFrees: number;
 }
 
 export interface Comparison {
@@ -94,7 +97,7 @@ export async function compare(options: CompareOptions = {}): Promise<Comparison>
   const comparison: Comparison = { workloads: [], results: [], native: [], skipped };
   for (const workload of workloads) {
     const shape = await workload.shape();
-    comparison.workloads.push({ name: workload.name, description: workload.description, ops: shape.ops });
+    comparison.workloads.push({ name: workload.name, description: workload.description, ops: shape.ops, appendedFrees: shape.liveAtEnd });
     for (const allocator of allocators) {
       const label = `${workload.name} on ${allocator}`;
       comparison.results.push(

@@ -1,11 +1,11 @@
-// pymalloc's internals as a comparison sees them: the statistics record (assembly/stats.ts) and
-// the arena map record (assembly/introspect.ts), read from a pymalloc allocator module.
+// pymalloc's internals as a comparison sees them: the statistics record (assembly/heap/stats.ts) and
+// the arena map record (assembly/heap/introspect.ts), read from a pymalloc allocator module.
 
 import { resolveConfig, type HeapConfig } from '../../heap/config.js';
 import { decodeStats, formatDebugMallocStats } from '../../heap/stats.js';
 import { PYMALLOC_PRESETS, type PymallocName } from './allocators.js';
 
-/** States of a pool in the arena map, in the order of assembly/introspect.ts's PoolState. */
+/** States of a pool in the arena map, in the order of assembly/heap/introspect.ts's PoolState. */
 export const POOL_STATES = ['never-used', 'empty', 'used', 'full'] as const;
 
 export type PoolState = (typeof POOL_STATES)[number];
@@ -36,7 +36,7 @@ export interface ArenaMap {
   arenas: ArenaRecord[];
 }
 
-/** Word offsets of the two records (assembly/introspect.ts, assembly/stats.ts). */
+/** Word offsets of the two records (assembly/heap/introspect.ts, assembly/heap/stats.ts). */
 const MAP_HEADER_WORDS = 8;
 const ARENA_RECORD_WORDS = 4;
 const POOL_RECORD_WORDS = 2;

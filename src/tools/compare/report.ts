@@ -1,17 +1,24 @@
 // Reports of a comparison: the summary table for a terminal, and report/index.html, a single
 // self-contained page (Chart.js inlined, data embedded) that works opened from disk, offline.
 //
-// The page holds: the summary table; per workload, live bytes and each allocator's footprint
-// along the trace; fragmentation per workload and allocator; and per pymalloc allocator and
-// workload, a map of its arenas at the end of the workload (one cell per pool, coloured by
-// state and fullness), where an arena kept alive by a handful of blocks stands out.
+// The page answers "which allocator is most compact, which fastest, on this workload" first: two
+// matrices (workloads x allocators, fragmentation and ns/op, the best of each row marked, ratios
+// to pymalloc-3.12 beneath). Then per workload, live bytes and each allocator's footprint along
+// the trace; fragmentation per workload and allocator; per pymalloc allocator and workload, a
+// map of its arenas at the end (one cell per pool, coloured by state and fullness), where an
+// arena kept alive by a handful of blocks stands out; and last the full table.
+//
+// Readability rules of the charts: bump (a pointer that never frees: 4x to 460x the live bytes)
+// starts hidden, since its scale would squash every other line against the axis (its legend
+// entry shows it); axes end at the data; fragmentation is linear from 1; each allocator has
+// its own colour and dash pattern.
 
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-import type { Comparison } from './compare.js';
+import type { Comparison, WorkloadInfo } from './compare.js';
 import type { NativeResult } from './native.js';
 import type { ArenaMap } from './pymalloc.js';
 import type { ReplayResult } from './replay.js';
@@ -26,10 +33,71 @@ function mib(bytes: number): string {
 
 type Row = ReplayResult | NativeResult;
 
+/** The allocator the matrices give ratios to. */
+export const REFERENCE_ALLOCATOR = 'pymalloc-3.12';
+
+/** Allocators drawn hidden at first: their scale would hide everyone else's differences. */
+export const HIDDEN_AT_FIRST: readonly string[] = ['bump'];
+
+/** A workload's name as shown: a shipped or given trace by its file's base name. */
+export function workloadLabel(name: string): string {
+  const match = /^trace:(?:.*\/)?([^/]+?)(?:\.trace)?(?:\.gz)?$/.exec(name);
+  return match ? `trace:${match[1]}` : name;
+}
+
+/** One matrix: a row per workload, a cell per allocator (undefined where it did not run). */
+interface Matrix {
+  title: string;
+  allocators: string[];
+  rows: { workload: string; cells: (number | undefined)[]; best: number }[];
+  format: (value: number) => string;
+}
+
+function matrix(comparison: Comparison, title: string, figure: (row: Row) => number, format: (value: number) => string): Matrix {
+  const allocators = [...new Set(comparison.results.map((r) => r.allocator as string))];
+  if (comparison.native.length > 0) allocators.push(comparison.native[0].allocator);
+  const rows = comparison.workloads.map(({ name }) => {
+    const cells = allocators.map((allocator) => {
+      const row = [...comparison.results, ...comparison.native].find((r) => r.workload === name && r.allocator === allocator);
+      return row === undefined ? undefined : figure(row);
+    });
+    // The best of the row among the Wasm allocators: native glibc is the reference, not a contender.
+    const contenders = cells.map((v, i) => (i < allocators.length - (comparison.native.length > 0 ? 1 : 0) ? v : undefined));
+    const best = Math.min(...contenders.filter((v): v is number => v !== undefined && v > 0));
+    return { workload: workloadLabel(name), cells, best };
+  });
+  return { title, allocators, rows, format };
+}
+
+function matrices(comparison: Comparison): Matrix[] {
+  return [
+    matrix(comparison, 'fragmentation (peak footprint / peak live; lower is better)', (r) => r.fragmentation, (v) => v.toFixed(2)),
+    matrix(comparison, 'ns per op (lower is better)', (r) => r.nsPerOp, (v) => v.toFixed(1)),
+  ];
+}
+
+/** ratio of a cell to the reference allocator's in the same row, as "x0.93". */
+function ratioText(m: Matrix, cells: (number | undefined)[], i: number): string {
+  const ref = m.allocators.indexOf(REFERENCE_ALLOCATOR);
+  const value = cells[i];
+  if (ref < 0 || i === ref || value === undefined || !cells[ref]) return '';
+  return `x${(value / cells[ref]!).toFixed(2)}`;
+}
+
+function formatMatrix(m: Matrix): string[] {
+  const head = ['workload', ...m.allocators];
+  const body = m.rows.map((row) => [
+    row.workload,
+    ...row.cells.map((v, i) => (v === undefined ? '-' : `${m.format(v)}${v === row.best ? '*' : ' '}${ratioText(m, row.cells, i).padStart(6)}`)),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (values: string[]) => values.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ').trimEnd();
+  return [m.title, line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
+}
+
 const COLUMNS: readonly { title: string; cell: (row: Row) => string; left?: boolean }[] = [
-  { title: 'workload', cell: (r) => r.workload, left: true },
+  { title: 'workload', cell: (r) => workloadLabel(r.workload), left: true },
   { title: 'allocator', cell: (r) => r.allocator, left: true },
-  { title: 'ops', cell: (r) => String(r.ops) },
   { title: 'ns/op', cell: (r) => r.nsPerOp.toFixed(1) },
   { title: 'peak live MiB', cell: (r) => mib(r.peakLiveBytes) },
   { title: 'peak footprint MiB', cell: (r) => mib(r.peakFootprintBytes) },
@@ -57,6 +125,12 @@ export function formatSummary(comparison: Comparison): string {
     for (const row of group) out.push(line(row));
     out.push('');
   }
+  out.push('ops per workload (each replay runs them, then one free per block still live, so that the');
+  out.push('final footprint is the peak):');
+  for (const w of comparison.workloads) out.push(`  ${workloadLabel(w.name)}: ${w.ops} ops + ${w.appendedFrees} frees appended`);
+  out.push('');
+  for (const m of matrices(comparison)) out.push(...formatMatrix(m), '');
+  out.push(`* best Wasm allocator of the row; xN.NN: ratio to ${REFERENCE_ALLOCATOR}.`);
   out.push('footprint: committed Wasm memory above the module\'s baseline (Wasm memory never shrinks, so');
   out.push('final = peak); fragmentation = peak footprint / peak live bytes (Johnstone & Wilson).');
   if (comparison.native.length > 0) {
@@ -118,7 +192,8 @@ function summarizeMap(map: ArenaMap): MapSummary {
 /** What the page's script draws from: the results without what it does not need. */
 function pageData(comparison: Comparison) {
   return {
-    workloads: comparison.workloads,
+    workloads: comparison.workloads.map((w) => ({ ...w, label: workloadLabel(w.name) })),
+    hiddenAtFirst: HIDDEN_AT_FIRST,
     results: comparison.results.map(({ arenaMap, debugMallocStats: _stats, ...rest }) => ({
       ...rest,
       arenaMap: arenaMap && {
@@ -147,15 +222,35 @@ function summaryTableHtml(comparison: Comparison): string {
   return `<table id="summary"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
+function matrixHtml(m: Matrix, id: string): string {
+  const head = ['workload', ...m.allocators].map((h) => `<th>${escapeHtml(h)}</th>`).join('');
+  const body = m.rows
+    .map((row) => {
+      const cells = row.cells
+        .map((v, i) => {
+          if (v === undefined) return '<td class="n">-</td>';
+          const best = v === row.best;
+          const ratio = ratioText(m, row.cells, i);
+          return `<td class="n${best ? ' best' : ''}"${best ? ' title="best of the row"' : ''}>${escapeHtml(m.format(v))}${best ? ' ★' : ''}${ratio ? `<br><small>${ratio}</small>` : ''}</td>`;
+        })
+        .join('');
+      return `<tr><td>${escapeHtml(row.workload)}</td>${cells}</tr>`;
+    })
+    .join('\n');
+  return `<h3>${escapeHtml(m.title)}</h3><table class="matrix" id="${id}"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
 const STYLE = `
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 13px; } td, th { padding: 2px 8px; border-bottom: 1px solid #eee; }
 th { text-align: left; background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.native td { font-style: italic; color: #555; }
+table.matrix td.best { font-weight: bold; background: #e6f4ea; } table.matrix small { color: #666; }
 .chart { position: relative; height: 320px; margin: 1em 0 2em; }
 .note { color: #555; font-size: 13px; max-width: 60em; }
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: middle; border: 1px solid #999; }
+.legend span.gradient { width: 96px; }
 canvas.arenas { border: 1px solid #ddd; image-rendering: pixelated; }
 details { margin: .5em 0; }
 `;
@@ -165,37 +260,44 @@ const PAGE_SCRIPT = `
 const data = JSON.parse(document.getElementById('data').textContent);
 const MiB = 1024 * 1024;
 const palette = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
+const dashes = [[], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4], [12, 6], [1, 2], [6, 2, 2, 2]];
 const allocators = [...new Set(data.results.map((r) => r.allocator))];
 const colour = (name) => palette[allocators.indexOf(name) % palette.length];
+const dash = (name) => dashes[allocators.indexOf(name) % dashes.length];
+const hiddenAtFirst = (name) => data.hiddenAtFirst.includes(name);
 Chart.defaults.animation = false;
 let charts = 0;
+window.footprintCharts = [];
 data.workloads.forEach((workload, w) => {
   const results = data.results.filter((r) => r.workload === workload.name);
   if (results.length === 0) return;
   const first = results[0].samples;
+  const lastOp = first.op[first.op.length - 1];
   const datasets = [{
     label: 'live bytes requested', borderColor: '#000', borderDash: [6, 3], pointRadius: 0, borderWidth: 2,
     data: first.op.map((op, i) => ({ x: op, y: first.liveBytes[i] / MiB })),
   }, ...results.map((r) => ({
-    label: r.allocator + ' footprint', borderColor: colour(r.allocator), pointRadius: 0, borderWidth: 1.5,
+    label: r.allocator + ' footprint', allocator: r.allocator, borderColor: colour(r.allocator), borderDash: dash(r.allocator),
+    pointRadius: 0, borderWidth: 2, hidden: hiddenAtFirst(r.allocator),
     data: r.samples.op.map((op, i) => ({ x: op, y: r.samples.footprintBytes[i] / MiB })),
   }))];
-  new Chart(document.getElementById('curve-' + w), {
+  window.footprintCharts.push(new Chart(document.getElementById('curve-' + w), {
     type: 'line', data: { datasets },
     options: { maintainAspectRatio: false, parsing: false, normalized: true,
-      scales: { x: { type: 'linear', title: { display: true, text: 'op' } }, y: { title: { display: true, text: 'MiB' }, beginAtZero: true } },
-      plugins: { title: { display: true, text: workload.name + ': live bytes and footprint along the trace' } } },
-  });
+      scales: { x: { type: 'linear', min: 0, max: lastOp, title: { display: true, text: 'op' } },
+        y: { bounds: 'data', beginAtZero: true, title: { display: true, text: 'MiB' } } },
+      plugins: { title: { display: true, text: workload.label + ': live bytes and footprint along the trace' } } },
+  }));
   charts++;
 });
-const labels = data.workloads.map((w) => w.name);
-const fragSets = allocators.map((a) => ({ label: a, backgroundColor: colour(a),
-  data: labels.map((w) => { const r = data.results.find((x) => x.workload === w && x.allocator === a); return r ? r.fragmentation : null; }) }));
+const labels = data.workloads.map((w) => w.label);
+const fragSets = allocators.map((a) => ({ label: a, backgroundColor: colour(a), hidden: hiddenAtFirst(a),
+  data: data.workloads.map((w) => { const r = data.results.find((x) => x.workload === w.name && x.allocator === a); return r ? r.fragmentation : null; }) }));
 if (data.native.length > 0) fragSets.push({ label: 'native glibc (not Wasm)', backgroundColor: '#bbb', borderColor: '#555', borderWidth: 1,
-  data: labels.map((w) => { const r = data.native.find((x) => x.workload === w); return r ? r.fragmentation : null; }) });
-new Chart(document.getElementById('fragmentation'), {
+  data: data.workloads.map((w) => { const r = data.native.find((x) => x.workload === w.name); return r ? r.fragmentation : null; }) });
+window.fragmentationChart = new Chart(document.getElementById('fragmentation'), {
   type: 'bar', data: { labels, datasets: fragSets },
-  options: { maintainAspectRatio: false, scales: { y: { type: 'logarithmic', title: { display: true, text: 'peak footprint / peak live (log scale)' } } },
+  options: { maintainAspectRatio: false, scales: { y: { type: 'linear', min: 1, bounds: 'data', title: { display: true, text: 'peak footprint / peak live' } } },
     plugins: { title: { display: true, text: 'Fragmentation (Johnstone & Wilson): 1 is perfect' } } },
 });
 charts++;
@@ -238,21 +340,25 @@ function arenaSections(comparison: Comparison): string {
     const s = summarizeMap(map);
     const kib = (n: number) => `${n / 1024} KiB`;
     const truncated = s.shown < s.arenas ? ` (the first ${s.shown} shown)` : '';
-    sections.push(`<details${sections.length === 0 ? ' open' : ''}><summary>${escapeHtml(result.allocator)} on ${escapeHtml(result.workload)}: ${s.arenas} arenas${truncated}, ${s.blocks} blocks in use, <b>${s.pinned}</b> arenas pinned by blocks filling ≤ ${PINNED_FILL * 100}% of their carved pools</summary>
+    sections.push(`<details${sections.length === 0 ? ' open' : ''}><summary>${escapeHtml(result.allocator)} on ${escapeHtml(workloadLabel(result.workload))}: ${s.arenas} arenas${truncated}, ${s.blocks} blocks in use, <b>${s.pinned}</b> arenas pinned by blocks filling ≤ ${PINNED_FILL * 100}% of their carved pools</summary>
 <p class="note">Arenas of ${kib(map.arenaSize)}, pools of ${kib(map.poolSize)}, at the end of the workload before the final frees.</p>
 <canvas class="arenas" data-result="${i}"></canvas></details>`);
   });
   if (sections.length === 0) return '<p>No pymalloc allocator was run.</p>';
   return `<p class="legend">pool state:<span style="background:#f2f2f2"></span>never used<span style="background:#bfe0ff"></span>empty
-<span style="background:hsl(50,95%,70%)"></span>used, nearly empty<span style="background:hsl(5,95%,40%)"></span>used, nearly full<span style="background:#8b0000"></span>full</p>
+<span class="gradient" style="background:linear-gradient(to right, hsl(50,95%,70%), hsl(27.5,95%,55%), hsl(5,95%,40%))"></span>used, from one block in use to all but one<span style="background:#8b0000"></span>full</p>
 <p class="note">An arena is returned only when all its pools are empty: a row with a single coloured cell is an arena (and its memory) kept by a few live blocks.</p>
 ${sections.join('\n')}`;
+}
+
+function opsText(w: WorkloadInfo): string {
+  return `${w.ops.toLocaleString('en-US')} ops, then ${w.appendedFrees.toLocaleString('en-US')} frees appended for the blocks still live`;
 }
 
 /** The whole page. */
 export function renderReport(comparison: Comparison, generated = new Date()): string {
   const curves = comparison.workloads
-    .map((w, i) => `<h3>${escapeHtml(w.name)}</h3><p class="note">${escapeHtml(w.description)}; ${w.ops} ops.</p><div class="chart"><canvas id="curve-${i}"></canvas></div>`)
+    .map((w, i) => `<h3>${escapeHtml(workloadLabel(w.name))}</h3><p class="note">${escapeHtml(w.description)}; ${opsText(w)}.</p><div class="chart"><canvas id="curve-${i}"></canvas></div>`)
     .join('\n');
   const skipped = comparison.skipped.map((s) => `<li>${escapeHtml(s.allocator)}: ${escapeHtml(s.reason)}</li>`).join('');
   const data = jsonSafe(pageData(comparison));
@@ -267,14 +373,20 @@ after every block is freed equals the peak. <b>Fragmentation</b> is peak footpri
 ISMM 1998); the two peaks may come at different times. Only the replay calls are timed. Rows in italics are <b>native glibc, not Wasm</b>
 (a C program replaying the same ops; footprint = mallinfo2 arena + hblkhd).</p>
 ${skipped ? `<ul>${skipped}</ul>` : ''}
-<h2>Summary</h2>
-${summaryTableHtml(comparison)}
+<h2>At a glance</h2>
+<p class="note">★ marks the best Wasm allocator of each row (native glibc is the reference, not a contender); the small line is
+the ratio to ${REFERENCE_ALLOCATOR}. Every row's op count is in its workload's section below.</p>
+${matrices(comparison).map((m, i) => matrixHtml(m, i === 0 ? 'matrix-fragmentation' : 'matrix-ns')).join('\n')}
 <h2>Footprint and live bytes along each workload</h2>
+<p class="note">${HIDDEN_AT_FIRST.join(', ')} starts hidden: its footprint (many times the live bytes) would squash every
+other line against the axis. Click a legend entry to show or hide a line; the axes follow what is shown.</p>
 ${curves}
 <h2>Fragmentation</h2>
 <div class="chart"><canvas id="fragmentation"></canvas></div>
 <h2>pymalloc's arenas</h2>
 ${arenaSections(comparison)}
+<h2>All figures</h2>
+${summaryTableHtml(comparison)}
 <script>${scriptSafe(chartJsSource())}</script>
 <script type="application/json" id="data">${data}</script>
 <script>${PAGE_SCRIPT}</script>
