@@ -1,6 +1,7 @@
 // The replay harness, the workloads and pymalloc's arena map, on traces small enough that the
 // right answers are known.
 
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { builtAllocators } from '../../src/tools/compare/allocators.js';
@@ -140,7 +141,28 @@ describe('workloads', () => {
 
   it('refuse unknown names, listing the valid ones', () => {
     expect(() => resolveWorkload('rampp')).toThrow(UsageError);
-    expect(() => resolveWorkload('rampp')).toThrow(/ramp, peak, plateau, uniform, cpython-mix, lifo, interleaved, trace:<path>/);
+    expect(() => resolveWorkload('rampp')).toThrow(
+      /ramp, peak, plateau, uniform, cpython-mix, lifo, interleaved, trace:python-json, trace:py-ast, trace:perl-hash, trace:sqlite, trace:jq-group, trace:git-log, trace:cc1, trace:<path>/,
+    );
+  });
+
+  it('find a shipped trace by its name, and a file of that name first', async () => {
+    const shipped = resolveWorkload('trace:sqlite');
+    expect(shipped.description).toBe('the shipped trace sqlite (traces/README.md)');
+    expect((await shipped.shape()).ops).toBe(344002);
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'shipped-'));
+    const cwd = process.cwd();
+    try {
+      process.chdir(dir);
+      await writeFile('sqlite', '# pymalloc-trace v1\na 0 8\nf 0\n');
+      const local = resolveWorkload('trace:sqlite');
+      expect(local.description).toBe('the trace sqlite');
+      expect((await local.shape()).ops).toBe(2);
+    } finally {
+      process.chdir(cwd);
+    }
     expect(() => planComparison({ workloads: ['ramp'], allocators: ['jemalloc'] })).toThrow(/unknown allocator "jemalloc": valid names are pymalloc-3.12, pymalloc-3.7, tlsf, bump, dlmalloc, mimalloc/);
   });
 

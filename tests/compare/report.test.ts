@@ -96,7 +96,7 @@ describe.skipIf(!hasChromium)('the report in headless Chromium', () => {
       ['matrix-fragmentation', 'matrix-ns'].map((id) => {
         const table = document.getElementById(id)!;
         const head = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent);
-        const rows = Array.from(table.querySelectorAll('tbody tr')).map((tr) => ({
+        const rows = Array.from(table.querySelectorAll<HTMLTableRowElement>('tbody tr')).map((tr) => ({
           workload: tr.cells[0].textContent,
           best: Array.from(tr.querySelectorAll('td.best')).map((td) => head[(td as HTMLTableCellElement).cellIndex]),
           values: Array.from(tr.querySelectorAll('td.n')).map((td) => Number.parseFloat(td.textContent!)),

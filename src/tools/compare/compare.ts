@@ -4,21 +4,16 @@
 import { builtAllocators, buildHint, parseAllocatorNames, ALLOCATOR_NAMES, type AllocatorName } from './allocators.js';
 import { nativeReplay, type NativeResult } from './native.js';
 import { replay, type ReplayResult } from './replay.js';
-import { resolveWorkload, SYNTHETIC_WORKLOADS, TRACE_PREFIX, type Workload } from './workloads.js';
-import { PACKAGE_ROOT } from './allocators.js';
-import { join } from 'node:path';
+import {
+  resolveWorkload, shippedTracePath, SHIPPED_TRACE_NAMES, SYNTHETIC_WORKLOADS, TRACE_PREFIX, type Workload,
+} from './workloads.js';
 
-/** The traces of real programs the package ships, in traces/ (its README says how each was recorded). */
-export const SHIPPED_TRACES: readonly string[] = [
-  'python-json', 'py-ast', 'perl-hash', 'sqlite', 'jq-group', 'git-log', 'cc1',
-].map((name) => join(PACKAGE_ROOT, 'traces', `${name}.trace.gz`));
-
-/** The first of them: CPython building, encoding and decoding JSON. */
-export const SHIPPED_TRACE = SHIPPED_TRACES[0]!;
+/** The file of the first shipped trace: CPython building, encoding and decoding JSON. */
+export const SHIPPED_TRACE = shippedTracePath('python-json');
 
 /** The default workloads: every synthetic one and every shipped trace. */
 export function defaultWorkloads(): string[] {
-  return [...SYNTHETIC_WORKLOADS, ...SHIPPED_TRACES.map((path) => `${TRACE_PREFIX}${path}`)];
+  return [...SYNTHETIC_WORKLOADS, ...SHIPPED_TRACE_NAMES.map((name) => `${TRACE_PREFIX}${name}`)];
 }
 
 export interface CompareOptions {

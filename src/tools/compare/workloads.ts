@@ -15,10 +15,15 @@
 //   cpython-mix  CPython-like sizes (mostly 16..128) and lifetimes, a few reallocs
 //   lifo         batches freed in reverse order of allocation, nested one level
 //   interleaved  long-lived small objects between short-lived large ones (dlmalloc grows)
+//   trace:NAME   a trace the package ships (SHIPPED_TRACE_NAMES, traces/README.md)
 //   trace:PATH   any trace file openTrace reads (pymalloc, mtrace, logalloc; gzip or not)
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { openTrace } from '../trace/index.js';
 import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC } from '../trace/format.js';
+import { PACKAGE_ROOT } from './allocators.js';
 import { UsageError } from './errors.js';
 
 export const SYNTHETIC_WORKLOADS = ['ramp', 'peak', 'plateau', 'uniform', 'cpython-mix', 'lifo', 'interleaved'] as const;
@@ -310,12 +315,12 @@ function syntheticWorkload(name: SyntheticWorkloadName, options: Required<Worklo
   };
 }
 
-function traceWorkload(name: string, path: string): Workload {
+function traceWorkload(name: string, path: string, description: string): Workload {
   let shape: WorkloadShape | undefined;
   let cached: Uint32Array[] | undefined;
   return {
     name,
-    description: `the trace ${path}`,
+    description,
     async *chunks() {
       if (cached !== undefined) {
         yield* cached;
@@ -341,9 +346,23 @@ function traceWorkload(name: string, path: string): Workload {
   };
 }
 
-/** Every workload name a caller may give: the synthetic ones, and the form of a trace. */
+/** The traces of real programs the package ships in traces/ (its README says how each was recorded). */
+export const SHIPPED_TRACE_NAMES = ['python-json', 'py-ast', 'perl-hash', 'sqlite', 'jq-group', 'git-log', 'cc1'] as const;
+
+/** The file of a shipped trace, inside the package. */
+export function shippedTracePath(name: (typeof SHIPPED_TRACE_NAMES)[number]): string {
+  return join(PACKAGE_ROOT, 'traces', `${name}.trace.gz`);
+}
+
+/** Every workload name a caller may give: the synthetic ones, the shipped traces, any trace file. */
 export function workloadNames(): string[] {
-  return [...SYNTHETIC_WORKLOADS, `${TRACE_PREFIX}<path>`];
+  return [...SYNTHETIC_WORKLOADS, ...SHIPPED_TRACE_NAMES.map((name) => `${TRACE_PREFIX}${name}`), `${TRACE_PREFIX}<path>`];
+}
+
+/** A trace workload's file: a shipped trace's by its name (unless a file of that name exists here), else the path. */
+function tracePath(given: string): { path: string; shipped: boolean } {
+  const shipped = (SHIPPED_TRACE_NAMES as readonly string[]).includes(given) && !existsSync(given);
+  return shipped ? { path: shippedTracePath(given as (typeof SHIPPED_TRACE_NAMES)[number]), shipped } : { path: given, shipped };
 }
 
 /**
@@ -360,7 +379,8 @@ export function resolveWorkload(name: string, options: WorkloadOptions = {}): Wo
     throw new RangeError(`options.seed must be an integer in [0, 2**32), got ${settings.seed}`);
   }
   if (name.startsWith(TRACE_PREFIX) && name.length > TRACE_PREFIX.length) {
-    return traceWorkload(name, name.slice(TRACE_PREFIX.length));
+    const { path, shipped } = tracePath(name.slice(TRACE_PREFIX.length));
+    return traceWorkload(name, path, shipped ? `the shipped trace ${name.slice(TRACE_PREFIX.length)} (traces/README.md)` : `the trace ${path}`);
   }
   if ((SYNTHETIC_WORKLOADS as readonly string[]).includes(name)) {
     return syntheticWorkload(name as SyntheticWorkloadName, settings);
