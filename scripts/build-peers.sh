@@ -7,7 +7,8 @@
 #   dlmalloc  wasi-libc's malloc           peers/c/driver.c
 #   mimalloc  Debian's mimalloc source     peers/c/driver.c + mimalloc's src/static.c
 # The C peers need scripts/install-peer-toolchain.sh first; a peer that cannot be built is
-# reported with the reason and skipped. Exits 0 iff tlsf and bump exist afterwards.
+# reported with the reason and skipped. With --assemblyscript-only (what `npm ci` runs) only the
+# peers that need nothing but the npm packages are built. Exits 0 iff tlsf and bump exist afterwards.
 # Idempotent: an output newer than all of its inputs is left alone.
 set -euo pipefail
 
@@ -123,12 +124,14 @@ DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/run
 DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
   "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
 
-if reason=$(c_toolchain_missing); then
-  skip dlmalloc "$reason (run scripts/install-peer-toolchain.sh)"
-  skip mimalloc "$reason (run scripts/install-peer-toolchain.sh)"
-else
-  build_dlmalloc || skip dlmalloc "compilation failed"
-  build_mimalloc || skip mimalloc "compilation failed"
+if [[ ${1:-} != --assemblyscript-only ]]; then
+  if reason=$(c_toolchain_missing); then
+    skip dlmalloc "$reason (run scripts/install-peer-toolchain.sh)"
+    skip mimalloc "$reason (run scripts/install-peer-toolchain.sh)"
+  else
+    build_dlmalloc || skip dlmalloc "compilation failed"
+    build_mimalloc || skip mimalloc "compilation failed"
+  fi
 fi
 
 [[ -f $OUT/tlsf.wasm && -f $OUT/bump.wasm ]]

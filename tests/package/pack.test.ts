@@ -1,0 +1,62 @@
+// What a user installs: `npm pack`, installed into an empty project, must run the CLI's
+// comparison on the allocators that need only npm packages and import the library by name,
+// with nothing from this checkout on the path.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+let project = '';
+
+beforeAll(async () => {
+  project = await mkdtemp(join(tmpdir(), 'pymalloc-pack-'));
+  // Scripts are skipped: npm test's pretest has just built what the tarball holds.
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', project], { cwd: ROOT });
+  const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
+  await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module' }));
+  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', join(project, filename)], { cwd: project });
+}, 180_000);
+
+afterAll(async () => {
+  if (project) await rm(project, { recursive: true, force: true });
+});
+
+describe('the packed package, installed into an empty project', () => {
+  it('holds the peers, the shipped traces and the demo', async () => {
+    const installed = join(project, 'node_modules', 'pymalloc-wasm');
+    expect((await readdir(join(installed, 'build', 'peers'))).filter((f) => f.endsWith('.wasm'))).toEqual(
+      expect.arrayContaining(['bump.wasm', 'pymalloc-3.12.wasm', 'pymalloc-3.7.wasm', 'tlsf.wasm']),
+    );
+    expect((await readdir(join(installed, 'traces'))).filter((f) => f.endsWith('.trace.gz')).length).toBe(7);
+    expect(await readdir(join(installed, 'examples'))).toContain('demo.mjs');
+  });
+
+  it('runs npx pymalloc compare from the project', async () => {
+    const { stdout } = await run(
+      'npx',
+      ['pymalloc', 'compare', '--workload', 'plateau', '--allocators', 'pymalloc-3.12,tlsf,bump', '--json', '--scale', '0.05'],
+      { cwd: project },
+    );
+    const { results } = JSON.parse(stdout) as { results: { allocator: string; workload: string; fragmentation: number }[] };
+    expect(results.map((r) => `${r.workload}/${r.allocator}`)).toEqual(['plateau/pymalloc-3.12', 'plateau/tlsf', 'plateau/bump']);
+    for (const r of results) expect(r.fragmentation).toBeGreaterThanOrEqual(1);
+  });
+
+  it('replays a shipped trace by name', async () => {
+    const { stdout } = await run('npx', ['pymalloc', 'compare', '--workload', 'trace:git-log', '--allocators', 'pymalloc-3.12', '--json'], { cwd: project });
+    const { results } = JSON.parse(stdout) as { results: { workload: string; ops: number }[] };
+    expect(results).toMatchObject([{ workload: 'trace:git-log', ops: 24537 + 276 }]);
+  });
+
+  it('imports pymalloc-wasm by name with plain node', async () => {
+    const script = "import { Heap } from 'pymalloc-wasm'; const h = await Heap.create(); const p = h.malloc(36); console.log(h.usableSize(p));";
+    const { stdout } = await run('node', ['--input-type=module', '-e', script], { cwd: project });
+    expect(stdout.trim()).toBe('48');
+  });
+});
