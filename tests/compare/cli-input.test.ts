@@ -77,8 +77,8 @@ describe('pymalloc convert', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(
-      `${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) from a mtrace trace, 1 live at the end, id limit 2; ` +
-        '1 frees of blocks allocated before tracing began skipped, 1 untraced frees implied\n',
+      `${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) imported from mtrace, 1 live at the end, id limit 2; ` +
+        '1 free of a block allocated before tracing began skipped, 1 untraced free implied\n',
     );
     const compressed = await readFile(output);
     expect([compressed[0], compressed[1]]).toEqual([0x1f, 0x8b]);
@@ -95,7 +95,7 @@ describe('pymalloc convert', () => {
     const output = join(dir, 'again.trace');
     const run = await pymalloc('convert', input, output);
     expect(run.code).toBe(0);
-    expect(run.stdout).toBe(`${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) from a pymalloc trace, 1 live at the end, id limit 2\n`);
+    expect(run.stdout).toBe(`${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) imported from pymalloc, 1 live at the end, id limit 2\n`);
     const text = await readFile(output, 'utf8');
     expect(text.split('\n').filter((line) => !line.startsWith('#'))).toEqual([...MENDED_CANONICAL, '']);
   });
@@ -189,13 +189,13 @@ describe('pymalloc compare and replay: options that were ignored or misread', ()
   it('shows the frees the importer skipped and implied under the table of replay and compare', async () => {
     const path = join(dir, 'mended.mtrace');
     await writeFile(path, MENDED_MTRACE);
-    const note = `trace:${path}: 1 frees of blocks allocated before tracing began skipped, 1 untraced frees implied (an address allocated again while live)`;
+    const note = `trace:${path}: 1 free of a block allocated before tracing began skipped, 1 untraced free implied (an address allocated again while live)`;
     const replayed = await pymalloc('replay', path, '--allocators', 'bump');
     expect(replayed.code).toBe(0);
     expect(replayed.stdout.split('\n')).toContain(note);
     const compared = await pymalloc('compare', '--workload', `trace:${path},lifo`, '--allocators', 'bump', '--scale', '0.01', '--no-native', '--out', join(dir, 'mended-report'));
     expect(compared.code).toBe(0);
-    expect(compared.stdout.split('\n').filter((line) => line.includes('frees'))).toEqual([note]); // none for lifo
+    expect(compared.stdout.split('\n').filter((line) => line.includes('tracing began'))).toEqual([note]); // none for lifo
     const saved = JSON.parse(await readFile(join(dir, 'mended-report', 'results.json'), 'utf8')) as { workloads: object[] };
     expect(saved.workloads[0]).toMatchObject({ name: `trace:${path}`, ops: 5, skippedFrees: 1, impliedFrees: 1 });
   });

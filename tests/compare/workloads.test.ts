@@ -73,7 +73,7 @@ describe('import notes', () => {
   it('are printed under the table for each trace the importer mended, and only those', () => {
     const lines = formatSummary(comparison).split('\n');
     expect(lines.filter((line) => line.startsWith('trace:'))).toEqual([
-      'trace:old.mtrace: 3 frees of blocks allocated before tracing began skipped, 1 untraced frees implied (an address allocated again while live)',
+      'trace:old.mtrace: 3 frees of blocks allocated before tracing began skipped, 1 untraced free implied (an address allocated again while live)',
       'trace:half.mtrace: 2 frees of blocks allocated before tracing began skipped',
     ]);
     expect(importNote(comparison.workloads[0]!)).toBeUndefined();
@@ -82,7 +82,7 @@ describe('import notes', () => {
 
   it('are on the report page beside the workload', () => {
     const page = renderReport(comparison);
-    expect(page).toContain('the trace old.mtrace; 6 ops. The importer mended the trace: 3 frees of blocks allocated before tracing began skipped, 1 untraced frees implied (an address allocated again while live).');
+    expect(page).toContain('the trace old.mtrace; 6 ops. The importer mended the trace: 3 frees of blocks allocated before tracing began skipped, 1 untraced free implied (an address allocated again while live).');
     expect(page).toContain('the trace clean.trace; 4 ops.</p>');
   });
 });

@@ -111,14 +111,15 @@ function comparisonOptions(command: Command): Command {
 
 /** The import summary of a trace, as convert prints it. */
 function describeImport(path: string, summary: TraceSummary): string {
+  const { skippedFrees, impliedFrees, otherProcessEvents } = summary;
   const mended = [
-    ...(summary.skippedFrees > 0 ? [`${summary.skippedFrees} frees of blocks allocated before tracing began skipped`] : []),
-    ...(summary.impliedFrees > 0 ? [`${summary.impliedFrees} untraced frees implied`] : []),
-    ...(summary.otherProcessEvents > 0 ? [`${summary.otherProcessEvents} events of other processes left out`] : []),
+    ...(skippedFrees > 0 ? [`${skippedFrees} ${skippedFrees === 1 ? 'free of a block' : 'frees of blocks'} allocated before tracing began skipped`] : []),
+    ...(impliedFrees > 0 ? [`${impliedFrees} untraced ${impliedFrees === 1 ? 'free' : 'frees'} implied`] : []),
+    ...(otherProcessEvents > 0 ? [`${otherProcessEvents} events of other processes left out`] : []),
   ];
   return (
     `${path}: ${summary.ops} ops (${summary.allocs} allocs, ${summary.frees} frees, ${summary.reallocs} reallocs) ` +
-    `from a ${summary.format} trace, ${summary.liveAtEnd} live at the end, id limit ${summary.idLimit}` +
+    `imported from ${summary.format}, ${summary.liveAtEnd} live at the end, id limit ${summary.idLimit}` +
     (mended.length > 0 ? `; ${mended.join(', ')}` : '')
   );
 }

@@ -53,8 +53,8 @@ export function importNote(workload: WorkloadInfo): string | undefined {
   const implied = workload.impliedFrees ?? 0;
   if (skipped === 0 && implied === 0) return undefined;
   const parts = [
-    ...(skipped > 0 ? [`${skipped} frees of blocks allocated before tracing began skipped`] : []),
-    ...(implied > 0 ? [`${implied} untraced frees implied (an address allocated again while live)`] : []),
+    ...(skipped > 0 ? [`${skipped} ${skipped === 1 ? 'free of a block' : 'frees of blocks'} allocated before tracing began skipped`] : []),
+    ...(implied > 0 ? [`${implied} untraced ${implied === 1 ? 'free' : 'frees'} implied (an address allocated again while live)`] : []),
   ];
   return `${workload.name}: ${parts.join(', ')}`;
 }
