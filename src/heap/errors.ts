@@ -33,14 +33,20 @@ export class InvalidAddressError extends Error {
 /** The heap could not grow to satisfy a request. The heap is unchanged and stays usable. */
 export class OutOfMemoryError extends Error {
   override name = 'OutOfMemoryError';
+  /**
+   * @param requested bytes asked for; 0 for an object, whose size the core works out from its type
+   * @param what      what was being allocated, when it is more than `requested` bytes
+   *                  ("a tuple of 1000 references"): the message names it instead of the bytes
+   */
   constructor(
     readonly operation: string,
     readonly requested: number,
     readonly committedBytes: number,
     readonly maxMemory: number,
+    what?: string,
   ) {
     super(
-      `${operation}: out of memory for ${requested} bytes ` +
+      `${operation}: out of memory for ${what ?? `${requested} bytes`} ` +
         `(${committedBytes} bytes committed, maxMemory ${maxMemory})`,
     );
   }
@@ -102,13 +108,18 @@ export type InvalidObjectReason = 'not-an-object' | 'bad-value';
  */
 export class InvalidObjectError extends Error {
   override name = 'InvalidObjectError';
+  /**
+   * @param address the object operated on
+   * @param value   for 'bad-value': the value that was to be stored in it
+   */
   constructor(
     readonly operation: string,
     readonly address: number,
     readonly reason: InvalidObjectReason = 'not-an-object',
+    readonly value?: number,
   ) {
     super(
-      `${operation}(${hex(address)}): ${reason === 'bad-value' ? 'the value to store' : 'address'} ` +
+      `${operation}(${hex(address)}): ${reason === 'bad-value' ? `the value to store, ${hex(value ?? 0)},` : 'address'} ` +
         'is not a live object (never one, or already deallocated)',
     );
   }

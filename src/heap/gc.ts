@@ -69,7 +69,8 @@ export interface GcExports {
  * exception goes.
  */
 export interface GcHost {
-  exports(): GcExports;
+  /** The exports; throws HeapDisposedError naming `operation` after dispose(). */
+  exports(operation: string): GcExports;
   isObject(o: number): boolean;
   debugName(o: number): string;
   reportUnraisable(error: unknown, object: number, message: string): void;
@@ -95,15 +96,15 @@ export class GcModule {
   }
 
   enable(): void {
-    this.#space.exports().gcSetEnabled(1);
+    this.#space.exports('gc.enable').gcSetEnabled(1);
   }
 
   disable(): void {
-    this.#space.exports().gcSetEnabled(0);
+    this.#space.exports('gc.disable').gcSetEnabled(0);
   }
 
   isEnabled(): boolean {
-    return this.#space.exports().gcIsEnabled() !== 0;
+    return this.#space.exports('gc.isEnabled').gcIsEnabled() !== 0;
   }
 
   /**
@@ -114,17 +115,17 @@ export class GcModule {
     if (!Number.isInteger(generation) || generation < 0 || generation >= NUM_GENERATIONS) {
       throw generationError(generation);
     }
-    return this.#space.exports().gcCollect(generation) >>> 0;
+    return this.#space.exports('gc.collect').gcCollect(generation) >>> 0;
   }
 
   /** [count0, count1, count2]: see the counting rules in assembly/gc/collector.ts. */
   getCount(): [number, number, number] {
-    const ex = this.#space.exports();
+    const ex = this.#space.exports('gc.getCount');
     return [ex.gcGetCount(0) >>> 0, ex.gcGetCount(1) >>> 0, ex.gcGetCount(2) >>> 0];
   }
 
   getThreshold(): [number, number, number] {
-    const ex = this.#space.exports();
+    const ex = this.#space.exports('gc.getThreshold');
     return [ex.gcGetThreshold(0) >>> 0, ex.gcGetThreshold(1) >>> 0, ex.gcGetThreshold(2) >>> 0];
   }
 
@@ -132,25 +133,25 @@ export class GcModule {
   setThreshold(threshold0: number, threshold1?: number, threshold2?: number): void {
     const values = [threshold0, threshold1, threshold2];
     values.forEach((value, g) => {
-      if (value !== undefined && value >>> 0 !== value) throw thresholdError(`threshold${g}`, value);
+      if (value !== undefined && (typeof value !== 'number' || value >>> 0 !== value)) throw thresholdError(`threshold${g}`, value);
     });
-    const ex = this.#space.exports();
+    const ex = this.#space.exports('gc.setThreshold');
     values.forEach((value, g) => {
       if (value !== undefined) ex.gcSetThreshold(g, value);
     });
   }
 
   getDebug(): number {
-    return this.#space.exports().gcGetDebug() >>> 0;
+    return this.#space.exports('gc.getDebug').gcGetDebug() >>> 0;
   }
 
   setDebug(flags: number): void {
-    if (flags >>> 0 !== flags) throw thresholdError('flags', flags);
-    this.#space.exports().gcSetDebug(flags);
+    if (typeof flags !== 'number' || flags >>> 0 !== flags) throw thresholdError('flags', flags);
+    this.#space.exports('gc.setDebug').gcSetDebug(flags);
   }
 
   getStats(): GcGenerationStats[] {
-    const ex = this.#space.exports();
+    const ex = this.#space.exports('gc.getStats');
     return [0, 1, 2].map((g) => ({
       collections: ex.gcStat(g, 0) >>> 0,
       collected: ex.gcStat(g, 1) >>> 0,
@@ -163,29 +164,29 @@ export class GcModule {
     if (generation !== undefined && (!Number.isInteger(generation) || generation < 0 || generation >= NUM_GENERATIONS)) {
       throw generationError(generation);
     }
-    return this.#list(generation ?? ALL_GENERATIONS, 0);
+    return this.#list('gc.getObjects', generation ?? ALL_GENERATIONS, 0);
   }
 
   /** The tracked objects (generations 0 to 2) that refer to any of `objects`. */
   getReferrers(...objects: number[]): number[] {
     const found = new Set<number>();
     for (const o of objects) {
-      this.#object('getReferrers', o);
-      for (const referrer of this.#list(ALL_GENERATIONS, o)) found.add(referrer);
+      this.#object('gc.getReferrers', o);
+      for (const referrer of this.#list('gc.getReferrers', ALL_GENERATIONS, o)) found.add(referrer);
     }
     return [...found];
   }
 
   /** The objects that `objects` refer to (only objects with a GC header have referents). */
   getReferents(...objects: number[]): number[] {
-    const ex = this.#space.exports();
+    const ex = this.#space.exports('gc.getReferents');
     const result: number[] = [];
     for (const o of objects) {
-      this.#object('getReferents', o);
+      this.#object('gc.getReferents', o);
       for (let start = 0; ; ) {
         const n = ex.gcListReferents(o, start);
-        if (n === FAILED) throw new InvalidObjectError('getReferents', o);
-        const io = this.#io();
+        if (n === FAILED) throw new InvalidObjectError('gc.getReferents', o);
+        const io = this.#io(ex);
         for (let i = 0; i < n; i++) if (io[i] !== 0) result.push(io[i]);
         if (n < io.length) break;
         start += n;
@@ -195,37 +196,37 @@ export class GcModule {
   }
 
   isTracked(o: number): boolean {
-    this.#object('isTracked', o);
-    const tracked = this.#space.exports().gcIsTracked(o);
-    if (tracked === FAILED) throw new InvalidObjectError('isTracked', o);
+    this.#object('gc.isTracked', o);
+    const tracked = this.#space.exports('gc.isTracked').gcIsTracked(o);
+    if (tracked === FAILED) throw new InvalidObjectError('gc.isTracked', o);
     return tracked === 1;
   }
 
   /** Whether the object's finalizer has run (PEP 442). */
   isFinalized(o: number): boolean {
-    this.#object('isFinalized', o);
-    const finalized = this.#space.exports().gcIsFinalized(o);
-    if (finalized === FAILED) throw new InvalidObjectError('isFinalized', o);
+    this.#object('gc.isFinalized', o);
+    const finalized = this.#space.exports('gc.isFinalized').gcIsFinalized(o);
+    if (finalized === FAILED) throw new InvalidObjectError('gc.isFinalized', o);
     return finalized === 1;
   }
 
   /** Moves every tracked object to the permanent generation, out of reach of collections. */
   freeze(): void {
-    this.#space.exports().gcFreeze();
+    this.#space.exports('gc.freeze').gcFreeze();
   }
 
   /** Moves the permanent generation back into the oldest one. */
   unfreeze(): void {
-    this.#space.exports().gcUnfreeze();
+    this.#space.exports('gc.unfreeze').gcUnfreeze();
   }
 
   getFreezeCount(): number {
-    return this.#space.exports().gcGenerationSize(PERMANENT) >>> 0;
+    return this.#space.exports('gc.getFreezeCount').gcGenerationSize(PERMANENT) >>> 0;
   }
 
   /** gc.garbage: the objects DEBUG_SAVEALL kept (a copy; the heap holds a reference to each). */
   get garbage(): number[] {
-    const ex = this.#space.exports();
+    const ex = this.#space.exports('gc.garbage');
     const count = ex.gcGarbageCount() >>> 0;
     if (count === 0) return [];
     const items = ex.gcGarbageItems() >>> 0;
@@ -234,7 +235,7 @@ export class GcModule {
 
   /** Empties gc.garbage, releasing its references (del gc.garbage[:]). */
   clearGarbage(): void {
-    this.#space.exports().gcClearGarbage();
+    this.#space.exports('gc.clearGarbage').gcClearGarbage();
   }
 
   // ───────────── called from Wasm ─────────────
@@ -245,7 +246,7 @@ export class GcModule {
     if (phase === 0) {
       this.#runCallbacks('start', { generation, collected: 0, uncollectable: 0 });
       if (debug) {
-        const ex = this.#space.exports();
+        const ex = this.#space.exports('gc.collect');
         const sizes = [0, 1, 2].map((g) => ex.gcGenerationSize(g) >>> 0);
         this.stderr(
           `gc: collecting generation ${generation}...\n` +
@@ -281,23 +282,23 @@ export class GcModule {
   // ───────────── helpers ─────────────
 
   #object(operation: string, o: unknown): asserts o is number {
+    this.#space.exports(operation);
     if (typeof o !== 'number' || o >>> 0 !== o || !this.#space.isObject(o)) {
       throw new InvalidObjectError(operation, typeof o === 'number' ? o : 0);
     }
   }
 
-  #io(): Uint32Array {
-    const ex = this.#space.exports();
+  #io(ex: GcExports): Uint32Array {
     return new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, ex.ioWords());
   }
 
   /** Lists generation(s) `generation`, or only the objects referring to `referent`, batch by batch. */
-  #list(generation: number, referent: number): number[] {
-    const ex = this.#space.exports();
+  #list(operation: string, generation: number, referent: number): number[] {
+    const ex = this.#space.exports(operation);
     const result: number[] = [];
     for (let after = 0; ; ) {
       const n = ex.gcListObjects(generation, after, referent);
-      const io = this.#io();
+      const io = this.#io(ex);
       for (let i = 0; i < n; i++) result.push(io[i]);
       if (n < io.length) return result;
       after = io[n - 1];

@@ -67,14 +67,38 @@ function readString(memory: WebAssembly.Memory, pointer: number): string {
   return String.fromCharCode(...new Uint16Array(memory.buffer, pointer, bytes >>> 1));
 }
 
+/**
+ * Whether the value is a size or an address: an integer in [0, 2^32). The typeof test comes
+ * first because `>>>` throws the engine's own TypeError on a bigint or a symbol.
+ */
+function isU32(value: unknown): value is number {
+  return typeof value === 'number' && value >>> 0 === value;
+}
+
 function sizeError(name: string, value: unknown): Error {
+  if (typeof value === 'bigint') return new TypeError(`${name} must be an integer in [0, 2^32) as a number, not the bigint ${value}n`);
   if (typeof value !== 'number') return new TypeError(`${name} must be a number, not ${typeof value}`);
   return new RangeError(`${name} must be an integer in [0, 2^32), not ${value}`);
 }
 
 function addressError(value: unknown): Error {
-  if (typeof value !== 'number') return new TypeError(`address must be a number, not ${typeof value}`);
-  return new RangeError(`address must be an integer in [0, 2^32), not ${value}`);
+  return sizeError('address', value);
+}
+
+/** A value as a message shows it: strings quoted, bigints with their n. */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : String(value);
+}
+
+/** The first item of plain (not Uint8Array) data that is not a byte, as an error naming it. */
+function byteError(data: ArrayLike<unknown>): RangeError | undefined {
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i];
+    if (typeof value !== 'number' || (value & 0xff) !== value) {
+      return new RangeError(`data[${i}] must be an integer in [0, 255], not ${shown(value)}`);
+    }
+  }
+  return undefined;
 }
 
 const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
@@ -139,14 +163,15 @@ export class Heap {
     return new Heap(config, exports, objectImports);
   }
 
-  /** The heap's linear memory. Views of it are detached whenever it grows. */
+  /** The heap's linear memory. Views of it are detached whenever it grows. Throws HeapDisposedError after dispose(). */
   get memory(): WebAssembly.Memory {
+    this.#expectLive('memory');
     return this.#ex.memory;
   }
 
   /** PyObject_Malloc: the address of a block of at least `size` bytes. */
   malloc(size: number): number {
-    if (size >>> 0 !== size) throw sizeError('size', size);
+    if (!isU32(size)) throw sizeError('size', size);
     const address = this.#ex.malloc(size);
     if (address === 0) throw this.#outOfMemory('malloc', size);
     return address >>> 0;
@@ -154,8 +179,8 @@ export class Heap {
 
   /** PyObject_Calloc: a zeroed block of count * size bytes. */
   calloc(count: number, size: number): number {
-    if (count >>> 0 !== count) throw sizeError('count', count);
-    if (size >>> 0 !== size) throw sizeError('size', size);
+    if (!isU32(count)) throw sizeError('count', count);
+    if (!isU32(size)) throw sizeError('size', size);
     const address = this.#ex.calloc(count, size);
     if (address === 0) throw this.#outOfMemory('calloc', count * size);
     return address >>> 0;
@@ -166,8 +191,8 @@ export class Heap {
    * realloc(0, size) is malloc(size). On failure the block is left as it was.
    */
   realloc(address: number, size: number): number {
-    if (address >>> 0 !== address) throw addressError(address);
-    if (size >>> 0 !== size) throw sizeError('size', size);
+    if (!isU32(address)) throw addressError(address);
+    if (!isU32(size)) throw sizeError('size', size);
     const moved = this.#ex.realloc(address, size);
     if (moved === 0) throw this.#failure('realloc', address, size);
     return moved >>> 0;
@@ -175,14 +200,14 @@ export class Heap {
 
   /** PyObject_Free. free(0) does nothing, as in C. */
   free(address: number): void {
-    if (address >>> 0 !== address) throw addressError(address);
+    if (!isU32(address)) throw addressError(address);
     const status = this.#ex.free(address);
     if (status !== 0) throw new InvalidAddressError('free', address, REASONS[status]);
   }
 
   /** Bytes the block can hold: its size class, or the raw block's capacity. */
   usableSize(address: number): number {
-    if (address >>> 0 !== address) throw addressError(address);
+    if (!isU32(address)) throw addressError(address);
     const size = this.#ex.usableSize(address);
     if (size === 0) throw new InvalidAddressError('usableSize', address, REASONS[this.#ex.lastError()]);
     return size >>> 0;
@@ -190,7 +215,7 @@ export class Heap {
 
   /** address_in_range: whether the address lies inside one of the heap's arenas. */
   owns(address: number): boolean {
-    if (address >>> 0 !== address) throw addressError(address);
+    if (!isU32(address)) throw addressError(address);
     return this.#ex.owns(address) !== 0;
   }
 
@@ -199,22 +224,25 @@ export class Heap {
    * detached when memory grows: take a new one after allocating.
    */
   bytes(address: number, length?: number): Uint8Array {
-    const usable = this.usableSize(address);
-    const size = length ?? usable;
-    if (size >>> 0 !== size || size > usable) {
-      throw new RangeError(`length must be an integer from 0 to the block's ${usable} bytes, not ${size}`);
-    }
-    return new Uint8Array(this.#ex.memory.buffer, address, size);
+    return this.#view('bytes', address, length);
   }
 
   /** A copy of `length` bytes of the block (all it can hold by default). */
   read(address: number, length?: number): Uint8Array {
-    return this.bytes(address, length).slice();
+    return this.#view('read', address, length).slice();
   }
 
-  /** Copies data into the block, from its start. */
+  /**
+   * Copies data into the block, from its start. Items of plain arrays (anything but a
+   * Uint8Array or Buffer) must be integers in [0, 255]: a RangeError names the first that is
+   * not, and the block is left as it was.
+   */
   write(address: number, data: ArrayLike<number>): void {
-    this.bytes(address, data.length).set(data);
+    if (!(data instanceof Uint8Array)) {
+      const error = byteError(data);
+      if (error !== undefined) throw error;
+    }
+    this.#view('write', address, data.length).set(data);
   }
 
   /**
@@ -229,7 +257,7 @@ export class Heap {
     }
     if (!(sizes instanceof Uint32Array)) {
       for (let i = 0; i < count; i++) {
-        if (sizes[i] >>> 0 !== sizes[i]) throw sizeError(`sizes[${i}]`, sizes[i]);
+        if (!isU32(sizes[i])) throw sizeError(`sizes[${i}]`, sizes[i]);
       }
     }
     for (let done = 0; done < count; ) {
@@ -252,7 +280,7 @@ export class Heap {
   freeMany(addresses: ArrayLike<number>): void {
     if (!(addresses instanceof Uint32Array)) {
       for (let i = 0; i < addresses.length; i++) {
-        if (addresses[i] >>> 0 !== addresses[i]) throw addressError(addresses[i]);
+        if (!isU32(addresses[i])) throw addressError(addresses[i]);
       }
     }
     const failed = this.#freeBatches(addresses);
@@ -269,6 +297,7 @@ export class Heap {
 
   /** CPython's sys._debugmallocstats() report for this heap (its pymalloc part). */
   debugMallocStats(): string {
+    this.#expectLive('debugMallocStats');
     return formatDebugMallocStats(this.stats());
   }
 
@@ -316,6 +345,24 @@ export class Heap {
   setRef(o: number, index: number, value: number | null): void { this.#objects.setRef(o, index, value); }
   weakref(o: number, callback?: WeakrefCallback): number { return this.#objects.weakref(o, callback); }
   weakrefGet(wr: number): number | null { return this.#objects.weakrefGet(wr); }
+
+  /** Calls that are more than one export name themselves when the heap has been disposed. */
+  #expectLive(operation: string): void {
+    if (this.#ex === DISPOSED) throw new HeapDisposedError(operation);
+  }
+
+  /** The view of bytes(), read() and write(), whose errors name the method called. */
+  #view(operation: string, address: number, length: number | undefined): Uint8Array {
+    this.#expectLive(operation);
+    if (!isU32(address)) throw addressError(address);
+    const usable = this.#ex.usableSize(address) >>> 0;
+    if (usable === 0) throw new InvalidAddressError(operation, address, REASONS[this.#ex.lastError()]);
+    const size = length ?? usable;
+    if (!isU32(size) || size > usable) {
+      throw new RangeError(`${operation}: length must be an integer from 0 to the block's ${usable} bytes, not ${shown(size)}`);
+    }
+    return new Uint8Array(this.#ex.memory.buffer, address, size);
+  }
 
   #ioView(): Uint32Array {
     if (this.#io.buffer !== this.#ex.memory.buffer) {

@@ -78,6 +78,8 @@ export interface UnraisableInfo {
 }
 
 const KIND_CODES = { fixed: 1, tuple: 2, list: 3 } as const;
+/** The keys of a TypeSpec: any other is a misspelling, refused rather than ignored. */
+const SPEC_KEYS: ReadonlySet<string> = new Set(['name', 'kind', 'refSlots', 'dataBytes', 'finalizer', 'weakrefable']);
 const BUILTINS = ['int', 'str', 'tuple', 'list', 'weakref'] as const;
 
 // ObjectError codes of assembly/objects/object.ts.
@@ -92,6 +94,7 @@ const FAILED = -1;
 /** Refcounts from here up are immortal (assembly/objects/object.ts). */
 const IMMORTAL = 0x3fff_ffff;
 
+/** Whether the value is an index or an address: an integer in [0, 2^32) (typeof first: `>>>` throws on a bigint). */
 function isAddress(value: unknown): value is number {
   return typeof value === 'number' && value >>> 0 === value;
 }
@@ -102,14 +105,34 @@ function addressError(name: string, value: unknown): Error {
 }
 
 function indexError(name: string, value: unknown): Error {
+  if (typeof value === 'bigint') return new TypeError(`${name} must be a non-negative integer as a number, not the bigint ${value}n`);
   if (typeof value !== 'number') return new TypeError(`${name} must be a number, not ${typeof value}`);
   return new RangeError(`${name} must be a non-negative integer, not ${value}`);
+}
+
+/** What a failed call was doing, for its error message. */
+interface ErrorContext {
+  /** For WRONG_KIND: what the object should have been ("a list"). */
+  expected?: string;
+  /** For INDEX: the index asked for. */
+  index?: number;
+  /** For BAD_VALUE: the value that was to be stored. */
+  value?: number;
+  /** For OUT_OF_MEMORY: what was being allocated ("a tuple of 10 references"). */
+  allocating?: string;
 }
 
 interface TypeEntry {
   type: ObjectType;
   finalizer?: Finalizer;
 }
+
+/** The exports after dispose(): nothing reaches them, as exports() throws first. */
+const DISPOSED = new Proxy({} as ObjectExports, {
+  get: (_target, name) => () => {
+    throw new HeapDisposedError(String(name));
+  },
+});
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -141,7 +164,9 @@ export class ObjectSpace {
   /** Receives errors thrown by finalizers, weakref callbacks and gc callbacks. */
   unraisableHook: (info: UnraisableInfo) => void;
   #ex: ObjectExports;
+  /** False until the object space is set up, and again after dispose(), so that exports() checks both at once. */
   #ready = false;
+  #disposed = false;
   #types = new Map<number, TypeEntry>();
   #callbacks = new Map<number, WeakrefCallback>();
   #builtins: ObjectType[] = [];
@@ -162,15 +187,19 @@ export class ObjectSpace {
     imports.space = this;
   }
 
-  /** The exports, after setting the object space up on first use. */
-  exports(): ObjectExports {
-    if (!this.#ready) this.#init();
+  /**
+   * The exports, after setting the object space up on first use. `operation` is the public
+   * call being made (`newTuple`, `gc.collect`): what HeapDisposedError names after dispose().
+   */
+  exports(operation: string): ObjectExports {
+    if (!this.#ready) this.#init(operation);
     return this.#ex;
   }
 
-  #init(): void {
+  #init(operation: string): void {
+    if (this.#disposed) throw new HeapDisposedError(operation);
     if (this.#ex.objectsInit() !== 0) {
-      throw new OutOfMemoryError('objectsInit', 8192, this.#ex.memory.buffer.byteLength, this.#maxMemory);
+      throw new OutOfMemoryError(operation, 0, this.#ex.memory.buffer.byteLength, this.#maxMemory, 'the object space (its type table)');
     }
     this.#ready = true;
     BUILTINS.forEach((name, index) => {
@@ -182,19 +211,20 @@ export class ObjectSpace {
     });
   }
 
+  /** Drops the instance; exports() throws HeapDisposedError from now on. */
   dispose(): void {
-    this.#ex = new Proxy({} as ObjectExports, {
-      get: (_target, name) => () => {
-        throw new HeapDisposedError(String(name));
-      },
-    });
-    this.#ready = true;
+    this.#ex = DISPOSED;
+    this.#disposed = true;
+    this.#ready = false;
   }
 
   // ───────────── types ─────────────
 
   defineType(spec: TypeSpec): ObjectType {
     if (typeof spec !== 'object' || spec === null) throw new TypeError('spec must be an object');
+    for (const key of Object.keys(spec)) {
+      if (!SPEC_KEYS.has(key)) throw new TypeError(`unknown spec key '${key}' (valid: ${[...SPEC_KEYS].join(', ')})`);
+    }
     const { name, kind = 'fixed', refSlots = 0, dataBytes = 0, finalizer, weakrefable = true } = spec;
     if (typeof name !== 'string' || !name) throw new TypeError('spec.name must be a non-empty string');
     if (!Object.hasOwn(KIND_CODES, kind)) throw new RangeError("spec.kind must be 'fixed', 'tuple' or 'list'");
@@ -210,7 +240,7 @@ export class ObjectSpace {
     if (kind !== 'fixed' && (refSlots || dataBytes)) {
       throw new RangeError(`spec.refSlots and spec.dataBytes are for fixed types, not '${kind}'`);
     }
-    const ex = this.exports();
+    const ex = this.exports('defineType');
     const address = ex.typeDefine(KIND_CODES[kind], refSlots, dataBytes, finalizer ? 1 : 0, weakrefable && kind === 'fixed' ? 1 : 0) >>> 0;
     if (address === 0) {
       throw ex.objectError() === TOO_MANY_TYPES ? new RangeError('defineType: the type table is full (256 types)') : new RangeError('defineType: the heap refused the type');
@@ -223,36 +253,38 @@ export class ObjectSpace {
   /** The type of a live object. */
   typeOf(o: number): ObjectType {
     this.#address('typeOf', o);
-    const address = this.exports().objectType(o) >>> 0;
+    const address = this.exports('typeOf').objectType(o) >>> 0;
     if (address === 0) throw new InvalidObjectError('typeOf', o);
     return this.#types.get(address)!.type;
   }
 
   /** Whether the address is a live object. */
   isObject(o: number): boolean {
-    return isAddress(o) && this.exports().objectKind(o) !== 0;
+    return isAddress(o) && this.exports('isObject').objectKind(o) !== 0;
   }
 
   // ───────────── constructors ─────────────
 
   newObject(type: ObjectType): number {
-    return this.#made('newObject', this.exports().objectNew(this.#typeAddress('newObject', type, 'fixed')));
+    const address = this.#typeAddress('newObject', type, 'fixed');
+    const { name, refSlots, dataBytes } = this.#types.get(address)!.type;
+    return this.#made('newObject', this.#ex.objectNew(address), `a ${name} object (${refSlots} references, ${dataBytes} data bytes)`);
   }
 
   /** A tuple: `items` (each incref'd) or `length` empty slots. */
   newTuple(items: ArrayLike<number> | number, type?: ObjectType): number {
     const length = typeof items === 'number' ? items : items.length;
     if (!Number.isInteger(length) || length < 0) throw indexError('length', length);
-    const address = this.#typeAddress('newTuple', type ?? this.#builtins[2], 'tuple');
-    const tuple = this.#made('newTuple', this.#ex.tupleNew(address, length));
+    const address = this.#typeAddress('newTuple', type, 'tuple');
+    const tuple = this.#made('newTuple', this.#ex.tupleNew(address, length), `a ${this.#types.get(address)!.type.name} of ${length} references`);
     if (typeof items !== 'number') this.#fill(tuple, items, (i, item) => this.setRef(tuple, i, item));
     return tuple;
   }
 
   /** A list holding `items` (each incref'd). */
   newList(items: ArrayLike<number> = [], type?: ObjectType): number {
-    const address = this.#typeAddress('newList', type ?? this.#builtins[3], 'list');
-    const list = this.#made('newList', this.#ex.listNew(address));
+    const address = this.#typeAddress('newList', type, 'list');
+    const list = this.#made('newList', this.#ex.listNew(address), `a ${this.#types.get(address)!.type.name}`);
     this.#fill(list, items, (_i, item) => this.listAppend(list, item));
     return list;
   }
@@ -274,14 +306,14 @@ export class ObjectSpace {
     }
     const big = BigInt(value);
     if (big !== BigInt.asIntN(64, big)) throw new RangeError(`value ${value} does not fit in 64 bits`);
-    return this.#made('newInt', this.exports().intNew(big));
+    return this.#made('newInt', this.exports('newInt').intNew(big), 'an int');
   }
 
   /** A str holding the UTF-8 encoding of `text`. */
   newStr(text: string): number {
     if (typeof text !== 'string') throw new TypeError(`text must be a string, not ${typeof text}`);
     const bytes = encoder.encode(text);
-    const s = this.#made('newStr', this.exports().strNew(bytes.length));
+    const s = this.#made('newStr', this.exports('newStr').strNew(bytes.length), `a str of ${bytes.length} bytes`);
     new Uint8Array(this.#ex.memory.buffer, this.#ex.objectData(s) >>> 0, bytes.length).set(bytes);
     return s;
   }
@@ -298,8 +330,10 @@ export class ObjectSpace {
       return interned;
     }
     this.#address('intern', s);
-    const interned = this.exports().strIntern(s);
-    if (interned === FAILED) throw this.#error('intern', s, this.#ex.objectError(), 'a str');
+    const interned = this.exports('intern').strIntern(s);
+    if (interned === FAILED) {
+      throw this.#error('intern', s, this.#ex.objectError(), { expected: 'a str', allocating: 'a larger table of interned strings' });
+    }
     return interned >>> 0;
   }
 
@@ -324,7 +358,7 @@ export class ObjectSpace {
 
   #data(operation: string, o: number, kind: number, what: string): number {
     this.#address(operation, o);
-    const ex = this.exports();
+    const ex = this.exports(operation);
     const actual = ex.objectKind(o);
     if (actual === 0) throw new InvalidObjectError(operation, o);
     if (actual !== kind) throw new ObjectTypeError(operation, o, `${this.#describe(o)} is not ${what}`);
@@ -335,18 +369,18 @@ export class ObjectSpace {
 
   incref(o: number): void {
     this.#address('incref', o);
-    if (this.exports().objectIncref(o) !== 0) throw new InvalidObjectError('incref', o);
+    if (this.exports('incref').objectIncref(o) !== 0) throw new InvalidObjectError('incref', o);
   }
 
   /** Releases a reference; at zero the object is finalized, its references released, and it is freed. */
   decref(o: number): void {
     this.#address('decref', o);
-    if (this.exports().objectDecref(o) !== 0) throw new InvalidObjectError('decref', o);
+    if (this.exports('decref').objectDecref(o) !== 0) throw new InvalidObjectError('decref', o);
   }
 
   refcount(o: number): number {
     this.#address('refcount', o);
-    const count = this.exports().objectRefcount(o);
+    const count = this.exports('refcount').objectRefcount(o);
     if (count === FAILED) throw new InvalidObjectError('refcount', o);
     return count >>> 0;
   }
@@ -359,7 +393,7 @@ export class ObjectSpace {
   /** References the object has room for: its slots, or the items of a tuple or list. */
   length(o: number): number {
     this.#address('length', o);
-    const n = this.exports().objectLength(o);
+    const n = this.exports('length').objectLength(o);
     if (n === FAILED) throw new InvalidObjectError('length', o);
     return n >>> 0;
   }
@@ -367,35 +401,38 @@ export class ObjectSpace {
   /** The borrowed reference in slot (or item) `index`, or null if it is empty. */
   getRef(o: number, index: number): number | null {
     this.#address('getRef', o);
-    if (index >>> 0 !== index) throw indexError('index', index);
-    const value = this.exports().objectGetRef(o, index);
-    if (value === FAILED) throw this.#error('getRef', o, this.#ex.objectError(), '', index);
+    if (!isAddress(index)) throw indexError('index', index);
+    const value = this.exports('getRef').objectGetRef(o, index);
+    if (value === FAILED) throw this.#error('getRef', o, this.#ex.objectError(), { index });
     return value === 0 ? null : value >>> 0;
   }
 
   /** Stores a new reference to `value` (null: empty) in slot `index`, releasing what the slot held. */
   setRef(o: number, index: number, value: number | null): void {
     this.#address('setRef', o);
-    if (index >>> 0 !== index) throw indexError('index', index);
+    if (!isAddress(index)) throw indexError('index', index);
     const v = value ?? 0;
     if (!isAddress(v)) throw addressError('value', value);
-    const status = this.exports().objectSetRef(o, index, v);
-    if (status !== 0) throw this.#error('setRef', o, status, '', index, v);
+    const status = this.exports('setRef').objectSetRef(o, index, v);
+    if (status !== 0) throw this.#error('setRef', o, status, { index, value: v });
   }
 
   listAppend(list: number, item: number): void {
     this.#address('listAppend', list);
     if (!isAddress(item)) throw addressError('item', item);
-    const status = this.exports().listAppendItem(list, item);
-    if (status !== 0) throw this.#error('listAppend', list, status, 'a list', 0, item);
+    const status = this.exports('listAppend').listAppendItem(list, item);
+    if (status !== 0) {
+      const allocating = `room for item ${this.#ex.objectLength(list) >>> 0} of ${this.#describe(list)}`;
+      throw this.#error('listAppend', list, status, { expected: 'a list', value: item, allocating });
+    }
   }
 
   /** list.pop(index): removes the item and hands its reference to the caller (null if the item was empty). */
   listPop(list: number, index = -1): number | null {
     this.#address('listPop', list);
     if (!Number.isInteger(index) || index < -(2 ** 31) || index >= 2 ** 31) throw new RangeError(`index must be a 32-bit integer, not ${index}`);
-    const item = this.exports().listPopItem(list, index);
-    if (item === FAILED) throw this.#error('listPop', list, this.#ex.objectError(), 'a list', index);
+    const item = this.exports('listPop').listPopItem(list, index);
+    if (item === FAILED) throw this.#error('listPop', list, this.#ex.objectError(), { expected: 'a list', index });
     return item === 0 ? null : item >>> 0;
   }
 
@@ -408,8 +445,12 @@ export class ObjectSpace {
   weakref(o: number, callback?: WeakrefCallback): number {
     this.#address('weakref', o);
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function');
-    const wr = this.exports().weakrefNew(o, callback ? 1 : 0) >>> 0;
-    if (wr === 0) throw this.#error('weakref', o, this.#ex.objectError(), 'weakly referenceable');
+    const wr = this.exports('weakref').weakrefNew(o, callback ? 1 : 0) >>> 0;
+    if (wr === 0) {
+      const status = this.#ex.objectError();
+      const allocating = status === OUT_OF_MEMORY ? `a weakref to ${this.#describe(o)}` : undefined;
+      throw this.#error('weakref', o, status, { expected: 'weakly referenceable', allocating });
+    }
     if (callback) this.#callbacks.set(wr, callback);
     return wr;
   }
@@ -417,8 +458,8 @@ export class ObjectSpace {
   /** The weakref's referent (borrowed), or null once it has died. */
   weakrefGet(wr: number): number | null {
     this.#address('weakrefGet', wr);
-    const o = this.exports().weakrefGet(wr);
-    if (o === FAILED) throw this.#error('weakrefGet', wr, this.#ex.objectError(), 'a weakref');
+    const o = this.exports('weakrefGet').weakrefGet(wr);
+    if (o === FAILED) throw this.#error('weakrefGet', wr, this.#ex.objectError(), { expected: 'a weakref' });
     return o === 0 ? null : o >>> 0;
   }
 
@@ -480,9 +521,11 @@ export class ObjectSpace {
   }
 
 
+  /** The address of `type`, or of the built-in type of `kind` when none is given (known once set up). */
   #typeAddress(operation: string, type: ObjectType | undefined, kind: ObjectKind): number {
-    this.exports();
-    const entry = type && this.#types.get(type.address);
+    this.exports(operation);
+    const given = type ?? this.#builtins.find((builtin) => builtin.kind === kind);
+    const entry = given && this.#types.get(given.address);
     if (!entry) {
       throw new TypeError(`${operation}: type must be a type returned by defineType`);
     }
@@ -490,25 +533,26 @@ export class ObjectSpace {
     return entry.type.address;
   }
 
-  #made(operation: string, address: number): number {
-    if (address === 0) throw this.#error(operation, 0, this.#ex.objectError(), '');
+  /** A constructor's result: the new object, or the error of `allocating` it. */
+  #made(operation: string, address: number, allocating: string): number {
+    if (address === 0) throw this.#error(operation, 0, this.#ex.objectError(), { allocating });
     return address >>> 0;
   }
 
-  #error(operation: string, o: number, status: number, what: string, index = 0, value = 0): Error {
+  #error(operation: string, o: number, status: number, context: ErrorContext = {}): Error {
     switch (status) {
       case NOT_AN_OBJECT:
         return new InvalidObjectError(operation, o);
       case BAD_VALUE:
-        return new InvalidObjectError(operation, value, 'bad-value');
+        return new InvalidObjectError(operation, o, 'bad-value', context.value ?? 0);
       case INDEX: {
         const n = this.#ex.objectLength(o) >>> 0;
-        return new RangeError(`${operation}(${hex(o)}): index ${index} is out of range for ${this.#describe(o)} with ${n} references`);
+        return new RangeError(`${operation}(${hex(o)}): index ${context.index ?? 0} is out of range for ${this.#describe(o)} with ${n} references`);
       }
       case WRONG_KIND:
-        return new ObjectTypeError(operation, o, `${this.#describe(o)} is not ${what}`);
+        return new ObjectTypeError(operation, o, `${this.#describe(o)} is not ${context.expected ?? 'of the right kind'}`);
       case OUT_OF_MEMORY:
-        return new OutOfMemoryError(operation, 0, this.#ex.memory.buffer.byteLength, this.#maxMemory);
+        return new OutOfMemoryError(operation, 0, this.#ex.memory.buffer.byteLength, this.#maxMemory, context.allocating);
       default:
         return new Error(`${operation}(${hex(o)}): the heap reported error ${status}`);
     }

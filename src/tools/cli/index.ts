@@ -3,24 +3,31 @@
 //
 //   pymalloc compare [--workload a,b,trace:PATH] [--allocators x,y] [--out report/] [--json]
 //   pymalloc replay TRACE [--allocators x,y] [--out DIR] [--json]
-//   pymalloc bench [--json]
+//   pymalloc convert IN OUT                  any trace the reader takes -> canonical (OUT.gz: gzip)
+//   pymalloc bench [--json] [--steps N] [--runs N]
 //   pymalloc record -o OUT.trace.gz -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
+//   pymalloc --version
 //
 // Exit codes: 0 ok, 1 a runtime failure (a replay, a trace, a recording failed), 2 a usage
 // error (an unknown command, option or name).
 
+import { readFileSync } from 'node:fs';
+
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
-import { record } from '../trace/index.js';
+import { convertTrace, record, type TraceSummary } from '../trace/index.js';
 import { isPymalloc, PYMALLOC_PRESETS } from '../compare/allocators.js';
-import { runBench, formatBench } from '../compare/bench.js';
-import { compare, defaultWorkloads, jsonResults, type CompareOptions } from '../compare/compare.js';
+import { runBench, formatBench, BATCH, MAX_STEPS, MAX_RUNS } from '../compare/bench.js';
+import { compare, defaultWorkloads, jsonResults, planComparison, type CompareOptions } from '../compare/compare.js';
 import { UsageError } from '../compare/errors.js';
 import { replay } from '../compare/replay.js';
-import { formatSummary, writeReport } from '../compare/report.js';
-import { resolveWorkload } from '../compare/workloads.js';
+import { formatSummary, prepareReportDirectory, writeReport } from '../compare/report.js';
+import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
 import { createProgress } from './progress.js';
+
+/** The package's version, from its package.json (three floors up from src/ and dist/ alike). */
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -38,11 +45,24 @@ function positiveNumber(value: string): number {
   return n;
 }
 
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
+/** --workload: trace paths may hold commas (parseWorkloadList). */
+function workloadList(value: string): string[] {
+  const items = parseWorkloadList(value);
+  if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
+  return items;
 }
+
+/** An integer in [min, max], the bounds named in the message. */
+function integerIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** The seed, any integer in [0, 2^32): each gives its own workloads. */
+const seed = integerIn(0, 0xffff_ffff);
 
 interface ComparisonFlags {
   workload?: string[];
@@ -57,6 +77,11 @@ interface ComparisonFlags {
 /** compare and replay: run, then print JSON, or the table and the report's path. */
 async function runComparison(options: CompareOptions, flags: ComparisonFlags, defaultOut: string | undefined): Promise<void> {
   const json = flags.json === true;
+  const out = flags.out ?? defaultOut;
+  const writesReport = out !== undefined && (!json || flags.out !== undefined);
+  // Bad names and a report directory that cannot be written fail now, not after the replays.
+  planComparison(options);
+  if (writesReport) await prepareReportDirectory(out);
   const progress = createProgress(json);
   let comparison;
   try {
@@ -68,28 +93,41 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   if (comparison.results.length === 0) {
     throw new Error('no allocator could be run: build them with scripts/build-peers.sh');
   }
-  const out = flags.out ?? defaultOut;
   if (json) {
     console.log(JSON.stringify(jsonResults(comparison.results), null, 2));
-    if (out !== undefined && flags.out !== undefined) await writeReport(out, comparison);
+    if (writesReport) await writeReport(out, comparison);
     return;
   }
   console.log(formatSummary(comparison));
-  if (out !== undefined) console.log(`\nreport: ${await writeReport(out, comparison)}`);
+  if (writesReport) console.log(`\nreport: ${await writeReport(out, comparison)}`);
 }
 
 function comparisonOptions(command: Command): Command {
   return command
     .option('--allocators <names>', 'comma-separated allocators (default: every one built)', list)
     .option('--json', 'print the results as JSON only')
-    .option('--scale <factor>', 'scale of the synthetic workloads', positiveNumber)
-    .option('--seed <n>', 'seed of the synthetic workloads', integer)
     .option('--no-native', 'skip the native glibc reference');
+}
+
+/** The import summary of a trace, as convert prints it. */
+function describeImport(path: string, summary: TraceSummary): string {
+  const { skippedFrees, impliedFrees, otherProcessEvents } = summary;
+  const mended = [
+    ...(skippedFrees > 0 ? [`${skippedFrees} ${skippedFrees === 1 ? 'free of a block' : 'frees of blocks'} allocated before tracing began skipped`] : []),
+    ...(impliedFrees > 0 ? [`${impliedFrees} untraced ${impliedFrees === 1 ? 'free' : 'frees'} implied`] : []),
+    ...(otherProcessEvents > 0 ? [`${otherProcessEvents} events of other processes left out`] : []),
+  ];
+  return (
+    `${path}: ${summary.ops} ops (${summary.allocs} allocs, ${summary.frees} frees, ${summary.reallocs} reallocs) ` +
+    `imported from ${summary.format}, ${summary.liveAtEnd} live at the end, id limit ${summary.idLimit}` +
+    (mended.length > 0 ? `; ${mended.join(', ')}` : '')
+  );
 }
 
 function buildProgram(): Command {
   const program = new Command('pymalloc')
     .description('CPython\'s pymalloc in WebAssembly: compare allocators, replay and record traces')
+    .version(VERSION, '-V, --version', 'print the version of pymalloc-wasm')
     .exitOverride()
     .showHelpAfterError();
 
@@ -97,8 +135,10 @@ function buildProgram(): Command {
     program
       .command('compare')
       .description('replay workloads on allocators; a summary table and report/index.html')
-      .option('--workload <names>', `comma-separated workloads (default: ${defaultWorkloads().join(',')})`, list)
-      .option('--out <dir>', 'directory of the HTML report', 'report'),
+      .option('--workload <names>', `comma-separated workloads, each once (default: ${defaultWorkloads().join(',')})`, workloadList)
+      .option('--out <dir>', 'directory of the HTML report', 'report')
+      .option('--scale <factor>', 'scale of the synthetic workloads', positiveNumber)
+      .option('--seed <n>', 'seed of the synthetic workloads, an integer in [0, 2^32)', seed),
   ).action(async (flags: ComparisonFlags) => {
     await runComparison(
       { workloads: flags.workload, allocators: flags.allocators, scale: flags.scale, seed: flags.seed },
@@ -112,17 +152,33 @@ function buildProgram(): Command {
       .command('replay')
       .description('replay one trace file (pymalloc, mtrace or logalloc; gzip or not) on allocators')
       .argument('<trace>', 'the trace file')
-      .option('--out <dir>', 'also write an HTML report there'),
+      .option('--out <dir>', 'also write an HTML report there')
+      .addOption(new Option('--scale <factor>').hideHelp())
+      .addOption(new Option('--seed <n>').hideHelp()),
   ).action(async (trace: string, flags: ComparisonFlags) => {
+    for (const option of ['scale', 'seed'] as const) {
+      if (flags[option] !== undefined) {
+        throw new UsageError(`replay takes no --${option}: a trace is replayed as recorded (--scale and --seed shape the synthetic workloads of compare)`);
+      }
+    }
     await runComparison({ workloads: [`trace:${trace}`], allocators: flags.allocators }, flags, undefined);
   });
+
+  program
+    .command('convert')
+    .description('convert a trace (pymalloc, mtrace or logalloc; gzip or not) to the canonical format, gzip-compressed if OUT ends in .gz')
+    .argument('<in>', 'the trace to read')
+    .argument('<out>', 'the canonical trace to write')
+    .action(async (input: string, output: string) => {
+      console.log(describeImport(output, await convertTrace(input, output)));
+    });
 
   program
     .command('bench')
     .description('the throughput suite: small-object churn in Wasm and through the host API')
     .option('--json', 'print the results as JSON only')
-    .option('--steps <n>', 'churn steps per measured call', integer)
-    .option('--runs <n>', 'timed calls per case', integer)
+    .option('--steps <n>', `churn steps per measured call, from ${BATCH} to ${MAX_STEPS}`, integerIn(BATCH, MAX_STEPS))
+    .option('--runs <n>', `timed calls per case, at most ${MAX_RUNS}`, integerIn(1, MAX_RUNS))
     .action(async (flags: { json?: boolean; steps?: number; runs?: number }) => {
       const json = flags.json === true;
       const progress = createProgress(json);

@@ -20,7 +20,11 @@ export const MAX_SIZE = 512;
 export const SEED = 12345;
 export const BATCH = 1000;
 export const DEFAULT_STEPS = 200_000;
+/** The most steps per call: 50 times the default. Far beyond it a suite runs for hours with no output. */
+export const MAX_STEPS = 10_000_000;
 const DEFAULT_RUNS = 5;
+/** The most timed calls per case. */
+export const MAX_RUNS = 1000;
 
 /** Operations in one churn call: the fill, the steps (a free and a malloc each), the drain. */
 export function opsPerCall(steps: number): number {
@@ -29,12 +33,12 @@ export function opsPerCall(steps: number): number {
 
 export interface BenchOptions {
   /**
-   * Churn steps per measured call.
+   * Churn steps per measured call, from BATCH (1000) to MAX_STEPS (10,000,000).
    * @default 200000
    */
   steps?: number;
   /**
-   * Timed calls per case (after one warm-up call); the median is reported.
+   * Timed calls per case (after one warm-up call), from 1 to MAX_RUNS (1000); the median is reported.
    * @default 5
    */
   runs?: number;
@@ -192,8 +196,10 @@ export function benchCases(steps: number, allocators: readonly AllocatorName[]):
 export async function runBench(options: BenchOptions = {}): Promise<BenchResult[]> {
   const steps = options.steps ?? DEFAULT_STEPS;
   const runs = options.runs ?? DEFAULT_RUNS;
-  if (!Number.isInteger(steps) || steps < BATCH) throw new RangeError(`options.steps must be an integer of at least ${BATCH}, got ${steps}`);
-  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`options.runs must be a positive integer, got ${runs}`);
+  if (!Number.isInteger(steps) || steps < BATCH || steps > MAX_STEPS) {
+    throw new RangeError(`options.steps must be an integer from ${BATCH} to ${MAX_STEPS}, got ${steps}`);
+  }
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new RangeError(`options.runs must be an integer from 1 to ${MAX_RUNS}, got ${runs}`);
   const cases = benchCases(steps, options.allocators ?? builtAllocators().filter((name) => name !== 'bump'));
 
   const results: BenchResult[] = [];

@@ -7,6 +7,7 @@ import { replay, type ReplayResult } from './replay.js';
 import {
   resolveWorkload, shippedTracePath, SHIPPED_TRACE_NAMES, SYNTHETIC_WORKLOADS, TRACE_PREFIX, type Workload,
 } from './workloads.js';
+import { UsageError } from './errors.js';
 
 /** The file of the first shipped trace: CPython building, encoding and decoding JSON. */
 export const SHIPPED_TRACE = shippedTracePath('python-json');
@@ -60,6 +61,10 @@ export interface WorkloadInfo {
   ops: number;
   /** Frees appended after them, one per block still live at the end, so the final footprint is the peak. */
   appendedFrees: number;
+  /** A trace's frees of blocks allocated before tracing began, which the importer skipped. */
+  skippedFrees?: number;
+  /** A trace's untraced frees, which the importer inserted. */
+  impliedFrees?: number;
 }
 
 export interface Comparison {
@@ -69,12 +74,22 @@ export interface Comparison {
   skipped: SkippedAllocator[];
 }
 
+/** Throws UsageError naming the first name given twice: its rows, charts and ids would collide. */
+function refuseDuplicates(what: string, names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) throw new UsageError(`${what} "${name}" is given twice: name each ${what} once`);
+    seen.add(name);
+  }
+}
+
 /** Workloads and allocators checked up front, so a bad name fails before anything runs. */
 export function planComparison(options: CompareOptions): { workloads: Workload[]; allocators: AllocatorName[]; skipped: SkippedAllocator[] } {
-  const workloads = (options.workloads ?? defaultWorkloads()).map((name) =>
-    resolveWorkload(name, { scale: options.scale, seed: options.seed }),
-  );
+  const names = options.workloads ?? defaultWorkloads();
+  refuseDuplicates('workload', names);
+  const workloads = names.map((name) => resolveWorkload(name, { scale: options.scale, seed: options.seed }));
   const asked = options.allocators === undefined ? [...ALLOCATOR_NAMES] : parseAllocatorNames(options.allocators);
+  refuseDuplicates('allocator', asked);
   const built = new Set(builtAllocators({ wasmDir: options.wasmDir }));
   const allocators = asked.filter((name) => built.has(name));
   const skipped = asked
@@ -85,14 +100,18 @@ export function planComparison(options: CompareOptions): { workloads: Workload[]
 
 /**
  * Runs the comparison.
- * @throws UsageError for unknown names; ReplayError when a replay fails; trace errors
+ * @throws UsageError for unknown names, or a name given twice; ReplayError when a replay fails; trace errors
  */
 export async function compare(options: CompareOptions = {}): Promise<Comparison> {
   const { workloads, allocators, skipped } = planComparison(options);
   const comparison: Comparison = { workloads: [], results: [], native: [], skipped };
   for (const workload of workloads) {
     const shape = await workload.shape();
-    comparison.workloads.push({ name: workload.name, description: workload.description, ops: shape.ops, appendedFrees: shape.liveAtEnd });
+    const { skippedFrees, impliedFrees } = shape;
+    comparison.workloads.push({
+      name: workload.name, description: workload.description, ops: shape.ops, appendedFrees: shape.liveAtEnd,
+      ...(skippedFrees !== undefined && { skippedFrees }), ...(impliedFrees !== undefined && { impliedFrees }),
+    });
     for (const allocator of allocators) {
       const label = `${workload.name} on ${allocator}`;
       comparison.results.push(

@@ -59,3 +59,16 @@ export class ReplayError extends Error {
 export class NativeReplayError extends Error {
   override readonly name = 'NativeReplayError';
 }
+
+/** The report's directory cannot be made or written to; found before any replay runs. */
+export class ReportDirectoryError extends Error {
+  override readonly name = 'ReportDirectoryError';
+
+  constructor(
+    readonly directory: string,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot write the report in ${directory}: ${problem}`, options);
+  }
+}

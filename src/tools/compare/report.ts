@@ -13,12 +13,13 @@
 // entry shows it); axes end at the data; fragmentation is linear from 1; each allocator has
 // its own colour and dash pattern.
 
-import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { readFileSync, type Stats } from 'node:fs';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import type { Comparison, WorkloadInfo } from './compare.js';
+import { ReportDirectoryError } from './errors.js';
 import type { NativeResult } from './native.js';
 import type { ArenaMap } from './pymalloc.js';
 import type { ReplayResult } from './replay.js';
@@ -114,6 +115,18 @@ function rowsByWorkload(comparison: Comparison): Row[][] {
   ]);
 }
 
+/** What the importer of a trace workload had to mend, in words; undefined when it mended nothing. */
+export function importNote(workload: WorkloadInfo): string | undefined {
+  const skipped = workload.skippedFrees ?? 0;
+  const implied = workload.impliedFrees ?? 0;
+  if (skipped === 0 && implied === 0) return undefined;
+  const parts = [
+    ...(skipped > 0 ? [`${skipped} ${skipped === 1 ? 'free of a block' : 'frees of blocks'} allocated before tracing began skipped`] : []),
+    ...(implied > 0 ? [`${implied} untraced ${implied === 1 ? 'free' : 'frees'} implied (an address allocated again while live)`] : []),
+  ];
+  return `${workload.name}: ${parts.join(', ')}`;
+}
+
 /** The summary table, as printed on a terminal. */
 export function formatSummary(comparison: Comparison): string {
   const cells = rowsByWorkload(comparison).map((rows) => rows.map((row) => COLUMNS.map((c) => c.cell(row))));
@@ -135,6 +148,10 @@ export function formatSummary(comparison: Comparison): string {
   out.push('final = peak); fragmentation = peak footprint / peak live bytes (Johnstone & Wilson).');
   if (comparison.native.length > 0) {
     out.push(`native rows: glibc malloc in a C program, not Wasm; footprint = mallinfo2 arena + hblkhd.`);
+  }
+  for (const workload of comparison.workloads) {
+    const note = importNote(workload);
+    if (note !== undefined) out.push(note);
   }
   for (const { allocator, reason } of comparison.skipped) out.push(`${allocator}: ${reason}`);
   return out.join('\n');
@@ -358,7 +375,11 @@ function opsText(w: WorkloadInfo): string {
 /** The whole page. */
 export function renderReport(comparison: Comparison, generated = new Date()): string {
   const curves = comparison.workloads
-    .map((w, i) => `<h3>${escapeHtml(workloadLabel(w.name))}</h3><p class="note">${escapeHtml(w.description)}; ${opsText(w)}.</p><div class="chart"><canvas id="curve-${i}"></canvas></div>`)
+    .map((w, i) => {
+      const note = importNote(w);
+      const mended = note === undefined ? '' : ` The importer mended the trace: ${escapeHtml(note.slice(w.name.length + 2))}.`;
+      return `<h3>${escapeHtml(workloadLabel(w.name))}</h3><p class="note">${escapeHtml(w.description)}; ${opsText(w)}.${mended}</p><div class="chart"><canvas id="curve-${i}"></canvas></div>`;
+    })
     .join('\n');
   const skipped = comparison.skipped.map((s) => `<li>${escapeHtml(s.allocator)}: ${escapeHtml(s.reason)}</li>`).join('');
   const data = jsonSafe(pageData(comparison));
@@ -394,9 +415,47 @@ ${summaryTableHtml(comparison)}
 `;
 }
 
-/** Writes index.html and results.json into `dir`; returns the page's path. */
+/** The file's status, or undefined when there is no such file (or a parent is not a directory). */
+async function statIfExists(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Makes `dir` and its missing parents and checks that a file can be written in it, so that a
+ * comparison with a bad --out fails before it runs, not after. Tricky: each missing directory
+ * is made by its own non-recursive mkdir, because Node's recursive mkdir never returns when
+ * mkdir fails with ENOENT under a parent that exists, as it does everywhere under /proc.
+ * @throws ReportDirectoryError naming the directory and the problem
+ */
+export async function prepareReportDirectory(dir: string): Promise<void> {
+  try {
+    const missing: string[] = [];
+    let at = resolve(dir);
+    let found: Stats | undefined;
+    while ((found = await statIfExists(at)) === undefined) {
+      missing.unshift(at);
+      at = dirname(at); // ends at the root, which exists
+    }
+    if (!found.isDirectory()) throw new ReportDirectoryError(dir, `${at} is not a directory`);
+    for (const directory of missing) await mkdir(directory);
+    const probe = join(dir, `.pymalloc-write-test-${process.pid}`);
+    await writeFile(probe, '');
+    await rm(probe);
+  } catch (error) {
+    if (error instanceof ReportDirectoryError) throw error;
+    throw new ReportDirectoryError(dir, (error as Error).message, { cause: error });
+  }
+}
+
+/** Writes index.html and results.json into `dir` (made if need be); returns the page's path. */
 export async function writeReport(dir: string, comparison: Comparison): Promise<string> {
-  await mkdir(dir, { recursive: true });
+  await prepareReportDirectory(dir);
   const page = join(dir, 'index.html');
   await writeFile(page, renderReport(comparison));
   const { results, native, skipped, workloads } = comparison;

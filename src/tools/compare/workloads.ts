@@ -4,8 +4,9 @@
 // Synthetic workloads follow Wilson et al. (1995): real programs show ramps (data accumulating
 // for the whole run), peaks (a burst of allocation freed soon after, a few survivors staying)
 // and plateaus (a level reached quickly, then held while objects are replaced); purely random
-// traces mislead, so `uniform` is there as the foil. All are reproducible: one xorshift32
-// generator per workload, seeded by the options. Ids are recycled (a freed id is reused first),
+// traces mislead, so `uniform` is there as the foil. All are reproducible: one xoroshiro128+
+// generator (pure-rand) per workload, seeded by the options; its 128-bit state takes every
+// 32-bit seed as a distinct start, 0 included. Ids are recycled (a freed id is reused first),
 // so one more than the largest id is the peak number of live blocks, as in real traces.
 //
 //   ramp         long-lived objects accumulating, short-lived ones dying young around them
@@ -20,6 +21,10 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { uniformInt } from 'pure-rand/distribution/uniformInt';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
 
 import { openTrace } from '../trace/index.js';
 import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC } from '../trace/format.js';
@@ -40,6 +45,10 @@ export interface WorkloadShape {
   idLimit: number;
   /** Ids still live at the end of the stream. */
   liveAtEnd: number;
+  /** A trace's frees of blocks allocated before tracing began, skipped by the importer (none for synthetic workloads). */
+  skippedFrees?: number;
+  /** A trace's untraced frees, inserted by the importer when an address came back while live (none for synthetic workloads). */
+  impliedFrees?: number;
 }
 
 export interface Workload {
@@ -78,30 +87,23 @@ const CACHED_TRACE_OPS = 4_000_000;
 
 // ---- the generator ------------------------------------------------------------------------------
 
-class Xorshift32 {
-  private x: number;
+/** The draws the generators make, from one seeded xoroshiro128+. */
+class Random {
+  private readonly rng: RandomGenerator;
 
+  /** Every seed in [0, 2^32) starts its own stream (`seed | 0` is one-to-one there). */
   constructor(seed: number) {
-    this.x = seed >>> 0 || 1; // xorshift32 stays at 0 forever
-  }
-
-  next(): number {
-    let x = this.x;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.x = x >>> 0;
-    return this.x;
+    this.rng = xoroshiro128plus(seed | 0);
   }
 
   /** An integer in [0, n). */
   below(n: number): number {
-    return this.next() % n;
+    return uniformInt(this.rng, 0, n - 1);
   }
 
   /** An integer in [lo, hi]. */
   range(lo: number, hi: number): number {
-    return lo + this.below(hi - lo + 1);
+    return uniformInt(this.rng, lo, hi);
   }
 
   /** True with probability percent / 100. */
@@ -149,7 +151,7 @@ class OpBuilder {
     this.push(OP_REALLOC, id, size);
   }
 
-  randomLive(rng: Xorshift32): number {
+  randomLive(rng: Random): number {
     return this.live[rng.below(this.live.length)];
   }
 
@@ -174,7 +176,7 @@ class OpBuilder {
 }
 
 /** Removes a random element (the last one takes its place) and returns it. */
-function takeRandom(ids: number[], rng: Xorshift32): number {
+function takeRandom(ids: number[], rng: Random): number {
   const at = rng.below(ids.length);
   const taken = ids[at];
   ids[at] = ids[ids.length - 1];
@@ -188,7 +190,7 @@ function takeRandom(ids: number[], rng: Xorshift32): number {
  * Request sizes of a CPython process: most are small objects (ints, tuples, frames, dict
  * entries: 16..128 bytes), a tail up to pymalloc's threshold, a few large buffers.
  */
-function cpythonSize(rng: Xorshift32): number {
+function cpythonSize(rng: Random): number {
   const r = rng.below(100);
   if (r < 55) return rng.range(16, 64);
   if (r < 83) return rng.range(65, 128);
@@ -199,7 +201,7 @@ function cpythonSize(rng: Xorshift32): number {
 
 // ---- the synthetic workloads ----------------------------------------------------------------------
 
-type Generator = (ops: OpBuilder, rng: Xorshift32, scale: (n: number) => number) => void;
+type Generator = (ops: OpBuilder, rng: Random, scale: (n: number) => number) => void;
 
 const GENERATORS: Record<SyntheticWorkloadName, { description: string; generate: Generator }> = {
   ramp: {
@@ -299,7 +301,7 @@ function syntheticWorkload(name: SyntheticWorkloadName, options: Required<Worklo
   const build = () => {
     if (built === undefined) {
       const ops = new OpBuilder();
-      generate(ops, new Xorshift32(options.seed), (n) => Math.max(1, Math.round(n * options.scale)));
+      generate(ops, new Random(options.seed), (n) => Math.max(1, Math.round(n * options.scale)));
       const shape = ops.finish();
       built = { chunks: ops.chunks, shape };
     }
@@ -336,7 +338,8 @@ function traceWorkload(name: string, path: string, description: string): Workloa
           ops += chunk.ops.length / OP_FIELDS;
           if (ops <= CACHED_TRACE_OPS && chunk.ops.length > 0) kept.push(chunk.ops);
           if (chunk.summary !== undefined) {
-            shape = { ops: chunk.summary.ops, idLimit: chunk.summary.idLimit, liveAtEnd: chunk.summary.liveAtEnd };
+            const { ops: total, idLimit, liveAtEnd, skippedFrees, impliedFrees } = chunk.summary;
+            shape = { ops: total, idLimit, liveAtEnd, skippedFrees, impliedFrees };
           }
         }
         if (ops <= CACHED_TRACE_OPS) cached = kept;
@@ -352,6 +355,24 @@ export const SHIPPED_TRACE_NAMES = ['python-json', 'py-ast', 'perl-hash', 'sqlit
 /** The file of a shipped trace, inside the package. */
 export function shippedTracePath(name: (typeof SHIPPED_TRACE_NAMES)[number]): string {
   return join(PACKAGE_ROOT, 'traces', `${name}.trace.gz`);
+}
+
+/**
+ * The workloads of a comma-separated list (`--workload`). A trace path may hold commas, so a
+ * `trace:` entry runs up to the next comma followed by a synthetic workload's name or by
+ * `trace:`: "trace:a,b.trace,ramp" is the trace "a,b.trace", then ramp. (A path whose part
+ * after a comma is exactly a workload name cannot be given in a list; pass it alone to replay.)
+ */
+export function parseWorkloadList(list: string): string[] {
+  const entries: string[] = [];
+  for (const piece of list.split(',')) {
+    const name = piece.trim();
+    const startsEntry = name.startsWith(TRACE_PREFIX) || (SYNTHETIC_WORKLOADS as readonly string[]).includes(name);
+    const last = entries.length - 1;
+    if (!startsEntry && last >= 0 && entries[last]!.startsWith(TRACE_PREFIX)) entries[last] += `,${piece}`;
+    else if (name.length > 0) entries.push(name);
+  }
+  return entries.map((entry) => entry.trim());
 }
 
 /** Every workload name a caller may give: the synthetic ones, the shipped traces, any trace file. */

@@ -1,11 +1,30 @@
 // Errors of the trace layer. Each names where it happened: a trace line, a file, or a command.
 
-/** The longest excerpt of an offending line quoted in a message. */
-const QUOTED_LINE_LIMIT = 120;
+/** The longest excerpt of an offending line quoted in a message, escapes included. */
+const QUOTED_LINE_LIMIT = 80;
 
+/** A character as it shows in a quoted line: printable ASCII as itself, anything else escaped. */
+function printable(char: string): string {
+  const code = char.codePointAt(0)!;
+  if (char === '"' || char === '\\') return `\\${char}`;
+  if (code >= 0x20 && code < 0x7f) return char;
+  if (code < 0x100) return `\\x${code.toString(16).padStart(2, '0')}`;
+  return code < 0x10000 ? `\\u${code.toString(16).padStart(4, '0')}` : `\\u{${code.toString(16)}}`;
+}
+
+/**
+ * The line in double quotes, at most QUOTED_LINE_LIMIT characters of printable ASCII: control
+ * characters, the U+FFFD that undecodable bytes become and any other non-ASCII are escaped
+ * (\xNN, \uNNNN), so the first "line" of a binary file quotes as a short excerpt, not mojibake.
+ */
 function quote(line: string): string {
-  const shown = line.length > QUOTED_LINE_LIMIT ? `${line.slice(0, QUOTED_LINE_LIMIT)}...` : line;
-  return JSON.stringify(shown);
+  let shown = '';
+  for (const char of line) {
+    const escaped = printable(char);
+    if (shown.length + escaped.length > QUOTED_LINE_LIMIT) return `"${shown}..."`;
+    shown += escaped;
+  }
+  return `"${shown}"`;
 }
 
 /**

@@ -16,5 +16,6 @@ export {
 } from './format.js';
 export { detectFormat } from './detect.js';
 export { openTrace, parseTraceText, readTrace, type ReadTraceOptions } from './reader.js';
-export { TraceWriter, writeTrace, type TraceWriterOptions } from './writer.js';
+export { TraceWriter, writeTrace, isGzipPath, type TraceWriterOptions } from './writer.js';
+export { convertTrace } from './convert.js';
 export { record, type RecordOptions, type RecordSummary } from './record.js';
