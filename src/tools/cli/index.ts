@@ -15,9 +15,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { record } from '../trace/index.js';
 import { isPymalloc, PYMALLOC_PRESETS } from '../compare/allocators.js';
 import { runBench, formatBench } from '../compare/bench.js';
-import { compare, defaultWorkloads, jsonResults, type CompareOptions } from '../compare/compare.js';
-import { UsageError } from '../compare/errors.js';
-import { replay } from '../compare/replay.js';
+import { compare, defaultWorkloads, failedResults, jsonResults, type CompareOptions } from '../compare/compare.js';
+import { ReplaysFailedError, UsageError } from '../compare/errors.js';
+import { DEFAULT_REPEAT, replay } from '../compare/replay.js';
 import { formatSummary, writeReport } from '../compare/report.js';
 import { resolveWorkload } from '../compare/workloads.js';
 import { createProgress } from './progress.js';
@@ -38,6 +38,12 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
 function integer(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
@@ -51,6 +57,7 @@ interface ComparisonFlags {
   json?: boolean;
   scale?: number;
   seed?: number;
+  repeat?: number;
   native: boolean;
 }
 
@@ -60,7 +67,7 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   const progress = createProgress(json);
   let comparison;
   try {
-    comparison = await compare({ ...options, native: flags.native && !json, onProgress: progress.update });
+    comparison = await compare({ ...options, repeat: flags.repeat, native: flags.native && !json, onProgress: progress.update });
   } finally {
     progress.stop();
   }
@@ -72,10 +79,12 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   if (json) {
     console.log(JSON.stringify(jsonResults(comparison.results), null, 2));
     if (out !== undefined && flags.out !== undefined) await writeReport(out, comparison);
-    return;
+  } else {
+    console.log(formatSummary(comparison));
+    if (out !== undefined) console.log(`\nreport: ${await writeReport(out, comparison)}`);
   }
-  console.log(formatSummary(comparison));
-  if (out !== undefined) console.log(`\nreport: ${await writeReport(out, comparison)}`);
+  const failed = failedResults(comparison);
+  if (failed.length > 0) throw new ReplaysFailedError(failed.map((r) => `${r.workload}: ${r.failure!.message}`));
 }
 
 function comparisonOptions(command: Command): Command {
@@ -84,6 +93,7 @@ function comparisonOptions(command: Command): Command {
     .option('--json', 'print the results as JSON only')
     .option('--scale <factor>', 'scale of the synthetic workloads', positiveNumber)
     .option('--seed <n>', 'seed of the synthetic workloads', integer)
+    .option('--repeat <n>', `timed runs per replay after one untimed warm-up; ns/op is their median (default ${DEFAULT_REPEAT})`, positiveInteger)
     .option('--no-native', 'skip the native glibc reference');
 }
 
@@ -158,7 +168,7 @@ function buildProgram(): Command {
     .action(async (flags: { workload: string; allocator: string; scale?: number }) => {
       if (!isPymalloc(flags.allocator)) throw new UsageError(`--allocator must be one of ${Object.keys(PYMALLOC_PRESETS).join(', ')}`);
       const workload = resolveWorkload(flags.workload, { scale: flags.scale });
-      const result = await replay(flags.allocator, workload, { warmUp: false });
+      const result = await replay(flags.allocator, workload, { timing: false });
       console.log(`${flags.allocator} at the end of ${workload.name} (${result.workloadOps} ops), before the final frees:\n`);
       console.log(result.debugMallocStats);
     });

@@ -55,6 +55,15 @@ export class ReplayError extends Error {
   }
 }
 
+/** Replays of a comparison could not finish; their rows (with `failure`) were printed first. */
+export class ReplaysFailedError extends Error {
+  override readonly name = 'ReplaysFailedError';
+
+  constructor(readonly messages: readonly string[]) {
+    super(`${messages.length} replay${messages.length === 1 ? '' : 's'} could not finish:\n  ${messages.join('\n  ')}`);
+  }
+}
+
 /** The native reference (peers/native/replay.c) could not be built or failed. */
 export class NativeReplayError extends Error {
   override readonly name = 'NativeReplayError';

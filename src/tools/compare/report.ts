@@ -30,10 +30,10 @@ const COLUMNS: readonly { title: string; cell: (row: Row) => string; left?: bool
   { title: 'workload', cell: (r) => r.workload, left: true },
   { title: 'allocator', cell: (r) => r.allocator, left: true },
   { title: 'ops', cell: (r) => String(r.ops) },
-  { title: 'ns/op', cell: (r) => r.nsPerOp.toFixed(1) },
+  { title: 'ns/op', cell: (r) => (r.nsPerOp === null ? '-' : r.nsPerOp.toFixed(1)) },
   { title: 'peak live MiB', cell: (r) => mib(r.peakLiveBytes) },
   { title: 'peak footprint MiB', cell: (r) => mib(r.peakFootprintBytes) },
-  { title: 'fragmentation', cell: (r) => r.fragmentation.toFixed(2) },
+  { title: 'fragmentation', cell: (r) => (r.failure !== undefined ? 'FAILED' : r.fragmentation === null ? 'n/a' : r.fragmentation.toFixed(2)) },
   { title: 'at peak live MiB', cell: (r) => ('footprintAtPeakLiveBytes' in r ? mib(r.footprintAtPeakLiveBytes) : '-') },
   { title: 'final MiB', cell: (r) => mib(r.finalFootprintBytes) },
 ];
@@ -57,10 +57,14 @@ export function formatSummary(comparison: Comparison): string {
     for (const row of group) out.push(line(row));
     out.push('');
   }
-  out.push('footprint: committed Wasm memory above the module\'s baseline (Wasm memory never shrinks, so');
-  out.push('final = peak); fragmentation = peak footprint / peak live bytes (Johnstone & Wilson).');
+  out.push('footprint: the module\'s whole Wasm memory, replayed one op per call with nothing but the allocator in it');
+  out.push('(Wasm memory never shrinks, so final = peak); fragmentation = peak footprint / peak live bytes (Johnstone &');
+  out.push('Wilson), n/a below 64 KiB live. ns/op: median of the timed runs in Wasm, after an untimed warm-up run.');
   if (comparison.native.length > 0) {
-    out.push(`native rows: glibc malloc in a C program, not Wasm; footprint = mallinfo2 arena + hblkhd.`);
+    out.push(`native rows: glibc malloc in a C program, not Wasm; footprint = mallinfo2 arena + hblkhd at its peak.`);
+  }
+  for (const { workload, failure } of [...comparison.results, ...comparison.native]) {
+    if (failure !== undefined) out.push(`FAILED on ${workload}: ${failure.message}`);
   }
   for (const { allocator, reason } of comparison.skipped) out.push(`${allocator}: ${reason}`);
   return out.join('\n');
