@@ -23,6 +23,8 @@ const built = builtAllocators();
 interface Reference {
   peakFootprintBytes: number;
   peakLiveBytes: number;
+  /** Ops after which memory had grown. */
+  grows: number;
 }
 
 interface PeerExports {
@@ -75,6 +77,7 @@ async function referenceReplay(allocator: string, workload: Workload): Promise<R
   let live = 0;
   let peakLiveBytes = 0;
   let peakFootprintBytes = peer.memory.buffer.byteLength;
+  let grows = 0;
   for await (const chunk of workload.chunks()) {
     for (let i = 0; i < chunk.length; i += OP_FIELDS) {
       const [kind, id, size] = chunk.subarray(i, i + OP_FIELDS);
@@ -91,12 +94,13 @@ async function referenceReplay(allocator: string, workload: Workload): Promise<R
         sizes.set(id, size);
       }
       peakLiveBytes = Math.max(peakLiveBytes, live);
+      if (peer.memory.buffer.byteLength > peakFootprintBytes) grows++;
       peakFootprintBytes = Math.max(peakFootprintBytes, peer.memory.buffer.byteLength);
     }
   }
   for (const address of addresses.values()) peer.peer_free(address);
   peakFootprintBytes = Math.max(peakFootprintBytes, peer.memory.buffer.byteLength);
-  return { peakFootprintBytes, peakLiveBytes };
+  return { peakFootprintBytes, peakLiveBytes, grows };
 }
 
 /** A workload made of a canonical trace held in a string. */
@@ -166,6 +170,7 @@ describe('the footprint is the allocator\'s alone', () => {
         expect(Math.abs(tool.peakFootprintBytes - reference.peakFootprintBytes), allocator).toBeLessThanOrEqual(WASM_PAGE);
         expect(tool.fragmentation, allocator).toBeCloseTo(reference.peakFootprintBytes / reference.peakLiveBytes, 2);
         expect(tool.fragmentation!, allocator).toBeGreaterThanOrEqual(1);
+        expect(tool.grows.footprint, allocator).toBe(reference.grows);
         expect(tool.samples.footprintBytes.every((f, i) => f >= tool.samples.liveBytes[i]), allocator).toBe(true);
       }
     }, 120_000);
