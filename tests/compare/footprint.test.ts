@@ -70,7 +70,7 @@ async function referenceReplay(allocator: string, workload: Workload): Promise<R
   const bytes = readFileSync(fileURLToPath(new URL(`../../build/peers/${allocator}.wasm`, import.meta.url)));
   let peer: PeerExports | undefined;
   const module = await WebAssembly.compile(bytes);
-  const imports = WebAssembly.Module.imports(module).length === 0 ? {} : { wasi_snapshot_preview1: wasiStubs(() => peer!.memory) };
+  const imports: WebAssembly.Imports = WebAssembly.Module.imports(module).length === 0 ? {} : { wasi_snapshot_preview1: wasiStubs(() => peer!.memory) };
   peer = (await WebAssembly.instantiate(module, imports)).exports as unknown as PeerExports;
   const addresses = new Map<number, number>();
   const sizes = new Map<number, number>();

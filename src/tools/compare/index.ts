@@ -1,14 +1,17 @@
 // The comparison layer: workloads, the replay harness, peer allocators, reports.
 
 export {
-  ALLOCATOR_NAMES, builtAllocators, loadAllocator, parseAllocatorNames,
+  ALLOCATOR_NAMES, builtAllocators, loadAllocator, parseAllocatorNames, PEER_NOTES,
   type AllocatorName, type AllocatorOptions, type WasmAllocator,
 } from './allocators.js';
-export { AllocatorError, AllocatorUnavailableError, NativeReplayError, ReplayError, UsageError } from './errors.js';
+export { AllocatorError, AllocatorUnavailableError, NativeReplayError, ReplaysFailedError, UsageError } from './errors.js';
 export { SYNTHETIC_WORKLOADS, resolveWorkload, workloadNames, type Workload, type WorkloadOptions, type WorkloadShape } from './workloads.js';
-export { replay, type ReplayOptions, type ReplayResult, type ReplaySamples } from './replay.js';
-export { compare, defaultWorkloads, jsonResults, SHIPPED_TRACE, type CompareOptions, type Comparison } from './compare.js';
-export { nativeReplay, NATIVE_LABEL, type NativeResult } from './native.js';
+export {
+  DEFAULT_REPEAT, MIN_LIVE_FOR_FRAGMENTATION, replay,
+  type FailureReason, type MeasuredFigures, type ReplayFailure, type ReplayOptions, type ReplayResult, type ReplaySamples,
+} from './replay.js';
+export { compare, defaultWorkloads, failedResults, jsonResults, SHIPPED_TRACE, type CompareOptions, type Comparison } from './compare.js';
+export { nativeReplay, NATIVE_LABEL, type NativeReplayOptions, type NativeResult } from './native.js';
 export { formatSummary, renderReport, writeReport } from './report.js';
 export { runBench, formatBench, type BenchOptions, type BenchResult } from './bench.js';
 export { decodeArenaMap, debugMallocStats, type ArenaMap, type ArenaRecord, type PoolRecord } from './pymalloc.js';
