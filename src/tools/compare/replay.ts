@@ -15,7 +15,14 @@
 // 0.8-2.4 MiB of scratch reserved with memory.grow), and every growth policy that looks at the
 // size of memory (TLSF doubles it, pymalloc's raw allocator grows by 1/8 of it, mimalloc aligns
 // its 4 MiB segments to 4 MiB) then measures the harness too. So the footprint comes from the
-// footprint pass only, and the timed runs give ns/op only.
+// footprint pass only, and the timed runs give ns/op only. They also grow memory a different
+// number of times (result.grows): fewer for the policies proportional to memory size.
+//
+// Tricky: replay_init starts the allocator before it reserves the scratch (TLSF and dlmalloc
+// claim the end of memory when they start), so the allocator's start-up growth, pymalloc's first
+// arena for one, is in no timed run. The time of an op that grew memory is memory.grow plus that
+// op's own work (and the page faults of the bytes it writes); the faults of fresh memory touched
+// by later ops stay in the op time, as they would natively.
 //
 // The footprint is the whole linear memory of the module: the allocator's static data, the C
 // stack of the C peers, the driver's few globals and the heap. Nothing is subtracted: all of it
