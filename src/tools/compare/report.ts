@@ -265,11 +265,12 @@ export function renderReport(comparison: Comparison, generated = new Date()): st
 <style>${STYLE}</style></head><body>
 <h1>Allocator comparison</h1>
 <p class="note">Generated ${escapeHtml(generated.toISOString())} by pymalloc-wasm on Node ${escapeHtml(process.version)}.
-Every Wasm allocator runs the same ops through the same driver in a fresh instance. <b>Footprint</b> is the Wasm memory the
-allocator committed (memory.buffer.byteLength above the module's baseline); Wasm memory never shrinks, so the final footprint
-after every block is freed equals the peak. <b>Fragmentation</b> is peak footprint / peak live bytes requested (Johnstone &amp; Wilson,
-ISMM 1998); the two peaks may come at different times. Only the replay calls are timed. Rows in italics are <b>native glibc, not Wasm</b>
-(a C program replaying the same ops; footprint = mallinfo2 arena + hblkhd).</p>
+Every Wasm allocator runs the same ops on fresh instances. <b>Footprint</b> is the module's whole Wasm memory
+(memory.buffer.byteLength), replayed one op per call with nothing but the allocator in it; Wasm memory never shrinks, so the
+final footprint after every block is freed equals the peak. <b>Fragmentation</b> is peak footprint / peak live bytes requested
+(Johnstone &amp; Wilson, ISMM 1998; n/a below 64 KiB live); the two peaks may come at different times. <b>ns/op</b> is the median
+of the timed runs of the driver's loop in Wasm, after an untimed warm-up run. Rows in italics are <b>native glibc, not Wasm</b>
+(a C program replaying the same ops; footprint = the exact peak of mallinfo2 arena + hblkhd).</p>
 ${skipped ? `<ul>${skipped}</ul>` : ''}
 <h2>Summary</h2>
 ${summaryTableHtml(comparison)}
