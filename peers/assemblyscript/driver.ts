@@ -131,6 +131,24 @@ export function churn(live: u32, steps: u32, seed: u32, maxSize: u32): u32 {
   return failed ? 0 : checksum;
 }
 
+// ---- one op per call: the footprint pass -----------------------------------------------------
+// The host keeps the id table and calls these once per op, so that nothing but the allocator (and
+// this module's static data) is ever in memory: no scratch, no memory.grow but the allocator's.
+
+/** malloc: the block's first byte written, as in the loops above; 0 iff it failed. */
+export function peer_malloc(size: usize): usize {
+  return allocTouched(size);
+}
+
+/** realloc with C's meaning for a null pointer; the first byte written; 0 iff it failed. */
+export function peer_realloc(ptr: usize, size: usize): usize {
+  return reallocTouched(ptr, size);
+}
+
+export function peer_free(ptr: usize): void {
+  heap.free(ptr);
+}
+
 /** Reserves the id table (zeroed) and the op buffer; callable once per instance. */
 export function replay_init(maxIds: u32): u32 {
   if (opBuffer != 0) return maxIds <= idCapacity ? INIT_OK : INIT_ALREADY_DONE;

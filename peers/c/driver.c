@@ -154,6 +154,30 @@ uint32_t churn(uint32_t live, uint32_t steps, uint32_t seed, uint32_t max_size) 
     return failed ? 0 : checksum;
 }
 
+/* ---- one op per call: the footprint pass ---------------------------------------------------
+ * The host keeps the id table and calls these once per op, so that nothing but the allocator (and
+ * this module's static data and stack) is ever in memory: no scratch, no memory.grow but the
+ * allocator's. */
+
+/* malloc, the block's first byte written as in the loops above; 0 iff it failed. */
+EXPORT(peer_malloc)
+uint32_t peer_malloc_export(uint32_t size) {
+    start();
+    return (uint32_t)alloc_touched(size);
+}
+
+EXPORT(peer_realloc)
+uint32_t peer_realloc_export(uint32_t ptr, uint32_t size) {
+    start();
+    return (uint32_t)realloc_touched((void *)ptr, size);
+}
+
+EXPORT(peer_free)
+void peer_free_export(uint32_t ptr) {
+    start();
+    peer_free((void *)ptr);
+}
+
 /* Reserves the id table (zeroed) and the op buffer; callable once per instance. */
 EXPORT(replay_init)
 uint32_t replay_init(uint32_t max_ids) {

@@ -1,19 +1,36 @@
 /*
  * The native reference: replays a canonical trace (src/tools/trace/format.ts, "pymalloc-trace v1")
  * with the C library's malloc, realloc and free, as the Wasm driver does, and prints one JSON
- * line of measurements. Built on demand by src/tools/compare/native.ts with the host's gcc.
+ * line. Built on demand by src/tools/compare/native.ts with the host's gcc; glibc only.
  *
- *     replay [sample_interval] < trace.txt
- *     {"ops":N,"nsPerOp":X,"peakLiveBytes":L,"peakFootprintBytes":F,"finalFootprintBytes":G,"peakRssBytes":R}
+ *     replay footprint < trace.txt
+ *     {"ops":N,"peakLiveBytes":L,"peakFootprintBytes":F,"finalFootprintBytes":G,"peakRssBytes":R}
+ *     replay time < trace.txt
+ *     {"ops":N,"ns":T}
+ *
+ * Two modes, one process each, so that measuring memory never slows the timed loop and each run
+ * starts from a fresh heap.
+ *
+ * footprint: what malloc took from the kernel, mallinfo2's arena (bytes taken with brk) plus
+ * hblkhd (bytes in mmapped chunks), at its exact peak. mallinfo2 walks every free list, too slow
+ * to call after every op, so it is called after exactly the ops that can raise it: those after
+ * which the program break moved (sbrk(0), a read of one variable) and those that returned an
+ * mmapped chunk (glibc marks one with IS_MMAPPED, bit 1 of the size word before the block: a
+ * new mmapped block, or one grown by mremap). A single-threaded program has only the main arena,
+ * which grows with brk alone (the mmap fallback when brk fails is not caught: then the footprint
+ * is low, not wrong in the other direction). peakRssBytes is the process's maximum resident set
+ * (getrusage), trace included: a coarser second opinion.
+ *
+ * time: the op loop alone, timed once, nothing measured inside it.
  *
  * The trace and the id table live in memory taken with mmap, never from malloc, so that the
- * footprint is the replay's alone: mallinfo2's arena (bytes taken with brk) plus hblkhd (bytes
- * in mmapped chunks), sampled every sample_interval ops outside the timed segments. peakRssBytes
- * is the process's maximum resident set (getrusage), trace included: a coarser second opinion.
- * Every block allocated has its first byte written, as in the Wasm drivers.
+ * footprint is the replay's alone. Every block allocated has its first byte written, as in the
+ * Wasm drivers. An allocation that returns NULL ends the replay with "failure" in the JSON (exit 0);
+ * bad input exits 1 with the line on stderr.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +81,13 @@ static size_t footprint(void) {
     return info.arena + info.hblkhd;
 }
 
+/* glibc's chunk header: the size word just before the block, IS_MMAPPED its bit 1. */
+enum { IS_MMAPPED = 0x2 };
+
+static int is_mmapped(const void *block) {
+    return (((const size_t *)block)[-1] & IS_MMAPPED) != 0;
+}
+
 static uint64_t now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -82,15 +106,16 @@ static const char *number(const char *p, const char *end, uint32_t *value, unsig
     return p;
 }
 
-int main(int argc, char **argv) {
-    size_t interval = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000;
-    if (interval == 0) interval = 1;
+typedef struct {
+    op_t *ops;
+    size_t count;
+    uint32_t id_limit;
+} trace_t;
 
+static trace_t parse(void) {
     size_t length;
     const char *text = read_all(&length), *end = text + length;
-    op_t *ops = map((length / 4 + 1) * sizeof(op_t));
-    size_t count = 0;
-    uint32_t id_limit = 0;
+    trace_t trace = {map((length / 4 + 1) * sizeof(op_t)), 0, 0};
     unsigned long line = 0;
     for (const char *p = text; p < end;) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -106,51 +131,82 @@ int main(int argc, char **argv) {
             else die("expected a, f or r", line);
             q = number(q + 1, eol, &op.id, line);
             if (op.kind != OP_FREE) number(q, eol, &op.size, line);
-            if (op.id >= id_limit) id_limit = op.id + 1;
-            ops[count++] = op;
+            if (op.id >= trace.id_limit) trace.id_limit = op.id + 1;
+            trace.ops[trace.count++] = op;
         }
         p = eol + 1;
     }
+    return trace;
+}
 
-    void **table = map((size_t)id_limit * sizeof *table);
-    size_t *sizes = map((size_t)id_limit * sizeof *sizes);
-    size_t live = 0, peak_live = 0, peak_footprint = footprint();
-    uint64_t elapsed = 0;
-    for (size_t start = 0; start < count; start += interval) {
-        size_t stop = start + interval < count ? start + interval : count;
-        for (size_t i = start; i < stop; i++) {
-            if (ops[i].kind == OP_FREE) live -= sizes[ops[i].id];
-            else live += ops[i].size - sizes[ops[i].id];
-            sizes[ops[i].id] = ops[i].kind == OP_FREE ? 0 : ops[i].size;
-            if (live > peak_live) peak_live = live;
+/* Runs one op; false iff an allocation of a nonzero size returned NULL. */
+static inline bool run_op(void **table, op_t op) {
+    if (op.kind == OP_FREE) {
+        free(table[op.id]);
+        table[op.id] = NULL;
+        return true;
+    }
+    unsigned char *p = op.kind == OP_ALLOC ? malloc(op.size) : realloc(table[op.id], op.size);
+    if (p == NULL && op.size != 0) return false;
+    if (p != NULL && op.size != 0) *p = 1;
+    table[op.id] = p;
+    return true;
+}
+
+static int time_mode(trace_t trace) {
+    void **table = map((size_t)trace.id_limit * sizeof *table);
+    uint64_t began = now_ns();
+    for (size_t i = 0; i < trace.count; i++) {
+        if (!run_op(table, trace.ops[i])) die("allocation failed", (unsigned long)i);
+    }
+    uint64_t elapsed = now_ns() - began;
+    printf("{\"ops\":%zu,\"ns\":%llu}\n", trace.count, (unsigned long long)elapsed);
+    return 0;
+}
+
+static int footprint_mode(trace_t trace) {
+    void **table = map((size_t)trace.id_limit * sizeof *table);
+    size_t *sizes = map((size_t)trace.id_limit * sizeof *sizes);
+    size_t live = 0, peak_live = 0, peak_footprint = footprint(), done = 0;
+    void *last_break = sbrk(0);
+    const char *failure = NULL;
+    for (; done < trace.count; done++) {
+        const op_t op = trace.ops[done];
+        if (!run_op(table, op)) {
+            failure = op.kind == OP_ALLOC ? "malloc returned NULL" : "realloc returned NULL";
+            break;
         }
-        uint64_t began = now_ns();
-        for (size_t i = start; i < stop; i++) {
-            const op_t op = ops[i];
-            unsigned char *p;
-            if (op.kind == OP_ALLOC) {
-                p = malloc(op.size);
-            } else if (op.kind == OP_REALLOC) {
-                p = realloc(table[op.id], op.size);
-            } else {
-                free(table[op.id]);
-                table[op.id] = NULL;
-                continue;
-            }
-            if (p == NULL && op.size != 0) die("allocation failed", (unsigned long)i);
-            if (p != NULL && op.size != 0) *p = 1;
-            table[op.id] = p;
+        void *brk_now = sbrk(0);
+        const void *block = table[op.id];
+        if (brk_now != last_break || (block != NULL && is_mmapped(block))) {
+            last_break = brk_now;
+            size_t f = footprint();
+            if (f > peak_footprint) peak_footprint = f;
         }
-        elapsed += now_ns() - began;
-        size_t f = footprint();
-        if (f > peak_footprint) peak_footprint = f;
+        if (op.kind == OP_FREE) live -= sizes[op.id];
+        else live += op.size - sizes[op.id];
+        sizes[op.id] = op.kind == OP_FREE ? 0 : op.size;
+        if (live > peak_live) peak_live = live;
     }
     size_t final_footprint = footprint();
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    printf("{\"ops\":%zu,\"nsPerOp\":%.3f,\"peakLiveBytes\":%zu,\"peakFootprintBytes\":%zu,"
-           "\"finalFootprintBytes\":%zu,\"peakRssBytes\":%ld}\n",
-           count, count ? (double)elapsed / (double)count : 0.0, peak_live, peak_footprint,
-           final_footprint, usage.ru_maxrss * 1024L);
+    printf("{\"ops\":%zu,\"peakLiveBytes\":%zu,\"peakFootprintBytes\":%zu,\"finalFootprintBytes\":%zu,"
+           "\"peakRssBytes\":%ld",
+           trace.count, peak_live, peak_footprint, final_footprint, usage.ru_maxrss * 1024L);
+    if (failure != NULL) {
+        const op_t op = trace.ops[done];
+        printf(",\"failure\":{\"op\":%zu,\"liveBytes\":%zu,\"size\":%u,\"message\":\"%s\"}", done, live, op.size, failure);
+    }
+    printf("}\n");
     return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2 || (strcmp(argv[1], "footprint") != 0 && strcmp(argv[1], "time") != 0)) {
+        fprintf(stderr, "usage: replay footprint|time < trace.txt\n");
+        return 2;
+    }
+    trace_t trace = parse();
+    return strcmp(argv[1], "time") == 0 ? time_mode(trace) : footprint_mode(trace);
 }

@@ -41,9 +41,15 @@ describe('pymalloc compare', () => {
     expect(results).toHaveLength(4);
     for (const result of results) {
       expect(Object.keys(result).sort()).toEqual(
-        ['allocator', 'workload', 'ops', 'nsPerOp', 'peakLiveBytes', 'peakFootprintBytes', 'fragmentation', 'finalFootprintBytes'].sort(),
+        [
+          'allocator', 'workload', 'ops', 'nsPerOp', 'nsPerOpMin', 'nsPerOpMax', 'timedRuns', 'growNsPerOp', 'grows',
+          'peakLiveBytes', 'peakFootprintBytes', 'fragmentation', 'finalFootprintBytes',
+        ].sort(),
       );
       expect(result.fragmentation).toBeCloseTo(result.peakFootprintBytes / result.peakLiveBytes);
+      expect(result.timedRuns).toBe(5);
+      expect(result.nsPerOpMin).toBeLessThanOrEqual(result.nsPerOp);
+      expect(result.nsPerOp).toBeLessThanOrEqual(result.nsPerOpMax);
     }
     expect(results.map((r: { allocator: string; workload: string }) => `${r.workload}/${r.allocator}`)).toEqual([
       'plateau/pymalloc-3.12', 'plateau/tlsf', 'lifo/pymalloc-3.12', 'lifo/tlsf',
@@ -79,6 +85,23 @@ describe('pymalloc replay', () => {
     expect(run.code).toBe(0);
     const { results } = JSON.parse(run.stdout);
     expect(results.map((r: { ops: number; peakLiveBytes: number }) => [r.ops, r.peakLiveBytes])).toEqual([[5, 4064], [5, 4064]]);
+  });
+
+  it('exits 1 when one allocator fails, and still prints every row', async () => {
+    const path = join(dir, 'huge.trace');
+    // 1.5 GB: above TLSF's 1 GiB block limit, which it aborts on; pymalloc takes it.
+    await writeFile(path, '# pymalloc-trace v1\na 0 32\na 1 1500000000\nf 1\n');
+    const run = await pymalloc('replay', path, '--allocators', 'tlsf,pymalloc-3.12', '--json', '--repeat', '1');
+    expect(run.code).toBe(1);
+    const { results } = JSON.parse(run.stdout);
+    expect(results.map((r: { allocator: string }) => r.allocator)).toEqual(['tlsf', 'pymalloc-3.12']);
+    expect(results[0].failure).toMatchObject({ pass: 'footprint', op: 1, liveBytes: 32, reason: 'trap' });
+    expect(results[0].nsPerOp).toBeNull();
+    expect(results[1].failure).toBeUndefined();
+    expect(results[1].timedRuns).toBe(1);
+    expect(results[1].peakFootprintBytes).toBeGreaterThan(1_500_000_000);
+    expect(run.stderr).toContain('1 replay could not finish');
+    expect(run.stderr).toContain('tlsf: op 1 failed: alloc of 1500000000 bytes for id 1');
   });
 
   it('exits 1 with the line number and the line of a malformed trace', async () => {

@@ -24,7 +24,7 @@ const ALLOCATORS = ['pymalloc-3.12', 'pymalloc-3.7', 'tlsf', 'bump'];
 let page: string;
 
 beforeAll(async () => {
-  const comparison = await compare({ workloads: WORKLOADS, allocators: ALLOCATORS, scale: 0.02, native: true });
+  const comparison = await compare({ workloads: WORKLOADS, allocators: ALLOCATORS, scale: 0.1, native: true });
   await mkdir(OUT, { recursive: true });
   page = await writeReport(OUT, comparison);
 });

@@ -22,7 +22,7 @@ await writeTrace('written.trace.gz', ops);
 const summary: TraceSummary = await convertTrace('written.trace.gz', 'converted.trace');
 let chunks = 0;
 for await (const chunk of openTrace('converted.trace')) chunks += chunk.ops.length > 0 ? 1 : 0;
-const result: ReplayResult = await replay('pymalloc-3.12', resolveWorkload('trace:converted.trace'), { warmUp: false });
+const result: ReplayResult = await replay('pymalloc-3.12', resolveWorkload('trace:converted.trace'), { timing: false });
 const comparison: Comparison = await compare({ workloads: ['lifo'], allocators: ['bump'], scale: 0.01 });
 const heap = await Heap.create();
 console.log(JSON.stringify({

@@ -19,9 +19,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { convertTrace, record, type TraceSummary } from '../trace/index.js';
 import { isPymalloc, PYMALLOC_PRESETS } from '../compare/allocators.js';
 import { runBench, formatBench, BATCH, MAX_STEPS, MAX_RUNS } from '../compare/bench.js';
-import { compare, defaultWorkloads, jsonResults, planComparison, type CompareOptions } from '../compare/compare.js';
-import { UsageError } from '../compare/errors.js';
-import { replay } from '../compare/replay.js';
+import { compare, defaultWorkloads, failedResults, jsonResults, planComparison, type CompareOptions } from '../compare/compare.js';
+import { ReplaysFailedError, UsageError } from '../compare/errors.js';
+import { DEFAULT_REPEAT, MAX_REPEAT, replay } from '../compare/replay.js';
 import { formatSummary, prepareReportDirectory, writeReport } from '../compare/report.js';
 import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
 import { createProgress } from './progress.js';
@@ -71,6 +71,7 @@ interface ComparisonFlags {
   json?: boolean;
   scale?: number;
   seed?: number;
+  repeat?: number;
   native: boolean;
 }
 
@@ -85,7 +86,7 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   const progress = createProgress(json);
   let comparison;
   try {
-    comparison = await compare({ ...options, native: flags.native && !json, onProgress: progress.update });
+    comparison = await compare({ ...options, repeat: flags.repeat, native: flags.native && !json, onProgress: progress.update });
   } finally {
     progress.stop();
   }
@@ -96,16 +97,19 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   if (json) {
     console.log(JSON.stringify(jsonResults(comparison.results), null, 2));
     if (writesReport) await writeReport(out, comparison);
-    return;
+  } else {
+    console.log(formatSummary(comparison));
+    if (writesReport) console.log(`\nreport: ${await writeReport(out, comparison)}`);
   }
-  console.log(formatSummary(comparison));
-  if (writesReport) console.log(`\nreport: ${await writeReport(out, comparison)}`);
+  const failed = failedResults(comparison);
+  if (failed.length > 0) throw new ReplaysFailedError(failed.map((r) => `${r.workload}: ${r.failure!.message}`));
 }
 
 function comparisonOptions(command: Command): Command {
   return command
     .option('--allocators <names>', 'comma-separated allocators (default: every one built)', list)
     .option('--json', 'print the results as JSON only')
+    .option('--repeat <n>', `timed runs per replay after one untimed warm-up; ns/op is their median (default ${DEFAULT_REPEAT})`, integerIn(1, MAX_REPEAT))
     .option('--no-native', 'skip the native glibc reference');
 }
 
@@ -214,7 +218,7 @@ function buildProgram(): Command {
     .action(async (flags: { workload: string; allocator: string; scale?: number }) => {
       if (!isPymalloc(flags.allocator)) throw new UsageError(`--allocator must be one of ${Object.keys(PYMALLOC_PRESETS).join(', ')}`);
       const workload = resolveWorkload(flags.workload, { scale: flags.scale });
-      const result = await replay(flags.allocator, workload, { warmUp: false });
+      const result = await replay(flags.allocator, workload, { timing: false });
       console.log(`${flags.allocator} at the end of ${workload.name} (${result.workloadOps} ops), before the final frees:\n`);
       console.log(result.debugMallocStats);
     });

@@ -1,7 +1,8 @@
 // The allocators a comparison runs: each a Wasm module in build/peers/ (built by
-// scripts/build-peers.sh) with the driver ABI of peers/README.md: churn, replay_init,
-// replay_ops, replay_capacity, replay_table, replay_run. The pymalloc modules also export the
-// core's stats(), arenaMap() and IO buffer (peers/pymalloc/driver.ts).
+// scripts/build-peers.sh) with the driver ABI of peers/README.md: peer_malloc, peer_free,
+// peer_realloc (one op per call), churn, replay_init, replay_ops, replay_capacity, replay_table,
+// replay_run. The pymalloc modules also export the core's stats(), arenaMap() and IO buffer
+// (peers/pymalloc/driver.ts).
 //
 // It is the one loader of these modules: the CLI (from dist/, with plain node), the benchmarks
 // and the tests all use it. Each module is compiled once per process and instantiated afresh
@@ -43,9 +44,32 @@ export function buildHint(name: AllocatorName): string {
     : 'run scripts/build-peers.sh';
 }
 
+/** Bytes of a wasm page, and the pages of wasm32's 4 GiB address space. */
+export const WASM_PAGE_BYTES = 65536;
+export const WASM32_PAGES = 65536;
+
+/**
+ * What a person reading a comparison must know of a peer: how it behaves on wasm32 whatever the
+ * harness does (investigated on mimalloc 2.0.9's source, src/os.c and src/segment.c, built as
+ * scripts/build-peers.sh builds it; peers/README.md says the same).
+ */
+export const PEER_NOTES: Partial<Record<AllocatorName, string>> = {
+  mimalloc:
+    'mimalloc 2.0.9 on wasm32 never reuses the memory of a freed block larger than 2 MiB: such a block gets a ' +
+    '"huge" segment of its own, taken with memory.grow, and freeing it hands the segment back to the OS layer, ' +
+    'whose wasi version cannot give memory back and keeps no list of it (os.c: "sbrk heap cannot be shrunk"), so ' +
+    'the next large block grows memory again; a trace that allocates and frees a 50 MB block 100 times runs out ' +
+    "of wasm32's 4 GiB. Only its regular 4 MiB segments are reused (its segment cache). Each segment is also " +
+    'aligned to 4 MiB by growing memory past the padding, which is lost. Not a setting of this build: no mimalloc ' +
+    'option (MI_*) changes it; arenas would reuse the memory but must be reserved, that is grown, up front.',
+};
+
 /** The exports of every allocator module. */
 interface DriverExports {
   memory: WebAssembly.Memory;
+  peer_malloc(size: number): number;
+  peer_free(address: number): void;
+  peer_realloc(address: number, size: number): number;
   churn(live: number, steps: number, seed: number, maxSize: number): number;
   replay_init(maxIds: number): number;
   replay_ops(): number;
@@ -67,6 +91,13 @@ export interface WasmAllocator {
   readonly name: AllocatorName;
   /** `memory.buffer.byteLength` is the module's committed memory. */
   readonly memory: WebAssembly.Memory;
+  /** The most wasm pages memory can have: the module's declared maximum, else wasm32's 65536. */
+  readonly maxPages: number;
+  /** malloc, the block's first byte written; the address (unsigned), 0 iff it failed. */
+  malloc(size: number): number;
+  /** realloc with C's meaning for address 0; the address (unsigned), 0 iff it failed. */
+  realloc(address: number, size: number): number;
+  free(address: number): void;
   /** Ops the op buffer holds. */
   readonly replayCapacity: number;
   /** The churn loop of peers/README.md; 0 iff an allocation failed. */
@@ -179,21 +210,64 @@ function wasiImports(name: AllocatorName, module: WebAssembly.Module, memory: ()
 
 // ---- loading ------------------------------------------------------------------------------------
 
-const modules = new Map<string, WebAssembly.Module>();
+/** Reads the unsigned LEB128 at `at`; returns it and the offset after it. */
+function leb128(bytes: Uint8Array, at: number): [value: number, next: number] {
+  let value = 0;
+  let scale = 1;
+  let byte: number;
+  do {
+    byte = bytes[at++];
+    value += (byte & 0x7f) * scale;
+    scale *= 128;
+  } while (byte & 0x80 && at < bytes.length);
+  return [value, at];
+}
 
-function compile(name: AllocatorName, path: string): WebAssembly.Module {
-  let module = modules.get(path);
-  if (module === undefined) {
+const MEMORY_SECTION = 5;
+const LIMITS_HAS_MAXIMUM = 1;
+const SECTIONS_START = 8;
+
+/**
+ * The maximum pages of the module's own memory: the limits of its memory section, else wasm32's
+ * 65536 (no maximum declared, or memory imported). WebAssembly.Memory does not tell it in Node 20.
+ */
+export function declaredMaxPages(bytes: Uint8Array): number {
+  for (let at = SECTIONS_START; at < bytes.length; ) {
+    const id = bytes[at];
+    const [size, body] = leb128(bytes, at + 1);
+    if (id === MEMORY_SECTION) {
+      const [count, first] = leb128(bytes, body);
+      if (count === 0) break;
+      const [flags, initialAt] = leb128(bytes, first);
+      if ((flags & LIMITS_HAS_MAXIMUM) === 0) break;
+      const [, maximumAt] = leb128(bytes, initialAt);
+      return Math.min(leb128(bytes, maximumAt)[0], WASM32_PAGES);
+    }
+    at = body + size;
+  }
+  return WASM32_PAGES;
+}
+
+interface CompiledModule {
+  module: WebAssembly.Module;
+  maxPages: number;
+}
+
+const modules = new Map<string, CompiledModule>();
+
+function compile(name: AllocatorName, path: string): CompiledModule {
+  let compiled = modules.get(path);
+  if (compiled === undefined) {
     let bytes: Uint8Array<ArrayBuffer>;
     try {
       bytes = new Uint8Array(readFileSync(path));
     } catch (cause) {
       throw new AllocatorUnavailableError(name, path, buildHint(name), { cause });
     }
-    module = new WebAssembly.Module(bytes);
-    modules.set(path, module);
+    compiled = { module: new WebAssembly.Module(bytes), maxPages: declaredMaxPages(bytes) };
+    modules.set(path, compiled);
   }
-  return module;
+  return compiled;
 }
 
 /** A view of `words()` u32 at `address()`, rebuilt whenever memory growth replaced the buffer. */
@@ -214,7 +288,7 @@ function liveView(memory: WebAssembly.Memory, address: () => number, words: () =
  */
 export async function loadAllocator(name: AllocatorName, options: AllocatorOptions = {}): Promise<WasmAllocator> {
   parseAllocatorNames([name]);
-  const module = compile(name, wasmPath(name, options));
+  const { module, maxPages } = compile(name, wasmPath(name, options));
   let exported: (DriverExports & Partial<IntrospectionExports>) | undefined;
   const instance = await WebAssembly.instantiate(module, wasiImports(name, module, () => exported!.memory));
   exported = instance.exports as unknown as DriverExports & Partial<IntrospectionExports>;
@@ -225,6 +299,10 @@ export async function loadAllocator(name: AllocatorName, options: AllocatorOptio
   const allocator: WasmAllocator = {
     name,
     memory: wasm.memory,
+    maxPages,
+    malloc: (size) => wasm.peer_malloc(size) >>> 0,
+    realloc: (address, size) => wasm.peer_realloc(address, size) >>> 0,
+    free: (address) => wasm.peer_free(address),
     replayCapacity,
     churn: (live, steps, seed, maxSize) => wasm.churn(live, steps, seed, maxSize) >>> 0,
     replayInit(maxIds) {

@@ -43,6 +43,11 @@ export interface CompareOptions {
    * @default false
    */
   native?: boolean;
+  /**
+   * Timed runs per replay (after one untimed warm-up run); ns/op is their median.
+   * @default DEFAULT_REPEAT (5)
+   */
+  repeat?: number;
   /** Directory of the allocator modules (build/peers/ by default). */
   wasmDir?: string;
   /** Progress: the replay running, the ops it has run, its total. */
@@ -100,7 +105,8 @@ export function planComparison(options: CompareOptions): { workloads: Workload[]
 
 /**
  * Runs the comparison.
- * @throws UsageError for unknown names, or a name given twice; ReplayError when a replay fails; trace errors
+ * A replay that cannot finish is a result with its `failure`; the others still run.
+ * @throws UsageError for unknown names, or a name given twice; trace errors
  */
 export async function compare(options: CompareOptions = {}): Promise<Comparison> {
   const { workloads, allocators, skipped } = planComparison(options);
@@ -117,23 +123,34 @@ export async function compare(options: CompareOptions = {}): Promise<Comparison>
       comparison.results.push(
         await replay(allocator, workload, {
           wasmDir: options.wasmDir,
+          repeat: options.repeat,
           onProgress: options.onProgress && ((done, total) => options.onProgress!(label, done, total)),
         }),
       );
     }
     if (options.native === true) {
-      const native = await nativeReplay(workload);
+      const native = await nativeReplay(workload, { repeat: options.repeat });
       if (native !== undefined) comparison.native.push(native);
     }
   }
   return comparison;
 }
 
-/** The CLI's JSON: exactly these fields, per result. */
+/** The results that could not finish. */
+export function failedResults(comparison: Comparison): (ReplayResult | NativeResult)[] {
+  return [...comparison.results, ...comparison.native].filter((r) => r.failure !== undefined);
+}
+
+/** The CLI's JSON: exactly these fields, per result (failure only when there is one). */
 export function jsonResults(results: readonly ReplayResult[]): { results: object[] } {
   return {
-    results: results.map(({ allocator, workload, ops, nsPerOp, peakLiveBytes, peakFootprintBytes, fragmentation, finalFootprintBytes }) => ({
-      allocator, workload, ops, nsPerOp, peakLiveBytes, peakFootprintBytes, fragmentation, finalFootprintBytes,
+    results: results.map(({
+      allocator, workload, ops, nsPerOp, nsPerOpMin, nsPerOpMax, timedRuns, growNsPerOp, grows,
+      peakLiveBytes, peakFootprintBytes, fragmentation, finalFootprintBytes, failure,
+    }) => ({
+      allocator, workload, ops, nsPerOp, nsPerOpMin, nsPerOpMax, timedRuns, growNsPerOp, grows,
+      peakLiveBytes, peakFootprintBytes, fragmentation, finalFootprintBytes,
+      ...(failure !== undefined && { failure }),
     })),
   };
 }

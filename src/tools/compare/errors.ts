@@ -33,25 +33,12 @@ export class AllocatorError extends Error {
   }
 }
 
-/**
- * A replay stopped before the end of its workload: an allocation failed, or the module trapped.
- * No result is produced for it.
- */
-export class ReplayError extends Error {
-  override readonly name = 'ReplayError';
+/** Replays of a comparison could not finish; their rows (with `failure`) were printed first. */
+export class ReplaysFailedError extends Error {
+  override readonly name = 'ReplaysFailedError';
 
-  /**
-   * @param opIndex 0-based index of the op in the workload's stream (frees appended at the end
-   *                included); for a trap, the first op of the batch that trapped
-   */
-  constructor(
-    readonly allocator: string,
-    readonly workload: string,
-    readonly opIndex: number,
-    problem: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${allocator} on ${workload}: op ${opIndex}: ${problem}`, options);
+  constructor(readonly messages: readonly string[]) {
+    super(`${messages.length} replay${messages.length === 1 ? '' : 's'} could not finish:\n  ${messages.join('\n  ')}`);
   }
 }
 

@@ -2,30 +2,34 @@
 // (glibc on Linux), outside Wasm. Not comparable op for op with the Wasm rows (no bounds checks,
 // a different compiler, a different memory model), but it tells what the host's allocator would
 // do with the trace. peers/native/replay.c is compiled with gcc on first use into build/native/.
+//
+// As for the Wasm rows, memory and time come from separate runs, each a fresh process on the
+// same canonical text (written once to a temporary file): one footprint run (the exact peak of
+// mallinfo2's arena + hblkhd), one untimed warm-up run, then `repeat` timed runs.
 
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../trace/format.js';
 import { PACKAGE_ROOT } from './allocators.js';
 import { NativeReplayError } from './errors.js';
-import type { MeasuredFigures } from './replay.js';
+import { DEFAULT_REPEAT, fragmentationOf, spread, type MeasuredFigures } from './replay.js';
 import type { Workload } from './workloads.js';
 
 const execFileAsync = promisify(execFile);
 
 const SOURCE = join(PACKAGE_ROOT, 'peers', 'native', 'replay.c');
 const BUILD_DIR = join(PACKAGE_ROOT, 'build', 'native');
-const DEFAULT_SAMPLES = 500;
 
 /** The label of native rows: never mistaken for a Wasm allocator. */
 export const NATIVE_LABEL = 'native glibc (not Wasm)';
 
-/** peakFootprintBytes is the peak of mallinfo2's arena + hblkhd: what malloc took from the kernel. */
+/** peakFootprintBytes is the exact peak of mallinfo2's arena + hblkhd: what malloc took from the kernel. */
 export interface NativeResult extends MeasuredFigures {
   allocator: typeof NATIVE_LABEL;
   /** The process's peak resident set, the trace in memory included. */
@@ -80,36 +84,95 @@ async function* traceText(workload: Workload): AsyncGenerator<string> {
   if (live.size > 0) yield [...live].map((id) => `f ${id}`).join('\n') + '\n';
 }
 
+export interface NativeReplayOptions {
+  /**
+   * Timed runs, each a fresh process after one untimed warm-up run.
+   * @default DEFAULT_REPEAT (5)
+   */
+  repeat?: number;
+}
+
+/** What `replay footprint` prints (peers/native/replay.c). */
+interface FootprintOutput {
+  ops: number;
+  peakLiveBytes: number;
+  peakFootprintBytes: number;
+  finalFootprintBytes: number;
+  peakRssBytes: number;
+  failure?: { op: number; liveBytes: number; size: number; message: string };
+}
+
+/** Runs the replayer in one mode with the trace file as stdin; its JSON line. */
+async function run<T>(binary: string, mode: 'footprint' | 'time', trace: string, workload: string): Promise<T> {
+  const input = await open(trace, 'r');
+  try {
+    const child = spawn(binary, [mode], { stdio: [input.fd, 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (data: Buffer) => (stdout += data));
+    child.stderr!.on('data', (data: Buffer) => (stderr += data));
+    const status = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    if (status !== 0) throw new NativeReplayError(`native replay (${mode}) of ${workload} failed (exit ${status}): ${stderr.trim()}`);
+    return JSON.parse(stdout) as T;
+  } finally {
+    await input.close();
+  }
+}
+
 /**
  * Replays the workload natively. Returns undefined when there is no gcc to build the replayer.
- * @throws NativeReplayError when the replayer fails
+ * An allocation that returns NULL gives a result with its `failure`.
+ * @throws NativeReplayError when the replayer cannot be built or rejects the trace
  */
-export async function nativeReplay(workload: Workload, samples = DEFAULT_SAMPLES): Promise<NativeResult | undefined> {
+export async function nativeReplay(workload: Workload, options: NativeReplayOptions = {}): Promise<NativeResult | undefined> {
+  const repeat = options.repeat ?? DEFAULT_REPEAT;
+  if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`options.repeat must be a positive integer, got ${repeat}`);
   const binary = await nativeReplayer();
   if (binary === undefined) return undefined;
-  const shape = await workload.shape();
-  const interval = Math.max(1, Math.ceil((shape.ops + shape.liveAtEnd) / samples));
-  const child = spawn(binary, [String(interval)], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (data: Buffer) => (stdout += data));
-  child.stderr.on('data', (data: Buffer) => (stderr += data));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  child.stdin.on('error', () => {}); // an early exit is reported through its status below
-  for await (const text of traceText(workload)) {
-    if (!child.stdin.write(text)) await new Promise((resolve) => child.stdin.once('drain', resolve));
+  const dir = await mkdtemp(join(tmpdir(), 'pymalloc-native-'));
+  try {
+    const trace = join(dir, 'trace.txt');
+    const file = createWriteStream(trace);
+    for await (const text of traceText(workload)) {
+      if (!file.write(text)) await new Promise<void>((resolve) => file.once('drain', () => resolve()));
+    }
+    await new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve())));
+
+    const measured = await run<FootprintOutput>(binary, 'footprint', trace, workload.name);
+    const times: number[] = [];
+    if (measured.failure === undefined) {
+      await run(binary, 'time', trace, workload.name);
+      for (let i = 0; i < repeat; i++) {
+        const { ops, ns } = await run<{ ops: number; ns: number }>(binary, 'time', trace, workload.name);
+        times.push(ops === 0 ? 0 : ns / ops);
+      }
+    }
+    const time = spread(times);
+    const { failure, ...figures } = measured;
+    return {
+      allocator: NATIVE_LABEL,
+      workload: workload.name,
+      ...figures,
+      nsPerOp: time.median,
+      nsPerOpMin: time.min,
+      nsPerOpMax: time.max,
+      timedRuns: times.length,
+      ...fragmentationOf(measured.peakFootprintBytes, measured.peakLiveBytes),
+      ...(failure !== undefined && {
+        failure: {
+          pass: 'footprint' as const,
+          op: failure.op,
+          liveBytes: failure.liveBytes,
+          footprintBytes: measured.finalFootprintBytes,
+          reason: 'refused' as const,
+          message: `${NATIVE_LABEL}: op ${failure.op} failed: ${failure.message} for ${failure.size} bytes with ${failure.liveBytes} bytes live`,
+        },
+      }),
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
-  child.stdin.end();
-  const status = await exited;
-  if (status !== 0) throw new NativeReplayError(`native replay of ${workload.name} failed (exit ${status}): ${stderr.trim()}`);
-  const measured = JSON.parse(stdout) as Omit<NativeResult, 'allocator' | 'workload' | 'fragmentation'>;
-  return {
-    allocator: NATIVE_LABEL,
-    workload: workload.name,
-    ...measured,
-    fragmentation: measured.peakLiveBytes === 0 ? 0 : measured.peakFootprintBytes / measured.peakLiveBytes,
-  };
 }

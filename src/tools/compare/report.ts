@@ -46,50 +46,75 @@ export function workloadLabel(name: string): string {
   return match ? `trace:${match[1]}` : name;
 }
 
-/** One matrix: a row per workload, a cell per allocator (undefined where it did not run). */
+/** A matrix cell: a figure, or why there is none ("-": not run, "FAILED", "n/a": too small to tell). */
+interface Cell {
+  value?: number;
+  text: string;
+  /** The spread behind a median, as "min-max". */
+  spread?: string;
+}
+
+/** One matrix: a row per workload, a cell per allocator. */
 interface Matrix {
   title: string;
   allocators: string[];
-  rows: { workload: string; cells: (number | undefined)[]; best: number }[];
-  format: (value: number) => string;
+  rows: { workload: string; cells: Cell[]; best: number }[];
 }
 
-function matrix(comparison: Comparison, title: string, figure: (row: Row) => number, format: (value: number) => string): Matrix {
+interface Figure {
+  title: string;
+  value: (row: Row) => number | null;
+  spread?: (row: Row) => [number | null, number | null];
+  digits: number;
+}
+
+const FIGURES: readonly Figure[] = [
+  { title: 'fragmentation (peak footprint / peak live; lower is better)', value: (r) => r.fragmentation, digits: 2 },
+  { title: 'ns per op (median of the timed runs, min-max beneath; lower is better)', value: (r) => r.nsPerOp, spread: (r) => [r.nsPerOpMin, r.nsPerOpMax], digits: 1 },
+];
+
+function cellOf(row: Row | undefined, figure: Figure): Cell {
+  if (row === undefined) return { text: '-' };
+  if (row.failure !== undefined) return { text: 'FAILED' };
+  const value = figure.value(row);
+  if (value === null) return { text: 'n/a' };
+  const [min, max] = figure.spread?.(row) ?? [null, null];
+  const spread = min !== null && max !== null ? `${min.toFixed(figure.digits)}-${max.toFixed(figure.digits)}` : undefined;
+  return { value, text: value.toFixed(figure.digits), ...(spread !== undefined && { spread }) };
+}
+
+function matrix(comparison: Comparison, figure: Figure): Matrix {
   const allocators = [...new Set(comparison.results.map((r) => r.allocator as string))];
+  const wasm = allocators.length;
   if (comparison.native.length > 0) allocators.push(comparison.native[0].allocator);
   const rows = comparison.workloads.map(({ name }) => {
-    const cells = allocators.map((allocator) => {
-      const row = [...comparison.results, ...comparison.native].find((r) => r.workload === name && r.allocator === allocator);
-      return row === undefined ? undefined : figure(row);
-    });
+    const all: Row[] = [...comparison.results, ...comparison.native];
+    const cells = allocators.map((allocator) => cellOf(all.find((r) => r.workload === name && r.allocator === allocator), figure));
     // The best of the row among the Wasm allocators: native glibc is the reference, not a contender.
-    const contenders = cells.map((v, i) => (i < allocators.length - (comparison.native.length > 0 ? 1 : 0) ? v : undefined));
-    const best = Math.min(...contenders.filter((v): v is number => v !== undefined && v > 0));
+    const best = Math.min(...cells.slice(0, wasm).flatMap((c) => (c.value !== undefined ? [c.value] : [])));
     return { workload: workloadLabel(name), cells, best };
   });
-  return { title, allocators, rows, format };
+  return { title: figure.title, allocators, rows };
 }
 
 function matrices(comparison: Comparison): Matrix[] {
-  return [
-    matrix(comparison, 'fragmentation (peak footprint / peak live; lower is better)', (r) => r.fragmentation, (v) => v.toFixed(2)),
-    matrix(comparison, 'ns per op (lower is better)', (r) => r.nsPerOp, (v) => v.toFixed(1)),
-  ];
+  return FIGURES.map((figure) => matrix(comparison, figure));
 }
 
-/** ratio of a cell to the reference allocator's in the same row, as "x0.93". */
-function ratioText(m: Matrix, cells: (number | undefined)[], i: number): string {
+/** The ratio of a cell to the reference allocator's in the same row, as "x0.93". */
+function ratioText(m: Matrix, cells: Cell[], i: number): string {
   const ref = m.allocators.indexOf(REFERENCE_ALLOCATOR);
-  const value = cells[i];
-  if (ref < 0 || i === ref || value === undefined || !cells[ref]) return '';
-  return `x${(value / cells[ref]!).toFixed(2)}`;
+  const value = cells[i].value;
+  const reference = ref < 0 ? undefined : cells[ref].value;
+  if (i === ref || value === undefined || !reference) return '';
+  return `x${(value / reference).toFixed(2)}`;
 }
 
 function formatMatrix(m: Matrix): string[] {
   const head = ['workload', ...m.allocators];
   const body = m.rows.map((row) => [
     row.workload,
-    ...row.cells.map((v, i) => (v === undefined ? '-' : `${m.format(v)}${v === row.best ? '*' : ' '}${ratioText(m, row.cells, i).padStart(6)}`)),
+    ...row.cells.map((c, i) => `${c.text}${c.value === row.best ? '*' : ' '}${ratioText(m, row.cells, i).padStart(6)}`),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (values: string[]) => values.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ').trimEnd();
@@ -99,10 +124,10 @@ function formatMatrix(m: Matrix): string[] {
 const COLUMNS: readonly { title: string; cell: (row: Row) => string; left?: boolean }[] = [
   { title: 'workload', cell: (r) => workloadLabel(r.workload), left: true },
   { title: 'allocator', cell: (r) => r.allocator, left: true },
-  { title: 'ns/op', cell: (r) => r.nsPerOp.toFixed(1) },
+  { title: 'ns/op', cell: (r) => (r.nsPerOp === null ? '-' : r.nsPerOp.toFixed(1)) },
   { title: 'peak live MiB', cell: (r) => mib(r.peakLiveBytes) },
   { title: 'peak footprint MiB', cell: (r) => mib(r.peakFootprintBytes) },
-  { title: 'fragmentation', cell: (r) => r.fragmentation.toFixed(2) },
+  { title: 'fragmentation', cell: (r) => (r.failure !== undefined ? 'FAILED' : r.fragmentation === null ? 'n/a' : r.fragmentation.toFixed(2)) },
   { title: 'at peak live MiB', cell: (r) => ('footprintAtPeakLiveBytes' in r ? mib(r.footprintAtPeakLiveBytes) : '-') },
   { title: 'final MiB', cell: (r) => mib(r.finalFootprintBytes) },
 ];
@@ -144,10 +169,14 @@ export function formatSummary(comparison: Comparison): string {
   out.push('');
   for (const m of matrices(comparison)) out.push(...formatMatrix(m), '');
   out.push(`* best Wasm allocator of the row; xN.NN: ratio to ${REFERENCE_ALLOCATOR}.`);
-  out.push('footprint: committed Wasm memory above the module\'s baseline (Wasm memory never shrinks, so');
-  out.push('final = peak); fragmentation = peak footprint / peak live bytes (Johnstone & Wilson).');
+  out.push('footprint: the module\'s whole Wasm memory, replayed one op per call with nothing but the allocator in it');
+  out.push('(Wasm memory never shrinks, so final = peak); fragmentation = peak footprint / peak live bytes (Johnstone &');
+  out.push('Wilson), n/a below 64 KiB live. ns/op: median of the timed runs in Wasm, after an untimed warm-up run.');
   if (comparison.native.length > 0) {
-    out.push(`native rows: glibc malloc in a C program, not Wasm; footprint = mallinfo2 arena + hblkhd.`);
+    out.push(`native rows: glibc malloc in a C program, not Wasm; footprint = mallinfo2 arena + hblkhd at its peak.`);
+  }
+  for (const { workload, failure } of [...comparison.results, ...comparison.native]) {
+    if (failure !== undefined) out.push(`FAILED on ${workload}: ${failure.message}`);
   }
   for (const workload of comparison.workloads) {
     const note = importNote(workload);
@@ -244,11 +273,10 @@ function matrixHtml(m: Matrix, id: string): string {
   const body = m.rows
     .map((row) => {
       const cells = row.cells
-        .map((v, i) => {
-          if (v === undefined) return '<td class="n">-</td>';
-          const best = v === row.best;
-          const ratio = ratioText(m, row.cells, i);
-          return `<td class="n${best ? ' best' : ''}"${best ? ' title="best of the row"' : ''}>${escapeHtml(m.format(v))}${best ? ' ★' : ''}${ratio ? `<br><small>${ratio}</small>` : ''}</td>`;
+        .map((c, i) => {
+          const best = c.value !== undefined && c.value === row.best;
+          const lines = [c.spread, ratioText(m, row.cells, i)].filter((x) => x).map((x) => `<br><small>${escapeHtml(x!)}</small>`).join('');
+          return `<td class="n${best ? ' best' : ''}"${best ? ' title="best of the row"' : ''}>${escapeHtml(c.text)}${best ? ' ★' : ''}${lines}</td>`;
         })
         .join('');
       return `<tr><td>${escapeHtml(row.workload)}</td>${cells}</tr>`;
@@ -388,11 +416,12 @@ export function renderReport(comparison: Comparison, generated = new Date()): st
 <style>${STYLE}</style></head><body>
 <h1>Allocator comparison</h1>
 <p class="note">Generated ${escapeHtml(generated.toISOString())} by pymalloc-wasm on Node ${escapeHtml(process.version)}.
-Every Wasm allocator runs the same ops through the same driver in a fresh instance. <b>Footprint</b> is the Wasm memory the
-allocator committed (memory.buffer.byteLength above the module's baseline); Wasm memory never shrinks, so the final footprint
-after every block is freed equals the peak. <b>Fragmentation</b> is peak footprint / peak live bytes requested (Johnstone &amp; Wilson,
-ISMM 1998); the two peaks may come at different times. Only the replay calls are timed. Rows in italics are <b>native glibc, not Wasm</b>
-(a C program replaying the same ops; footprint = mallinfo2 arena + hblkhd).</p>
+Every Wasm allocator runs the same ops on fresh instances. <b>Footprint</b> is the module's whole Wasm memory
+(memory.buffer.byteLength), replayed one op per call with nothing but the allocator in it; Wasm memory never shrinks, so the
+final footprint after every block is freed equals the peak. <b>Fragmentation</b> is peak footprint / peak live bytes requested
+(Johnstone &amp; Wilson, ISMM 1998; n/a below 64 KiB live); the two peaks may come at different times. <b>ns/op</b> is the median
+of the timed runs of the driver's loop in Wasm, after an untimed warm-up run. Rows in italics are <b>native glibc, not Wasm</b>
+(a C program replaying the same ops; footprint = the exact peak of mallinfo2 arena + hblkhd).</p>
 ${skipped ? `<ul>${skipped}</ul>` : ''}
 <h2>At a glance</h2>
 <p class="note">★ marks the best Wasm allocator of each row (native glibc is the reference, not a contender); the small line is
