@@ -45,6 +45,12 @@ skip() {
   echo "build-peers: $1: skipped, ${*:2}"
 }
 
+# Each module's <name>.version beside it says what it was built from (the comparison's JSON
+# reports it).
+as_version() {
+  node -p 'require("./node_modules/assemblyscript/package.json").version'
+}
+
 # Writes to a temporary name and renames, so an interrupted build leaves no half-written module.
 # Usage: [DRIVER=FILE] build_as_peer NAME RUNTIME "EXTRA ASC FLAGS" [INPUT ...]
 # DRIVER is the entry file, peers/assemblyscript/driver.ts unless set.
@@ -58,6 +64,7 @@ build_as_peer() {
   "$ASC" "$driver" --config "$AS_CONFIG" --runtime "$runtime" $flags \
     -o "$output.tmp"
   mv "$output.tmp" "$output"
+  echo "assemblyscript $(as_version) (${runtime#./peers/})" >"$OUT/$name.version"
   echo "build-peers: $name: built"
 }
 
@@ -76,6 +83,7 @@ build_dlmalloc() {
     peers/c/driver.c || return 1
   clang "${LINK_FLAGS[@]}" -o "$output.tmp" "$OBJ/driver-dlmalloc.o" || return 1
   mv "$output.tmp" "$output" || return 1
+  echo "wasi-libc $(dpkg-query -W -f '${Version}' wasi-libc 2>/dev/null || echo unknown) (dlmalloc)" >"$OUT/dlmalloc.version"
   echo "build-peers: dlmalloc: built"
 }
 
@@ -109,6 +117,7 @@ build_mimalloc() {
   clang "${LINK_FLAGS[@]}" -o "$output.tmp" "$OBJ/driver-mimalloc.o" "$OBJ/mimalloc.o" \
     -lwasi-emulated-process-clocks || return 1
   mv "$output.tmp" "$output" || return 1
+  basename "$source" >"$OUT/mimalloc.version"
   echo "build-peers: mimalloc: built from $(basename "$source")"
 }
 

@@ -148,7 +148,7 @@ describe('pymalloc compare and replay: options that were ignored or misread', ()
   it("--workload 'trace:a,b.trace' keeps the comma in the path", async () => {
     const path = join(dir, 'a,b.trace');
     await writeFile(path, '# pymalloc-trace v1\na 0 100\na 1 28\nf 0\n');
-    const run = await pymalloc('compare', '--workload', `trace:${path},plateau`, '--allocators', 'bump', '--scale', '0.01', '--json');
+    const run = await pymalloc('compare', '--workload', `trace:${path},plateau`, '--allocators', 'bump', '--scale', '0.01', '--json', '--no-native');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const { results } = JSON.parse(run.stdout) as { results: { workload: string; ops: number; peakLiveBytes: number }[] };

@@ -1,8 +1,8 @@
 // The pymalloc command: exit codes (0 ok, 1 runtime failure, 2 usage error), the JSON shapes,
 // and the messages for bad input. Runs src/tools/cli/index.ts through tsx, as dist/tools/cli/index.js runs.
 
-import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,43 +17,66 @@ interface Run {
   stderr: string;
 }
 
-function pymalloc(...args: string[]): Promise<Run> {
+/** tsx's loader by its path, so that the CLI runs from any directory. */
+const TSX = join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+
+function pymallocIn(cwd: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...process.env, CI: 'true' } }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env: { ...process.env, CI: 'true' } }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
     });
   });
 }
 
+function pymalloc(...args: string[]): Promise<Run> {
+  return pymallocIn(ROOT, ...args);
+}
+
 let dir: string;
+
+/** gcc compiles the native glibc replay; without it there are no native rows. */
+const hasGcc = spawnSync('gcc', ['--version']).status === 0;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pymalloc-cli-'));
 });
 
 describe('pymalloc compare', () => {
-  it('prints exactly the documented JSON', async () => {
-    const run = await pymalloc('compare', '--workload', 'plateau,lifo', '--allocators', 'pymalloc-3.12,tlsf', '--scale', '0.01', '--json');
+  it('prints the whole result as JSON, native rows included, and writes nothing', async () => {
+    const cwd = await mkdtemp(join(dir, 'json-'));
+    const run = await pymallocIn(cwd, 'compare', '--workload', 'plateau,lifo', '--allocators', 'pymalloc-3.12,tlsf', '--scale', '0.01', '--seed', '7', '--json');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const { results, ...rest } = JSON.parse(run.stdout);
-    expect(rest).toEqual({});
-    expect(results).toHaveLength(4);
-    for (const result of results) {
-      expect(Object.keys(result).sort()).toEqual(
-        [
-          'allocator', 'workload', 'ops', 'nsPerOp', 'nsPerOpMin', 'nsPerOpMax', 'timedRuns', 'growNsPerOp', 'grows',
-          'peakLiveBytes', 'peakFootprintBytes', 'fragmentation', 'finalFootprintBytes',
-        ].sort(),
-      );
-      expect(result.fragmentation).toBeCloseTo(result.peakFootprintBytes / result.peakLiveBytes);
-      expect(result.timedRuns).toBe(5);
-      expect(result.nsPerOpMin).toBeLessThanOrEqual(result.nsPerOp);
-      expect(result.nsPerOp).toBeLessThanOrEqual(result.nsPerOpMax);
-    }
-    expect(results.map((r: { allocator: string; workload: string }) => `${r.workload}/${r.allocator}`)).toEqual([
-      'plateau/pymalloc-3.12', 'plateau/tlsf', 'lifo/pymalloc-3.12', 'lifo/tlsf',
+    const document = JSON.parse(run.stdout);
+    expect(Object.keys(document)).toEqual(['tool', 'environment', 'settings', 'allocators', 'workloads', 'results', 'skipped']);
+    expect(document.tool).toEqual({ name: 'pymalloc-wasm', version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+    expect(document.environment).toMatchObject({ node: process.version, platform: process.platform, arch: process.arch, cores: expect.any(Number) });
+    expect(document.settings).toEqual({ workloads: ['plateau', 'lifo'], allocators: ['pymalloc-3.12', 'tlsf'], seed: 7, scale: 0.01, repeat: 5, native: true });
+    expect(document.allocators.map((a: { name: string; kind: string }) => `${a.name}/${a.kind}`)).toEqual([
+      'pymalloc-3.12/wasm', 'tlsf/wasm', ...(hasGcc ? ['native glibc (not Wasm)/native'] : []),
     ]);
+    for (const a of document.allocators) expect(a.builtFrom).not.toBe('unknown');
+    expect(document.workloads.map((w: { name: string }) => w.name)).toEqual(['plateau', 'lifo']);
+    const rows = document.results as Record<string, unknown>[];
+    expect(rows.map((r) => `${r.kind}:${r.workload}/${r.allocator}`)).toEqual([
+      'wasm:plateau/pymalloc-3.12', 'wasm:plateau/tlsf', 'wasm:lifo/pymalloc-3.12', 'wasm:lifo/tlsf',
+      ...(hasGcc ? ['native:plateau/native glibc (not Wasm)', 'native:lifo/native glibc (not Wasm)'] : []),
+    ]);
+    for (const row of rows) {
+      // Every column of the table, and the spread of the timings.
+      for (const key of ['nsPerOp', 'nsPerOpMin', 'nsPerOpMax', 'timedRuns', 'peakLiveBytes', 'peakFootprintBytes', 'fragmentation', 'finalFootprintBytes']) {
+        expect(row).toHaveProperty(key);
+      }
+      if (row.kind === 'wasm') {
+        expect(row).toHaveProperty('footprintAtPeakLiveBytes');
+        expect(row).toHaveProperty('growNsPerOp');
+        expect(row).not.toHaveProperty('samples');
+        expect(row.timedRuns).toBe(5);
+      }
+      expect(row.nsPerOpMin as number).toBeLessThanOrEqual(row.nsPerOp as number);
+      expect(row.nsPerOp as number).toBeLessThanOrEqual(row.nsPerOpMax as number);
+    }
+    expect(await readdir(cwd)).toEqual([]);
   });
 
   it('writes the table and the report', async () => {
@@ -84,14 +107,15 @@ describe('pymalloc replay', () => {
     const run = await pymalloc('replay', path, '--allocators', 'pymalloc-3.12,bump', '--json');
     expect(run.code).toBe(0);
     const { results } = JSON.parse(run.stdout);
-    expect(results.map((r: { ops: number; peakLiveBytes: number }) => [r.ops, r.peakLiveBytes])).toEqual([[5, 4064], [5, 4064]]);
+    // The two Wasm rows, then native glibc's (where gcc is): the same ops and live bytes.
+    expect(results.map((r: { ops: number; peakLiveBytes: number }) => [r.ops, r.peakLiveBytes])).toEqual(hasGcc ? [[5, 4064], [5, 4064], [5, 4064]] : [[5, 4064], [5, 4064]]);
   });
 
   it('exits 1 when one allocator fails, and still prints every row', async () => {
     const path = join(dir, 'huge.trace');
     // 1.5 GB: above TLSF's 1 GiB block limit, which it aborts on; pymalloc takes it.
     await writeFile(path, '# pymalloc-trace v1\na 0 32\na 1 1500000000\nf 1\n');
-    const run = await pymalloc('replay', path, '--allocators', 'tlsf,pymalloc-3.12', '--json', '--repeat', '1');
+    const run = await pymalloc('replay', path, '--allocators', 'tlsf,pymalloc-3.12', '--json', '--repeat', '1', '--no-native');
     expect(run.code).toBe(1);
     const { results } = JSON.parse(run.stdout);
     expect(results.map((r: { allocator: string }) => r.allocator)).toEqual(['tlsf', 'pymalloc-3.12']);

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { builtAllocators, declaredMaxPages } from '../../src/tools/compare/allocators.js';
-import { compare, failedResults, jsonResults } from '../../src/tools/compare/compare.js';
+import { compare, comparisonDocument, failedResults } from '../../src/tools/compare/compare.js';
 import { formatSummary } from '../../src/tools/compare/report.js';
 import { TRACE_PREFIX } from '../../src/tools/compare/workloads.js';
 
@@ -114,7 +114,7 @@ describe('an allocator that runs out', () => {
 
   it('carries the failure to the JSON and the table', async () => {
     const comparison = await compare({ workloads: [`${TRACE_PREFIX}${join(dir, 'blocks.trace')}`], allocators: ['tlsf', 'bump'], wasmDir: dir, repeat: 1 });
-    const [tlsf, bump] = jsonResults(comparison.results).results as { failure?: { reason: string } }[];
+    const [tlsf, bump] = comparisonDocument(comparison, { wasmDir: dir }).results;
     expect(tlsf.failure?.reason).toBe('trap');
     expect(bump).not.toHaveProperty('failure');
     const table = formatSummary(comparison);

@@ -53,12 +53,14 @@ describe('planComparison', () => {
     expect(() => planComparison({ workloads: ['ramp', 'peak', 'ramp'] })).toThrow(UsageError);
     expect(() => planComparison({ workloads: ['ramp', 'peak', 'ramp'] })).toThrow('workload "ramp" is given twice: name each workload once');
     expect(() => planComparison({ workloads: ['ramp'], allocators: ['tlsf', 'bump', 'tlsf'] })).toThrow('allocator "tlsf" is given twice');
-    expect(planComparison({ workloads: ['ramp', 'trace:a,b.trace'] }).workloads.map((w) => w.name)).toEqual(['ramp', 'trace:a,b.trace']);
+    // The comma stays in the path, and a missing trace is found before anything runs.
+    expect(() => planComparison({ workloads: ['ramp', 'trace:a,b.trace'] })).toThrow('trace file not found: a,b.trace');
   });
 });
 
 describe('import notes', () => {
   const comparison: Comparison = {
+    settings: { workloads: [], allocators: [], seed: 0, scale: 1, repeat: 1, native: false },
     workloads: [
       { name: 'ramp', description: 'a ramp', ops: 10, appendedFrees: 0 },
       { name: 'trace:clean.trace', description: 'the trace clean.trace', ops: 4, appendedFrees: 0, skippedFrees: 0, impliedFrees: 0 },

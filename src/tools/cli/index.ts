@@ -19,7 +19,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { convertTrace, record, type TraceSummary } from '../trace/index.js';
 import { isPymalloc, PYMALLOC_PRESETS } from '../compare/allocators.js';
 import { runBench, formatBench, BATCH, MAX_STEPS, MAX_RUNS } from '../compare/bench.js';
-import { compare, defaultWorkloads, failedResults, jsonResults, planComparison, type CompareOptions } from '../compare/compare.js';
+import { compare, comparisonDocument, defaultWorkloads, failedResults, planComparison, type CompareOptions } from '../compare/compare.js';
 import { ReplaysFailedError, UsageError } from '../compare/errors.js';
 import { DEFAULT_REPEAT, MAX_REPEAT, replay } from '../compare/replay.js';
 import { formatSummary, prepareReportDirectory, writeReport } from '../compare/report.js';
@@ -86,7 +86,7 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   const progress = createProgress(json);
   let comparison;
   try {
-    comparison = await compare({ ...options, repeat: flags.repeat, native: flags.native && !json, onProgress: progress.update });
+    comparison = await compare({ ...options, repeat: flags.repeat, native: flags.native, onProgress: progress.update });
   } finally {
     progress.stop();
   }
@@ -95,7 +95,7 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
     throw new Error('no allocator could be run: build them with scripts/build-peers.sh');
   }
   if (json) {
-    console.log(JSON.stringify(jsonResults(comparison.results), null, 2));
+    console.log(JSON.stringify(comparisonDocument(comparison), null, 2));
     if (writesReport) await writeReport(out, comparison);
   } else {
     console.log(formatSummary(comparison));
@@ -140,14 +140,14 @@ function buildProgram(): Command {
       .command('compare')
       .description('replay workloads on allocators; a summary table and report/index.html')
       .option('--workload <names>', `comma-separated workloads, each once (default: ${defaultWorkloads().join(',')})`, workloadList)
-      .option('--out <dir>', 'directory of the HTML report', 'report')
+      .option('--out <dir>', 'directory of the HTML report (default: report, or none with --json)')
       .option('--scale <factor>', 'scale of the synthetic workloads', positiveNumber)
       .option('--seed <n>', 'seed of the synthetic workloads, an integer in [0, 2^32)', seed),
   ).action(async (flags: ComparisonFlags) => {
     await runComparison(
       { workloads: flags.workload, allocators: flags.allocators, scale: flags.scale, seed: flags.seed },
       flags,
-      flags.out,
+      'report',
     );
   });
 

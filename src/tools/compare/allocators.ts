@@ -64,6 +64,12 @@ export const PEER_NOTES: Partial<Record<AllocatorName, string>> = {
     'option (MI_*) changes it; arenas would reuse the memory but must be reserved, that is grown, up front.',
 };
 
+/** What a module was built from (scripts/build-peers.sh writes <name>.version beside it). */
+export function allocatorBuiltFrom(name: AllocatorName, options: { wasmDir?: string } = {}): string {
+  const file = join(options.wasmDir ?? DEFAULT_WASM_DIR, `${name}.version`);
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : 'unknown';
+}
+
 /** The exports of every allocator module. */
 interface DriverExports {
   memory: WebAssembly.Memory;

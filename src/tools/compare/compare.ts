@@ -1,11 +1,19 @@
 // A comparison: every workload replayed on every allocator asked for (each replay on a fresh
 // instance), plus the native reference where gcc exists.
 
-import { builtAllocators, buildHint, parseAllocatorNames, ALLOCATOR_NAMES, type AllocatorName } from './allocators.js';
-import { nativeReplay, type NativeResult } from './native.js';
-import { replay, type ReplayResult } from './replay.js';
+import { readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+
 import {
-  resolveWorkload, shippedTracePath, SHIPPED_TRACE_NAMES, SYNTHETIC_WORKLOADS, TRACE_PREFIX, type Workload,
+  allocatorBuiltFrom, builtAllocators, buildHint, parseAllocatorNames, ALLOCATOR_NAMES, PACKAGE_ROOT, PEER_NOTES,
+  type AllocatorName,
+} from './allocators.js';
+import { nativeReplay, NATIVE_LABEL, type NativeResult } from './native.js';
+import { DEFAULT_REPEAT, replay, type ReplayResult } from './replay.js';
+import {
+  DEFAULT_WORKLOAD_OPTIONS, resolveWorkload, shippedTracePath, SHIPPED_TRACE_NAMES, SYNTHETIC_WORKLOADS, TRACE_PREFIX,
+  type Workload,
 } from './workloads.js';
 import { UsageError } from './errors.js';
 
@@ -54,6 +62,16 @@ export interface CompareOptions {
   onProgress?: (label: string, done: number, total: number) => void;
 }
 
+/** What a comparison ran with, every default resolved: enough to run it again. */
+export interface ComparisonSettings {
+  workloads: string[];
+  allocators: AllocatorName[];
+  seed: number;
+  scale: number;
+  repeat: number;
+  native: boolean;
+}
+
 export interface SkippedAllocator {
   allocator: AllocatorName;
   reason: string;
@@ -73,6 +91,7 @@ export interface WorkloadInfo {
 }
 
 export interface Comparison {
+  settings: ComparisonSettings;
   workloads: WorkloadInfo[];
   results: ReplayResult[];
   native: NativeResult[];
@@ -110,7 +129,15 @@ export function planComparison(options: CompareOptions): { workloads: Workload[]
  */
 export async function compare(options: CompareOptions = {}): Promise<Comparison> {
   const { workloads, allocators, skipped } = planComparison(options);
-  const comparison: Comparison = { workloads: [], results: [], native: [], skipped };
+  const settings: ComparisonSettings = {
+    workloads: workloads.map((w) => w.name),
+    allocators,
+    seed: options.seed ?? DEFAULT_WORKLOAD_OPTIONS.seed,
+    scale: options.scale ?? DEFAULT_WORKLOAD_OPTIONS.scale,
+    repeat: options.repeat ?? DEFAULT_REPEAT,
+    native: options.native === true,
+  };
+  const comparison: Comparison = { settings, workloads: [], results: [], native: [], skipped };
   for (const workload of workloads) {
     const shape = await workload.shape();
     const { skippedFrees, impliedFrees } = shape;
@@ -141,16 +168,45 @@ export function failedResults(comparison: Comparison): (ReplayResult | NativeRes
   return [...comparison.results, ...comparison.native].filter((r) => r.failure !== undefined);
 }
 
-/** The CLI's JSON: exactly these fields, per result (failure only when there is one). */
-export function jsonResults(results: readonly ReplayResult[]): { results: object[] } {
+/** One row of the JSON: a replay's figures without its curves and pymalloc's internals. */
+export type ComparisonRow = (Omit<ReplayResult, 'samples' | 'arenaMap' | 'debugMallocStats'> & { kind: 'wasm' }) | (NativeResult & { kind: 'native' });
+
+/** The whole result of a comparison, as `--json` prints it and results.json holds it. */
+export interface ComparisonDocument {
+  tool: { name: string; version: string };
+  /** Where it ran: figures from another machine or Node are not comparable. */
+  environment: { node: string; v8: string; platform: string; arch: string; cpu: string; cores: number; memoryBytes: number; glibc: string | null };
+  settings: ComparisonSettings;
+  /** Each allocator run, with what its module was built from and what to know about it. */
+  allocators: { name: string; kind: 'wasm' | 'native'; builtFrom: string; note?: string }[];
+  workloads: WorkloadInfo[];
+  /** Every row: the Wasm allocators' (failed ones with their failure), then the native ones. */
+  results: ComparisonRow[];
+  skipped: SkippedAllocator[];
+}
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+export function comparisonDocument(comparison: Comparison, options: { wasmDir?: string } = {}): ComparisonDocument {
+  const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ?? null;
+  const wasm = comparison.settings.allocators.map((name) => ({
+    name, kind: 'wasm' as const, builtFrom: allocatorBuiltFrom(name, options),
+    ...(PEER_NOTES[name] !== undefined && { note: PEER_NOTES[name] }),
+  }));
+  const native = comparison.native.length > 0 ? [{ name: NATIVE_LABEL, kind: 'native' as const, builtFrom: `glibc ${glibc ?? 'unknown'}, gcc -O2` }] : [];
   return {
-    results: results.map(({
-      allocator, workload, ops, nsPerOp, nsPerOpMin, nsPerOpMax, timedRuns, growNsPerOp, grows,
-      peakLiveBytes, peakFootprintBytes, fragmentation, finalFootprintBytes, failure,
-    }) => ({
-      allocator, workload, ops, nsPerOp, nsPerOpMin, nsPerOpMax, timedRuns, growNsPerOp, grows,
-      peakLiveBytes, peakFootprintBytes, fragmentation, finalFootprintBytes,
-      ...(failure !== undefined && { failure }),
-    })),
+    tool: { name: 'pymalloc-wasm', version: PACKAGE_VERSION },
+    environment: {
+      node: process.version, v8: process.versions.v8, platform: process.platform, arch: process.arch,
+      cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), glibc,
+    },
+    settings: comparison.settings,
+    allocators: [...wasm, ...native],
+    workloads: comparison.workloads,
+    results: [
+      ...comparison.results.map(({ samples: _samples, arenaMap: _map, debugMallocStats: _stats, ...row }) => ({ kind: 'wasm' as const, ...row })),
+      ...comparison.native.map((row) => ({ kind: 'native' as const, ...row })),
+    ],
+    skipped: comparison.skipped,
   };
 }

@@ -17,8 +17,8 @@ export {
   type FailureReason, type MeasuredFigures, type ReplayFailure, type ReplayOptions, type ReplayResult, type ReplaySamples,
 } from './replay.js';
 export {
-  compare, defaultWorkloads, failedResults, jsonResults, SHIPPED_TRACE,
-  type CompareOptions, type Comparison, type SkippedAllocator, type WorkloadInfo,
+  comparisonDocument, compare, defaultWorkloads, failedResults, SHIPPED_TRACE,
+  type CompareOptions, type Comparison, type ComparisonDocument, type ComparisonRow, type ComparisonSettings, type SkippedAllocator, type WorkloadInfo,
 } from './compare.js';
 export { nativeReplay, NATIVE_LABEL, type NativeReplayOptions, type NativeResult } from './native.js';
 export { formatSummary, importNote, prepareReportDirectory, renderReport, writeReport } from './report.js';

@@ -18,7 +18,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 
-import type { Comparison, WorkloadInfo } from './compare.js';
+import { comparisonDocument, type Comparison, type WorkloadInfo } from './compare.js';
 import { ReportDirectoryError } from './errors.js';
 import type { NativeResult } from './native.js';
 import type { ArenaMap } from './pymalloc.js';
@@ -487,8 +487,6 @@ export async function writeReport(dir: string, comparison: Comparison): Promise<
   await prepareReportDirectory(dir);
   const page = join(dir, 'index.html');
   await writeFile(page, renderReport(comparison));
-  const { results, native, skipped, workloads } = comparison;
-  const plain = results.map(({ samples: _samples, arenaMap: _map, debugMallocStats: _stats, ...rest }) => rest);
-  await writeFile(join(dir, 'results.json'), JSON.stringify({ workloads, results: plain, native, skipped }, null, 2) + '\n');
+  await writeFile(join(dir, 'results.json'), JSON.stringify(comparisonDocument(comparison), null, 2) + '\n');
   return page;
 }

@@ -26,7 +26,7 @@ import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
 
-import { openTrace } from '../trace/index.js';
+import { openTrace, TraceFileError } from '../trace/index.js';
 import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC } from '../trace/format.js';
 import { PACKAGE_ROOT } from './allocators.js';
 import { UsageError } from './errors.js';
@@ -77,7 +77,8 @@ export interface WorkloadOptions {
   seed?: number;
 }
 
-const defaultOptions: Required<WorkloadOptions> = { scale: 1, seed: 12345 };
+/** The scale and seed of the synthetic workloads when none is given. */
+export const DEFAULT_WORKLOAD_OPTIONS: Readonly<Required<WorkloadOptions>> = { scale: 1, seed: 12345 };
 
 /** Ops per chunk of a synthetic workload. */
 const CHUNK_OPS = 65536;
@@ -390,9 +391,10 @@ function tracePath(given: string): { path: string; shipped: boolean } {
  * The workload of a name: one of SYNTHETIC_WORKLOADS, or `trace:<path>`.
  * @throws UsageError for any other name, listing the valid ones
  * @throws RangeError for options out of range
+ * @throws TraceFileError for a trace file that does not exist
  */
 export function resolveWorkload(name: string, options: WorkloadOptions = {}): Workload {
-  const settings = { scale: options.scale ?? defaultOptions.scale, seed: options.seed ?? defaultOptions.seed };
+  const settings = { scale: options.scale ?? DEFAULT_WORKLOAD_OPTIONS.scale, seed: options.seed ?? DEFAULT_WORKLOAD_OPTIONS.seed };
   if (!(Number.isFinite(settings.scale) && settings.scale > 0 && settings.scale <= 100)) {
     throw new RangeError(`options.scale must be a number in (0, 100], got ${settings.scale}`);
   }
@@ -401,6 +403,8 @@ export function resolveWorkload(name: string, options: WorkloadOptions = {}): Wo
   }
   if (name.startsWith(TRACE_PREFIX) && name.length > TRACE_PREFIX.length) {
     const { path, shipped } = tracePath(name.slice(TRACE_PREFIX.length));
+    // Found now, before any replay runs, rather than when its turn comes.
+    if (!existsSync(path)) throw new TraceFileError(path, `trace file not found: ${path}`);
     return traceWorkload(name, path, shipped ? `the shipped trace ${name.slice(TRACE_PREFIX.length)} (traces/README.md)` : `the trace ${path}`);
   }
   if ((SYNTHETIC_WORKLOADS as readonly string[]).includes(name)) {
