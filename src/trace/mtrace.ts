@@ -23,8 +23,11 @@ import { TraceFormatError } from './errors.js';
 import { MAX_U32 } from './format.js';
 import { AddressMap, type ImportCounts, type LineImporter, type OpSink } from './ops.js';
 
-/** The event at the end of a line, after the caller part (which may contain anything but "] "). */
-const EVENT = /(?:^|\] )([-+<>!]) (0x[0-9a-f]+|\(nil\))(?: (0x[0-9a-f]+|0))?$/;
+/**
+ * The event at the end of a line, after the caller part (which may contain anything but "] ").
+ * Addresses are printed with %p: no leading zeros, so at most 16 digits on a 64-bit system.
+ */
+const EVENT = /(?:^|\] )([-+<>!]) (0x[0-9a-f]{1,16}|\(nil\))(?: (0x[0-9a-f]+|0))?$/;
 
 const NULL_ADDRESS = '(nil)';
 
