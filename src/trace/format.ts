@@ -85,6 +85,9 @@ export interface TraceSummary {
   impliedFrees: number;
   /** logalloc lines of processes other than the first one, which are left out. */
   otherProcessEvents: number;
+  /** mtrace lines cut short, and dropped: the last line when a stream ends without a newline
+   *  (the program _exit()ed with its trace buffer unwritten), or the line an exec cut off. */
+  truncatedLines: number;
 }
 
 // ---- reading the canonical format ---------------------------------------------------------------
@@ -186,7 +189,12 @@ export class CanonicalImporter implements LineImporter {
       skippedFrees: 0,
       impliedFrees: 0,
       otherProcessEvents: 0,
+      truncatedLines: 0,
     };
+  }
+
+  unterminatedLine(text: string, lineNumber: number): void {
+    this.line(text, lineNumber);
   }
 
   /** Scans a separator and a number at pos into scannedValue; returns the position after it. */

@@ -121,6 +121,10 @@ export class LogallocImporter implements LineImporter {
     }
   }
 
+  unterminatedLine(text: string, lineNumber: number): void {
+    this.line(text, lineNumber);
+  }
+
   end(): ImportCounts {
     return { ...this.addresses.counts(), otherProcessEvents: this.otherProcessEvents };
   }

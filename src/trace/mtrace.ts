@@ -18,6 +18,12 @@
 // program, see scripts/record/mtrace-shim.c): the old image's heap is gone, so its live blocks
 // are freed. Exec also discards the old image's unwritten buffer, so the line before such a
 // "= Start" may be cut short, and a realloc may lack its '>' line; both are forgiven there only.
+//
+// glibc writes the trace through a 512-byte stdio buffer and flushes it at exit(); a program
+// that ends with _exit() (dash does) loses the buffer's tail, so the stream stops mid-line. A
+// last line without its newline is therefore dropped, whether or not it parses: "- 0x55d8ef"
+// may be the front of "- 0x55d8ef1a2b30". Cut lines, there and before a "= Start", are counted
+// in truncatedLines.
 
 import { TraceFormatError } from './errors.js';
 import { MAX_U32 } from './format.js';
@@ -46,6 +52,7 @@ export class MtraceImporter implements LineImporter {
   private reallocLine = 0;
   /** The error for a malformed line, thrown at the next line unless that one is "= Start". */
   private cutLine: TraceFormatError | undefined;
+  private truncatedLines = 0;
 
   constructor(
     sink: OpSink,
@@ -56,6 +63,7 @@ export class MtraceImporter implements LineImporter {
 
   line(text: string, lineNumber: number): void {
     if (text === '= Start') {
+      if (this.cutLine !== undefined) this.truncatedLines++;
       this.cutLine = undefined;
       this.reallocFrom = undefined;
       this.addresses.releaseAll();
@@ -103,12 +111,18 @@ export class MtraceImporter implements LineImporter {
     }
   }
 
+  unterminatedLine(): void {
+    this.truncatedLines++;
+    // A '<' line just before it lost its '>' line to the cut: the block stays live as it was.
+    this.reallocFrom = undefined;
+  }
+
   end(lineNumber: number): ImportCounts {
     if (this.cutLine !== undefined) throw this.cutLine;
     if (this.reallocFrom !== undefined) {
       throw new TraceFormatError(this.source, lineNumber, '', `the trace ends inside the realloc begun on line ${this.reallocLine}`);
     }
-    return this.addresses.counts();
+    return { ...this.addresses.counts(), truncatedLines: this.truncatedLines };
   }
 
   private expectNoPendingRealloc(text: string, lineNumber: number): void {

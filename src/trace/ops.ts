@@ -24,12 +24,18 @@ export interface ImportCounts {
   skippedFrees: number;
   impliedFrees: number;
   otherProcessEvents: number;
+  truncatedLines: number;
 }
 
 /** Turns the event lines of one format into ops. Blank lines and comments never reach it. */
 export interface LineImporter {
   /** Takes one line (no newline); throws TraceFormatError if it is malformed or inconsistent. */
   line(text: string, lineNumber: number): void;
+  /**
+   * Takes the last line of a stream that ended without a newline. A format whose writer ends
+   * every line (mtrace) drops it, as the writer was cut off mid-line; the others read it as a line.
+   */
+  unterminatedLine(text: string, lineNumber: number): void;
   /** Called once after the last line; throws TraceFormatError if the input stopped mid-event. */
   end(lineNumber: number): ImportCounts;
 }
@@ -261,6 +267,7 @@ export class AddressMap {
       skippedFrees: this.skippedFrees,
       impliedFrees: this.impliedFrees,
       otherProcessEvents: 0,
+      truncatedLines: 0,
     };
   }
 

@@ -168,6 +168,7 @@ describe('AddressMap', () => {
       skippedFrees: 0,
       impliedFrees: 0,
       otherProcessEvents: 0,
+      truncatedLines: 0,
     });
     expect(map.tableIsValid()).toBe(true);
   });

@@ -82,7 +82,7 @@ describe('mtrace importer', () => {
       [OP_FREE, 1, 0],
       [OP_ALLOC, 1, 0x99],
     ]);
-    expect(summary.liveAtEnd).toBe(1);
+    expect(summary).toMatchObject({ liveAtEnd: 1, truncatedLines: 1 });
   });
 
   it('refuses a malformed line anywhere else, naming it', () => {
