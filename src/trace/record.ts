@@ -1,7 +1,7 @@
 // Recording a program's heap operations with glibc's mtrace, converted to the canonical format
 // while the program runs.
 //
-//     scripts/record/mtrace-shim.c ──gcc, once per source version──> build/record/mtrace-shim-<hash>.so
+//     scripts/record/mtrace-shim.c ──gcc, once per source version──> <cacheDir>/mtrace-shim-<hash>.so
 //
 //     command   LD_PRELOAD=libc_malloc_debug.so.0:mtrace-shim.so   MALLOC_TRACE=<named pipe>
 //        │  mtrace lines; the pipe holds 64 KiB, so the program waits whenever we fall behind
@@ -19,18 +19,21 @@
 //
 // CPython serves most requests from its own allocator (pymalloc), which mtrace never sees; set
 // PYTHONMALLOC=malloc (in options.env or the environment) to record what CPython asks for.
+//
+// Recording writes nothing into the package (which may be installed read-only): the shim goes
+// to a cache directory, the named pipe to a temporary one, the trace where it is asked to.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { homedir, tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { RecordError } from './errors.js';
+import { MissingCompilerError, RecordError } from './errors.js';
 import type { TraceSummary } from './format.js';
 import { readTrace } from './reader.js';
 import { TraceWriter } from './writer.js';
@@ -74,8 +77,8 @@ export interface RecordOptions {
    */
   mallocDebugLibrary?: string;
   /**
-   * Where the compiled shim is cached.
-   * @default build/record/ in this package
+   * Where the compiled mtrace shim is kept (built with gcc on first use).
+   * @default $XDG_CACHE_HOME/pymalloc-wasm, or ~/.cache/pymalloc-wasm
    */
   cacheDir?: string;
 }
@@ -103,7 +106,8 @@ const MULTIARCH_TRIPLET: Readonly<Partial<Record<NodeJS.Architecture, string>>> 
 };
 
 const SHIM_SOURCE = fileURLToPath(new URL('../../scripts/record/mtrace-shim.c', import.meta.url));
-const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../../build/record/', import.meta.url));
+const COMPILER = 'gcc';
+const CACHE_NAME = 'pymalloc-wasm';
 
 /** LD_PRELOAD separates entries with spaces and colons, so paths must not contain them. */
 const PRELOAD_SEPARATOR = /[ :]/;
@@ -147,6 +151,13 @@ async function findMallocDebugLibrary(): Promise<string | undefined> {
   return undefined;
 }
 
+/** The user's cache directory for this package, after the XDG base directory specification
+ *  (which says a relative XDG_CACHE_HOME is to be ignored). */
+function defaultCacheDir(): string {
+  const xdgCache = process.env.XDG_CACHE_HOME;
+  return join(xdgCache !== undefined && isAbsolute(xdgCache) ? xdgCache : join(homedir(), '.cache'), CACHE_NAME);
+}
+
 /** Compiles the shim unless this version of its source is already in the cache. */
 async function buildShim(cacheDir: string): Promise<string> {
   const source = await readFile(SHIM_SOURCE).catch((error: unknown) => {
@@ -156,18 +167,19 @@ async function buildShim(cacheDir: string): Promise<string> {
   const library = join(cacheDir, `mtrace-shim-${version}.so`);
   if (await exists(library)) return library;
 
-  await mkdir(cacheDir, { recursive: true });
+  await mkdir(cacheDir, { recursive: true }).catch((error: unknown) => {
+    const message = `cannot create the cache directory ${cacheDir} (choose another with cacheDir, --cache-dir): ${(error as Error).message}`;
+    throw new RecordError(message, null, null, { cause: error });
+  });
   // Concurrent recordings may build at once: each compiles to its own name, the renames agree.
   const temporary = `${library}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await execFileAsync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', temporary, SHIM_SOURCE]);
+    await execFileAsync(COMPILER, ['-shared', '-fPIC', '-O2', '-Wall', '-o', temporary, SHIM_SOURCE]);
   } catch (error) {
     await rm(temporary, { force: true });
     const failure = error as NodeJS.ErrnoException & { stderr?: string };
-    const message =
-      failure.code === 'ENOENT'
-        ? 'gcc not found: it is needed (once) to build the mtrace shim'
-        : `gcc failed to build the mtrace shim ${SHIM_SOURCE}:\n${failure.stderr ?? failure.message}`;
+    if (failure.code === 'ENOENT') throw new MissingCompilerError(COMPILER, cacheDir, { cause: error });
+    const message = `${COMPILER} failed to build the mtrace shim ${SHIM_SOURCE} into ${cacheDir}:\n${failure.stderr ?? failure.message}`;
     throw new RecordError(message, null, null, { cause: error });
   }
   await rename(temporary, library);
@@ -237,6 +249,9 @@ function resolveRecordOptions(options: RecordOptions) {
   if (!Array.isArray(args) || !args.every((arg) => typeof arg === 'string')) {
     throw new TypeError('options.args must be an array of strings');
   }
+  if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) {
+    throw new TypeError('options.cacheDir must be a non-empty string (the directory of the compiled shim)');
+  }
   return {
     output: options.output,
     command: options.command,
@@ -246,7 +261,7 @@ function resolveRecordOptions(options: RecordOptions) {
     stdio: options.stdio ?? 'inherit',
     comments: options.comments ?? [],
     mallocDebugLibrary: options.mallocDebugLibrary,
-    cacheDir: options.cacheDir ?? DEFAULT_CACHE_DIR,
+    cacheDir: options.cacheDir ?? defaultCacheDir(),
   };
 }
 
