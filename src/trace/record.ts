@@ -324,6 +324,11 @@ function resolveRecordOptions(options: RecordOptions) {
  * canonical trace, converting while the command runs. Only the process started is traced, not
  * its children. Throws RecordError if the command is not found, fails, or yields no trace;
  * the output file then does not exist (it is written under a temporary name and renamed at the end).
+ *
+ * Needs glibc's libc_malloc_debug.so.0, and gcc the first time (per shim version and cache
+ * directory): without it, MissingCompilerError before the command runs. mtrace costs about 2 µs
+ * per event, so a program that allocates a lot runs tens of times slower. A last line the
+ * program left cut off is dropped and counted in `truncatedLines`.
  */
 export async function record(options: RecordOptions): Promise<RecordSummary> {
   const settings = resolveRecordOptions(options);
