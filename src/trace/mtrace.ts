@@ -22,8 +22,8 @@
 // glibc writes the trace through a 512-byte stdio buffer and flushes it at exit(); a program
 // that ends with _exit() (dash does) loses the buffer's tail, so the stream stops mid-line. A
 // last line without its newline is therefore dropped, whether or not it parses: "- 0x55d8ef"
-// may be the front of "- 0x55d8ef1a2b30". Cut lines, there and before a "= Start", are counted
-// in truncatedLines.
+// may be the front of "- 0x55d8ef1a2b30". The lines dropped, there and before a "= Start", are
+// counted in truncatedLines.
 
 import { TraceFormatError } from './errors.js';
 import { MAX_U32 } from './format.js';
