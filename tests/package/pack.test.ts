@@ -40,7 +40,7 @@ describe('the packed package, installed into an empty project', () => {
   it('runs npx pymalloc compare from the project', async () => {
     const { stdout } = await run(
       'npx',
-      ['pymalloc', 'compare', '--workload', 'plateau', '--allocators', 'pymalloc-3.12,tlsf,bump', '--json', '--scale', '0.05'],
+      ['pymalloc', 'compare', '--workload', 'plateau', '--allocators', 'pymalloc-3.12,tlsf,bump', '--json', '--scale', '0.05', '--no-native'],
       { cwd: project },
     );
     const { results } = JSON.parse(stdout) as { results: { allocator: string; workload: string; fragmentation: number }[] };
@@ -49,7 +49,7 @@ describe('the packed package, installed into an empty project', () => {
   });
 
   it('replays a shipped trace by name', async () => {
-    const { stdout } = await run('npx', ['pymalloc', 'compare', '--workload', 'trace:git-log', '--allocators', 'pymalloc-3.12', '--json'], { cwd: project });
+    const { stdout } = await run('npx', ['pymalloc', 'compare', '--workload', 'trace:git-log', '--allocators', 'pymalloc-3.12', '--json', '--no-native'], { cwd: project });
     const { results } = JSON.parse(stdout) as { results: { workload: string; ops: number }[] };
     expect(results).toMatchObject([{ workload: 'trace:git-log', ops: 24537 + 276 }]);
   });

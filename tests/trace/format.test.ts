@@ -52,6 +52,7 @@ describe('canonical format', () => {
       skippedFrees: 0,
       impliedFrees: 0,
       otherProcessEvents: 0,
+      truncatedLines: 0,
     });
   });
 

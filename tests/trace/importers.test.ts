@@ -82,7 +82,7 @@ describe('mtrace importer', () => {
       [OP_FREE, 1, 0],
       [OP_ALLOC, 1, 0x99],
     ]);
-    expect(summary.liveAtEnd).toBe(1);
+    expect(summary).toMatchObject({ liveAtEnd: 1, truncatedLines: 1 });
   });
 
   it('refuses a malformed line anywhere else, naming it', () => {
@@ -92,6 +92,20 @@ describe('mtrace importer', () => {
     expect(() => parseTraceText(['= Start', `${CALLER} < 0x1000`, `${CALLER} - 0x1000`].join('\n'), { source: 'm' })).toThrow(
       `m:3: expected the '>' line of the realloc begun on line 2, got "${CALLER} - 0x1000"`,
     );
+  });
+});
+
+describe('address tokens', () => {
+  it('refuses addresses wider than 64 bits and block numbers a double cannot hold, naming the line', () => {
+    expect(() => parseTraceText(['= Start', `${CALLER} + 0x10000000000000000 0x10`].join('\n'), { source: 'm' })).toThrow(
+      /^m:2: malformed mtrace line/,
+    );
+    expect(parseTraceText(['= Start', `${CALLER} + 0xffffffffffffffff 0x10`].join('\n')).summary.liveAtEnd).toBe(1);
+    expect(() => parseTraceText('1 1 malloc(8)=0x00010000000000000000\n')).toThrow(
+      '<text>:1: malformed logalloc line "1 1 malloc(8)=0x00010000000000000000": expected "<pid> <tid> malloc(<size>)=<address>"',
+    );
+    expect(() => parseTraceText('1 1 malloc(8)=#1000000000000000\n')).toThrow(/^<text>:1: malformed logalloc line/);
+    expect(parseTraceText('1 1 malloc(8)=#999999999999999\n1 1 free(#999999999999999)\n').summary).toMatchObject({ ops: 2, liveAtEnd: 0 });
   });
 });
 

@@ -15,6 +15,7 @@ import {
   OP_FREE,
   OP_REALLOC,
   openTrace,
+  readTrace,
   TraceFileError,
   TraceFormatError,
   writeTrace,
@@ -177,6 +178,50 @@ describe('streaming', () => {
     expect(summary).toMatchObject({ ...expected, ops: TOTAL, idLimit: WINDOW, liveAtEnd: expected.allocs - expected.frees });
     // The whole trace as text would be ~25 MB and as JS strings far more; the heap must not follow it.
     expect(peakGrowth).toBeLessThan(50 * 1024 * 1024);
+  });
+});
+
+describe('a stream that stops mid-line', () => {
+  /** The ops and summary of a stream of these pieces, as a pipe would deliver them. */
+  async function readPieces(pieces: string[]): Promise<{ ops: number[]; summary: TraceSummary }> {
+    async function* bytes(): AsyncGenerator<Buffer> {
+      for (const piece of pieces) yield Buffer.from(piece);
+    }
+    const ops: number[] = [];
+    let summary: TraceSummary | undefined;
+    for await (const chunk of readTrace(bytes(), 'pipe')) {
+      ops.push(...chunk.ops);
+      summary = chunk.summary ?? summary;
+    }
+    return { ops, summary: summary! };
+  }
+
+  it('drops and counts the cut-off last mtrace line, even one that parses', async () => {
+    // dash _exit()s without flushing: the trace stopped inside "- 0x55d8ef1a2b30", and what is
+    // left would read as a free of an unknown address.
+    const path = join(dir, 'dash.mtrace');
+    await writeFile(path, '= Start\n@ sh:[0x161c3] + 0x55d8ef1a2b30 0x20\n@ sh:[0x161c3] - 0x55d8ef');
+    const { ops, summary } = await readAll(path);
+    expect([...ops]).toEqual([OP_ALLOC, 0, 0x20]);
+    expect(summary).toMatchObject({ format: 'mtrace', ops: 1, liveAtEnd: 1, skippedFrees: 0, truncatedLines: 1 });
+  });
+
+  it("keeps the block of a realloc whose '>' line was cut off, as it was", async () => {
+    const { ops, summary } = await readPieces(['= Start\n+ 0x1000 0x10\n< 0x1000\n> 0x2', '000 0x40']);
+    expect(ops).toEqual([OP_ALLOC, 0, 0x10]);
+    expect(summary).toMatchObject({ ops: 1, liveAtEnd: 1, truncatedLines: 1 });
+  });
+
+  it('counts nothing when the last line has its newline', async () => {
+    const { ops, summary } = await readPieces(['= Start\n+ 0x1000 0x10\n- 0x1', '000\n']);
+    expect(ops).toEqual([OP_ALLOC, 0, 0x10, OP_FREE, 0, 0]);
+    expect(summary).toMatchObject({ ops: 2, liveAtEnd: 0, truncatedLines: 0 });
+  });
+
+  it('reads the last line of a canonical or logalloc stream without a newline as a line', async () => {
+    // Their writers may leave the final newline out (a hand-edited file); mtrace never does.
+    expect((await readPieces(['# pymalloc-trace v1\na 0 32\nf', ' 0'])).summary).toMatchObject({ ops: 2, truncatedLines: 0 });
+    expect((await readPieces(['1 1 malloc(8)=0x10\n1 1 free(0x10)'])).summary).toMatchObject({ ops: 2, truncatedLines: 0 });
   });
 });
 

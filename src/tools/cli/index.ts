@@ -5,7 +5,7 @@
 //   pymalloc replay TRACE [--allocators x,y] [--out DIR] [--json]
 //   pymalloc convert IN OUT                  any trace the reader takes -> canonical (OUT.gz: gzip)
 //   pymalloc bench [--json] [--steps N] [--runs N]
-//   pymalloc record -o OUT.trace.gz -- COMMAND [ARGS...]
+//   pymalloc record -o OUT.trace.gz [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
 //   pymalloc --version
 //
@@ -199,14 +199,22 @@ function buildProgram(): Command {
     .command('record')
     .description('record a command\'s heap operations with glibc mtrace into a trace file (set PYTHONMALLOC=malloc for CPython)')
     .requiredOption('-o, --output <file>', 'the trace to write (gzip-compressed if it ends in .gz)')
+    .option('--cache-dir <dir>', 'where the mtrace shim, built with gcc on first use, is kept (default: $XDG_CACHE_HOME/pymalloc-wasm or ~/.cache/pymalloc-wasm)')
     .argument('<command...>', 'the command and its arguments, after --')
-    .action(async (command: string[], flags: { output: string }) => {
+    .action(async (command: string[], flags: { output: string; cacheDir?: string }) => {
       const [program, ...args] = command;
-      const summary = await record({ output: flags.output, command: program, args });
+      const summary = await record({ output: flags.output, command: program, args, cacheDir: flags.cacheDir });
       console.error(
-        `${summary.output}: ${summary.ops} ops (${summary.allocs} allocs, ${summary.frees} frees, ${summary.reallocs} reallocs), ` +
-          `${summary.liveAtEnd} live at the end, ${summary.seconds.toFixed(1)} s`,
+        `${summary.output}: imported ${summary.ops} ops (${summary.allocs} allocs, ${summary.frees} frees, ${summary.reallocs} reallocs); ` +
+          `skipped ${summary.skippedFrees} frees of unknown addresses, ${summary.impliedFrees} implied frees; ` +
+          `${summary.liveAtEnd} live at the end; ${summary.seconds.toFixed(1)} s`,
       );
+      if (summary.truncatedLines > 0) {
+        console.error(
+          `pymalloc: warning: dropped ${summary.truncatedLines} cut-off mtrace line(s): the program exited without flushing its trace ` +
+            '(as dash does), or exec discarded it',
+        );
+      }
     });
 
   program

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { userCacheDir } from '../trace/cache.js';
 import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../trace/format.js';
 import { PACKAGE_ROOT } from './allocators.js';
 import { NativeReplayError } from './errors.js';
@@ -24,7 +25,6 @@ import type { Workload } from './workloads.js';
 const execFileAsync = promisify(execFile);
 
 const SOURCE = join(PACKAGE_ROOT, 'peers', 'native', 'replay.c');
-const BUILD_DIR = join(PACKAGE_ROOT, 'build', 'native');
 
 /** The label of native rows: never mistaken for a Wasm allocator. */
 export const NATIVE_LABEL = 'native glibc (not Wasm)';
@@ -45,13 +45,14 @@ async function hasCompiler(): Promise<boolean> {
   }
 }
 
-/** The compiled replayer (named after a hash of its source), or undefined without gcc. */
+/** The compiled replayer (in the user's cache, named after a hash of its source), or undefined without gcc. */
 export async function nativeReplayer(): Promise<string | undefined> {
   const hash = createHash('sha256').update(readFileSync(SOURCE)).digest('hex').slice(0, 12);
-  const binary = join(BUILD_DIR, `replay-${hash}`);
+  const buildDir = join(userCacheDir(), 'native');
+  const binary = join(buildDir, `replay-${hash}`);
   if (existsSync(binary)) return binary;
   if (!(await hasCompiler())) return undefined;
-  await mkdir(BUILD_DIR, { recursive: true });
+  await mkdir(buildDir, { recursive: true });
   const partial = `${binary}.${process.pid}.partial`;
   try {
     await execFileAsync('gcc', ['-O2', '-std=gnu11', '-o', partial, SOURCE]);

@@ -102,7 +102,12 @@ export class CanonicalImporter implements LineImporter {
       skippedFrees: 0,
       impliedFrees: 0,
       otherProcessEvents: 0,
+      truncatedLines: 0,
     };
+  }
+
+  unterminatedLine(text: string, lineNumber: number): void {
+    this.line(text, lineNumber);
   }
 
   /** Scans a separator and a number at pos into scannedValue; returns the position after it. */

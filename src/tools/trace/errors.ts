@@ -65,9 +65,10 @@ export class TraceFileError extends Error {
   }
 }
 
-/** A recording that failed: the command was not found, failed, or produced no mtrace output. */
+/** A recording that failed: the command was not found, failed, or produced no mtrace output;
+ *  or what recording needs is missing (MissingCompilerError). */
 export class RecordError extends Error {
-  override readonly name = 'RecordError';
+  override readonly name: string = 'RecordError';
 
   /**
    * @param exitCode the command's exit code; null when it was not started or died of a signal
@@ -80,5 +81,31 @@ export class RecordError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+}
+
+/**
+ * Recording needs a C compiler, once per version of its mtrace shim, and there is none. Thrown
+ * before the command is run.
+ */
+export class MissingCompilerError extends RecordError {
+  override readonly name = 'MissingCompilerError';
+
+  /**
+   * @param compiler the compiler looked for in PATH
+   * @param cacheDir where the compiled shim would have been kept
+   */
+  constructor(
+    readonly compiler: string,
+    readonly cacheDir: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${compiler} not found in PATH: recording compiles its mtrace shim with ${compiler} once, into ${cacheDir}; ` +
+        `install it (Debian, Ubuntu: apt-get install ${compiler}) and run again`,
+      null,
+      null,
+      options,
+    );
   }
 }

@@ -82,6 +82,10 @@ export interface TraceSummary {
   impliedFrees: number;
   /** logalloc lines of processes other than the first one, which are left out. */
   otherProcessEvents: number;
+  /** mtrace lines cut short, and dropped: the last line when a stream ends without a newline
+   *  (the program _exit()ed with its trace buffer unwritten), and a malformed line just before
+   *  a "= Start" (an exec cut it off). Always 0 for the other formats. */
+  truncatedLines: number;
 }
 
 // ---- writing the canonical format ---------------------------------------------------------------

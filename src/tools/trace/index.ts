@@ -1,7 +1,7 @@
 // The trace layer: read, convert, write and record allocation traces. See format.ts for the
 // canonical format and traces/README.md for how to use it.
 
-export { TraceFileError, TraceFormatError, RecordError } from './errors.js';
+export { TraceFileError, TraceFormatError, RecordError, MissingCompilerError } from './errors.js';
 export {
   MAX_U32,
   OP_ALLOC,

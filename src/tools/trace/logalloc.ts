@@ -24,7 +24,8 @@ import { MAX_U32 } from './format.js';
 import { AddressMap, type ImportCounts, type LineImporter, type OpSink } from './ops.js';
 
 const CALL = /^(\d+)[ \t]+(?:\d+[ \t]+)?([a-z_]+)\(([^()]*)\)(?:=(\S+))?[ \t]*$/;
-const ADDRESS = /^(?:0x[0-9a-fA-F]+|\(nil\)|#\d+|0)$/;
+/** A pointer of up to 64 bits (leading zeros aside), a block number that a double holds exactly, or null. */
+const ADDRESS = /^(?:0x0*[0-9a-fA-F]{1,16}|\(nil\)|#\d{1,15}|0)$/;
 const NULL_ADDRESS = /^(?:0x0+|\(nil\)|#0|0)$/;
 const DECIMAL = /^\d+$/;
 
@@ -120,14 +121,18 @@ export class LogallocImporter implements LineImporter {
     }
   }
 
+  unterminatedLine(text: string, lineNumber: number): void {
+    this.line(text, lineNumber);
+  }
+
   end(): ImportCounts {
     return { ...this.addresses.counts(), otherProcessEvents: this.otherProcessEvents };
   }
 
-  /** The address as a map key, or null for a null pointer. */
+  /** The address token, or null for a null pointer. */
   private address(token: string, text: string, lineNumber: number, signature: Signature): string | null {
     if (!ADDRESS.test(token)) throw this.unexpected(text, lineNumber, signature);
-    return NULL_ADDRESS.test(token) ? null : token.toLowerCase();
+    return NULL_ADDRESS.test(token) ? null : token;
   }
 
   private number(token: string, text: string, lineNumber: number, signature: Signature): number {

@@ -18,13 +18,22 @@
 // program, see scripts/record/mtrace-shim.c): the old image's heap is gone, so its live blocks
 // are freed. Exec also discards the old image's unwritten buffer, so the line before such a
 // "= Start" may be cut short, and a realloc may lack its '>' line; both are forgiven there only.
+//
+// glibc writes the trace through a 512-byte stdio buffer and flushes it at exit(); a program
+// that ends with _exit() (dash does) loses the buffer's tail, so the stream stops mid-line. A
+// last line without its newline is therefore dropped, whether or not it parses: "- 0x55d8ef"
+// may be the front of "- 0x55d8ef1a2b30". The lines dropped, there and before a "= Start", are
+// counted in truncatedLines.
 
 import { TraceFormatError } from './errors.js';
 import { MAX_U32 } from './format.js';
 import { AddressMap, type ImportCounts, type LineImporter, type OpSink } from './ops.js';
 
-/** The event at the end of a line, after the caller part (which may contain anything but "] "). */
-const EVENT = /(?:^|\] )([-+<>!]) (0x[0-9a-f]+|\(nil\))(?: (0x[0-9a-f]+|0))?$/;
+/**
+ * The event at the end of a line, after the caller part (which may contain anything but "] ").
+ * Addresses are printed with %p: no leading zeros, so at most 16 digits on a 64-bit system.
+ */
+const EVENT = /(?:^|\] )([-+<>!]) (0x[0-9a-f]{1,16}|\(nil\))(?: (0x[0-9a-f]+|0))?$/;
 
 const NULL_ADDRESS = '(nil)';
 
@@ -43,6 +52,7 @@ export class MtraceImporter implements LineImporter {
   private reallocLine = 0;
   /** The error for a malformed line, thrown at the next line unless that one is "= Start". */
   private cutLine: TraceFormatError | undefined;
+  private truncatedLines = 0;
 
   constructor(
     sink: OpSink,
@@ -53,6 +63,7 @@ export class MtraceImporter implements LineImporter {
 
   line(text: string, lineNumber: number): void {
     if (text === '= Start') {
+      if (this.cutLine !== undefined) this.truncatedLines++;
       this.cutLine = undefined;
       this.reallocFrom = undefined;
       this.addresses.releaseAll();
@@ -100,12 +111,18 @@ export class MtraceImporter implements LineImporter {
     }
   }
 
+  unterminatedLine(): void {
+    this.truncatedLines++;
+    // A '<' line just before it lost its '>' line to the cut: the block stays live as it was.
+    this.reallocFrom = undefined;
+  }
+
   end(lineNumber: number): ImportCounts {
     if (this.cutLine !== undefined) throw this.cutLine;
     if (this.reallocFrom !== undefined) {
       throw new TraceFormatError(this.source, lineNumber, '', `the trace ends inside the realloc begun on line ${this.reallocLine}`);
     }
-    return this.addresses.counts();
+    return { ...this.addresses.counts(), truncatedLines: this.truncatedLines };
   }
 
   private expectNoPendingRealloc(text: string, lineNumber: number): void {

@@ -50,7 +50,9 @@ class TraceDecoder {
     this.chunks = new ChunkBuilder(chunkOps);
   }
 
-  line(raw: string): void {
+  /** Takes one line without its newline; `terminated` is false for a stream's last line when
+   *  no newline followed it. */
+  line(raw: string, terminated = true): void {
     const lineNumber = ++this.lineNumber;
     const text = raw.charCodeAt(raw.length - 1) === 0x0d /* \r */ ? raw.slice(0, -1) : raw;
     if (this.importer === undefined) {
@@ -61,7 +63,8 @@ class TraceDecoder {
     } else if (isBlankOrComment(text)) {
       return;
     }
-    this.importer.line(text, lineNumber);
+    if (terminated) this.importer.line(text, lineNumber);
+    else this.importer.unterminatedLine(text, lineNumber);
   }
 
   end(): TraceSummary {
@@ -165,7 +168,7 @@ export async function* readTrace(
     while (ready.length > 0) yield { ops: ready.shift()! };
   }
   const tail = carry + text.end();
-  if (tail.length > 0) decoder.line(tail);
+  if (tail.length > 0) decoder.line(tail, false);
   const summary = decoder.end();
   while (ready.length > 0) yield { ops: ready.shift()! };
   yield { ops: decoder.chunks.takePartial(), summary };
@@ -182,7 +185,10 @@ export function openTrace(path: string, options: ReadTraceOptions = {}): AsyncIt
   return readTrace(fileBytes(path), path, settings);
 }
 
-/** Parses a whole trace held in memory (any format, not compressed): for small traces and tests. */
+/**
+ * Parses a whole trace held in memory (any format, not compressed): for small traces and tests.
+ * The text is taken as whole, so its last line is read even without a newline.
+ */
 export function parseTraceText(text: string, options: { source?: string } = {}): { ops: Uint32Array; summary: TraceSummary } {
   const decoder = new TraceDecoder(options.source ?? '<text>', DEFAULT_READ_OPTIONS.chunkOps);
   const lines = text.split('\n');

@@ -1,7 +1,7 @@
 // Recording a program's heap operations with glibc's mtrace, converted to the canonical format
 // while the program runs.
 //
-//     scripts/record/mtrace-shim.c ──gcc, once per source version──> build/record/mtrace-shim-<hash>.so
+//     scripts/record/mtrace-shim.c ──gcc, once per source version──> <cacheDir>/mtrace-shim-<hash>.so
 //
 //     command   LD_PRELOAD=libc_malloc_debug.so.0:mtrace-shim.so   MALLOC_TRACE=<named pipe>
 //        │  mtrace lines; the pipe holds 64 KiB, so the program waits whenever we fall behind
@@ -14,28 +14,39 @@
 // Tricky: the reader of a named pipe sees end-of-file whenever no writer has the pipe open,
 // before the program opens it as well as after it closes it. So we open the read end without
 // blocking, then hold a write end ourselves until the program has exited: end-of-file comes
-// exactly once, after the program's last byte, even if the program never started. The read end
-// is polled like a socket, so waiting never blocks a thread of libuv's pool.
+// exactly once, after the program's last byte, even if the program never started.
+//
+// Tricky too: glibc flushes the trace in 512-byte writes, and a write into a pipe whose reader
+// sleeps on it (in read(), or in epoll as a socket's would) wakes that reader: a context switch
+// per 512 bytes, which slowed the traced program by more than the whole import costs. So nobody
+// sleeps on the pipe: drainPipe() reads it without blocking, straight again after every piece,
+// and only when it finds the pipe empty waits POLL_INTERVAL_MS on a timer, while the program
+// fills the pipe undisturbed. No read blocks a thread of libuv's pool.
 //
 // CPython serves most requests from its own allocator (pymalloc), which mtrace never sees; set
 // PYTHONMALLOC=malloc (in options.env or the environment) to record what CPython asks for.
+//
+// Recording writes nothing into the package (which may be installed read-only): the shim goes
+// to a cache directory, the named pipe to a temporary one, the trace where it is asked to.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync, read } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
-import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { RecordError } from './errors.js';
+import { userCacheDir } from './cache.js';
+import { MissingCompilerError, RecordError } from './errors.js';
 import type { TraceSummary } from './format.js';
 import { readTrace } from './reader.js';
 import { TraceWriter } from './writer.js';
 
 const execFileAsync = promisify(execFile);
+const readAsync = promisify(read);
 
 export interface RecordOptions {
   /** The trace file to write; gzip-compressed when it ends in `.gz`. */
@@ -74,8 +85,8 @@ export interface RecordOptions {
    */
   mallocDebugLibrary?: string;
   /**
-   * Where the compiled shim is cached.
-   * @default build/record/ in this package
+   * Where the compiled mtrace shim is kept (built with gcc on first use).
+   * @default $XDG_CACHE_HOME/pymalloc-wasm, or ~/.cache/pymalloc-wasm
    */
   cacheDir?: string;
 }
@@ -103,10 +114,18 @@ const MULTIARCH_TRIPLET: Readonly<Partial<Record<NodeJS.Architecture, string>>> 
 };
 
 const SHIM_SOURCE = fileURLToPath(new URL('../../../scripts/record/mtrace-shim.c', import.meta.url));
-const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../../../build/record/', import.meta.url));
+const COMPILER = 'gcc';
 
 /** LD_PRELOAD separates entries with spaces and colons, so paths must not contain them. */
 const PRELOAD_SEPARATOR = /[ :]/;
+
+/** How long drainPipe() waits after finding the pipe empty. A pipe holds 64 KiB, which CPython
+ *  under mtrace takes about 1.4 ms to fill; a faster program finds the pipe full and waits for
+ *  the rest of the interval, after which the pipe is never found empty while it keeps writing. */
+const POLL_INTERVAL_MS = 1;
+
+/** The most read from the pipe at once: more than it holds. */
+const PIPE_READ_BYTES = 256 * 1024;
 
 // ---- what recording needs -----------------------------------------------------------------------
 
@@ -156,22 +175,40 @@ async function buildShim(cacheDir: string): Promise<string> {
   const library = join(cacheDir, `mtrace-shim-${version}.so`);
   if (await exists(library)) return library;
 
-  await mkdir(cacheDir, { recursive: true });
+  await mkdir(cacheDir, { recursive: true }).catch((error: unknown) => {
+    const message = `cannot create the cache directory ${cacheDir} (choose another with cacheDir, --cache-dir): ${(error as Error).message}`;
+    throw new RecordError(message, null, null, { cause: error });
+  });
   // Concurrent recordings may build at once: each compiles to its own name, the renames agree.
   const temporary = `${library}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await execFileAsync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', temporary, SHIM_SOURCE]);
+    await execFileAsync(COMPILER, ['-shared', '-fPIC', '-O2', '-Wall', '-o', temporary, SHIM_SOURCE]);
   } catch (error) {
     await rm(temporary, { force: true });
     const failure = error as NodeJS.ErrnoException & { stderr?: string };
-    const message =
-      failure.code === 'ENOENT'
-        ? 'gcc not found: it is needed (once) to build the mtrace shim'
-        : `gcc failed to build the mtrace shim ${SHIM_SOURCE}:\n${failure.stderr ?? failure.message}`;
+    if (failure.code === 'ENOENT') throw new MissingCompilerError(COMPILER, cacheDir, { cause: error });
+    const message = `${COMPILER} failed to build the mtrace shim ${SHIM_SOURCE} into ${cacheDir}:\n${failure.stderr ?? failure.message}`;
     throw new RecordError(message, null, null, { cause: error });
   }
   await rename(temporary, library);
   return library;
+}
+
+/**
+ * The libraries to put in LD_PRELOAD for glibc's mtrace to trace a program from its start:
+ * glibc's malloc debug library (unless glibc is older than 2.34 and keeps mtrace in libc) and
+ * the shim, compiled into `cacheDir` on first use. With MALLOC_TRACE=<file> they make glibc
+ * write a raw mtrace file, which record() converts as the program runs instead.
+ */
+export async function mtracePreload(options: Pick<RecordOptions, 'cacheDir' | 'mallocDebugLibrary'> = {}): Promise<string[]> {
+  const [mallocDebug, shim] = await Promise.all([
+    options.mallocDebugLibrary ?? findMallocDebugLibrary(),
+    buildShim(options.cacheDir ?? userCacheDir()),
+  ]);
+  const preload = [mallocDebug, shim].filter((path): path is string => path !== undefined);
+  const unusable = preload.find((path) => PRELOAD_SEPARATOR.test(path));
+  if (unusable !== undefined) throw new RecordError(`cannot preload ${unusable}: LD_PRELOAD paths must not contain spaces or colons`);
+  return preload;
 }
 
 // ---- running the program ------------------------------------------------------------------------
@@ -203,6 +240,28 @@ function failure(status: ExitStatus, command: string, display: string): RecordEr
   if (status.signal !== null) return new RecordError(`${display} was killed by ${status.signal}`, null, status.signal);
   if (status.code !== 0) return new RecordError(`${display} exited with code ${status.code}`, status.code);
   return undefined;
+}
+
+/** The bytes of a named pipe opened without blocking, until no writer has it open; see the
+ *  comment at the top for why it never waits on the pipe itself. Closes the pipe at the end. */
+async function* drainPipe(fd: number): AsyncGenerator<Buffer> {
+  const buffer = Buffer.allocUnsafe(PIPE_READ_BYTES);
+  try {
+    for (;;) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await readAsync(fd, buffer, 0, PIPE_READ_BYTES, null));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        await sleep(POLL_INTERVAL_MS);
+        continue;
+      }
+      if (bytesRead === 0) return;
+      yield Buffer.from(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Streams mtrace output into the writer; resolves with the summary of the converted trace. */
@@ -237,6 +296,9 @@ function resolveRecordOptions(options: RecordOptions) {
   if (!Array.isArray(args) || !args.every((arg) => typeof arg === 'string')) {
     throw new TypeError('options.args must be an array of strings');
   }
+  if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) {
+    throw new TypeError('options.cacheDir must be a non-empty string (the directory of the compiled shim)');
+  }
   return {
     output: options.output,
     command: options.command,
@@ -246,7 +308,7 @@ function resolveRecordOptions(options: RecordOptions) {
     stdio: options.stdio ?? 'inherit',
     comments: options.comments ?? [],
     mallocDebugLibrary: options.mallocDebugLibrary,
-    cacheDir: options.cacheDir ?? DEFAULT_CACHE_DIR,
+    cacheDir: options.cacheDir ?? userCacheDir(),
   };
 }
 
@@ -255,6 +317,11 @@ function resolveRecordOptions(options: RecordOptions) {
  * canonical trace, converting while the command runs. Only the process started is traced, not
  * its children. Throws RecordError if the command is not found, fails, or yields no trace;
  * the output file then does not exist (it is written under a temporary name and renamed at the end).
+ *
+ * Needs glibc's libc_malloc_debug.so.0, and gcc the first time (per shim version and cache
+ * directory): without it, MissingCompilerError before the command runs. mtrace costs about 2 µs
+ * per event, so a program that allocates a lot runs tens of times slower. A last line the
+ * program left cut off is dropped and counted in `truncatedLines`.
  */
 export async function record(options: RecordOptions): Promise<RecordSummary> {
   const settings = resolveRecordOptions(options);
@@ -262,13 +329,7 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
   const display = describeCommand(command, args);
   const started = performance.now();
 
-  const [mallocDebug, shim] = await Promise.all([
-    settings.mallocDebugLibrary ?? findMallocDebugLibrary(),
-    buildShim(settings.cacheDir),
-  ]);
-  const preload = [mallocDebug, shim].filter((path): path is string => path !== undefined);
-  const unusable = preload.find((path) => PRELOAD_SEPARATOR.test(path));
-  if (unusable !== undefined) throw new RecordError(`cannot preload ${unusable}: LD_PRELOAD paths must not contain spaces or colons`);
+  const preload = await mtracePreload(settings);
   const inheritedPreload = settings.env.LD_PRELOAD ?? process.env.LD_PRELOAD;
   if (inheritedPreload) preload.push(inheritedPreload);
 
@@ -276,7 +337,7 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
   try {
     const pipePath = join(workDir, 'mtrace.pipe');
     await execFileAsync('mkfifo', ['-m', '600', pipePath]);
-    const input = new Socket({ fd: openSync(pipePath, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+    const readEnd = openSync(pipePath, constants.O_RDONLY | constants.O_NONBLOCK);
     const writerHold = openSync(pipePath, constants.O_WRONLY | constants.O_NONBLOCK);
 
     let writer: TraceWriter;
@@ -286,7 +347,7 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
       });
     } catch (error) {
       closeSync(writerHold);
-      input.destroy();
+      closeSync(readEnd);
       throw error;
     }
 
@@ -298,7 +359,7 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
     const exited = waitForExit(child).finally(() => closeSync(writerHold));
     const received = { bytes: 0 };
     let killedByUs = false;
-    const conversion = convert(input, writer, `mtrace output of ${display}`, received).then(
+    const conversion = convert(drainPipe(readEnd), writer, `mtrace output of ${display}`, received).then(
       (summary) => ({ summary }),
       (error: unknown) => {
         if (child.exitCode === null && child.signalCode === null) killedByUs = child.kill('SIGKILL');
