@@ -7,16 +7,21 @@
 #   dlmalloc  wasi-libc's malloc           peers/c/driver.c
 #   mimalloc  Debian's mimalloc source     peers/c/driver.c + mimalloc's src/static.c
 # The C peers need scripts/install-peer-toolchain.sh first; a peer that cannot be built is
-# reported with the reason and skipped. With --assemblyscript-only (what `npm ci` runs) only the
-# peers that need nothing but the npm packages are built. Exits 0 iff tlsf and bump exist afterwards.
+# reported with the reason and skipped. Usage: build-peers.sh [--assemblyscript-only | --c-only]
+#   --assemblyscript-only  what `npm ci` runs: the peers that need nothing but the npm packages
+#   --c-only               what `pymalloc peers --build` runs in an installed package (which has
+#                          no AssemblyScript compiler): dlmalloc and mimalloc
+# PEERS_OUT (an absolute directory, default build/peers) is where the modules go.
+# Exits 0 iff tlsf and bump (with --c-only: dlmalloc) exist afterwards.
 # Idempotent: an output newer than all of its inputs is left alone.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly OUT=build/peers
-readonly OBJ=build/peers/obj
-readonly SRC=build/peers/src
+readonly MODE=${1:-all}
+readonly OUT=${PEERS_OUT:-build/peers}
+readonly OBJ=$OUT/obj
+readonly SRC=$OUT/src
 readonly ASC=node_modules/.bin/asc
 readonly THIS_SCRIPT=scripts/build-peers.sh
 # The repository's asconfig.json is for the core allocator; the peers have their own.
@@ -121,19 +126,21 @@ build_mimalloc() {
   echo "build-peers: mimalloc: built from $(basename "$source")"
 }
 
-if [[ ! -x $ASC ]]; then
-  echo "build-peers: $ASC not found: run npm install first" >&2
-  exit 1
+if [[ $MODE != --c-only ]]; then
+  if [[ ! -x $ASC ]]; then
+    echo "build-peers: $ASC not found: run npm install first" >&2
+    exit 1
+  fi
+  build_as_peer tlsf incremental ""
+  build_as_peer bump ./peers/bump/runtime "" peers/bump/runtime.ts
+  readonly CORE=(peers/pymalloc/runtime.ts assembly/*/*.ts)
+  DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
+    "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
+  DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
+    "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
 fi
-build_as_peer tlsf incremental ""
-build_as_peer bump ./peers/bump/runtime "" peers/bump/runtime.ts
-readonly CORE=(peers/pymalloc/runtime.ts assembly/*/*.ts)
-DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
-  "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
-DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
-  "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
 
-if [[ ${1:-} != --assemblyscript-only ]]; then
+if [[ $MODE != --assemblyscript-only ]]; then
   if reason=$(c_toolchain_missing); then
     skip dlmalloc "$reason (run scripts/install-peer-toolchain.sh)"
     skip mimalloc "$reason (run scripts/install-peer-toolchain.sh)"
@@ -143,4 +150,8 @@ if [[ ${1:-} != --assemblyscript-only ]]; then
   fi
 fi
 
-[[ -f $OUT/tlsf.wasm && -f $OUT/bump.wasm ]]
+if [[ $MODE == --c-only ]]; then
+  [[ -f $OUT/dlmalloc.wasm ]]
+else
+  [[ -f $OUT/tlsf.wasm && -f $OUT/bump.wasm ]]
+fi

@@ -181,7 +181,10 @@ describe('workloads', () => {
     const plan = planComparison({ workloads: ['ramp'], allocators: ['tlsf', 'dlmalloc'], wasmDir: dir });
     expect(plan.allocators).toEqual(['tlsf']);
     expect(plan.skipped).toEqual([
-      { allocator: 'dlmalloc', reason: 'not built: run scripts/install-peer-toolchain.sh and scripts/build-peers.sh' },
+      {
+        allocator: 'dlmalloc',
+        reason: 'not built: run `pymalloc peers --build` (it needs clang, lld, wasi-libc, libclang-rt-dev-wasm32: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)',
+      },
     ]);
   });
 });

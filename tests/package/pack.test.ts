@@ -2,7 +2,7 @@
 // comparison on the allocators that need only npm packages and import the library by name,
 // with nothing from this checkout on the path.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,49 @@ describe('the packed package, installed into an empty project', () => {
     const { stdout } = await run('npx', ['pymalloc', 'compare', '--workload', 'trace:git-log', '--allocators', 'pymalloc-3.12', '--json', '--no-native'], { cwd: project });
     const { results } = JSON.parse(stdout) as { results: { workload: string; ops: number }[] };
     expect(results).toMatchObject([{ workload: 'trace:git-log', ops: 24537 + 276 }]);
+  });
+
+  it('builds the C peers on first use into the user\'s cache, never into the package', async () => {
+    const installed = join(project, 'node_modules', 'pymalloc-wasm');
+    // As after `npm ci` of a checkout without clang: the tarball then holds no C peers.
+    for (const name of ['dlmalloc', 'mimalloc']) {
+      await rm(join(installed, 'build', 'peers', `${name}.wasm`), { force: true });
+      await rm(join(installed, 'build', 'peers', `${name}.version`), { force: true });
+    }
+    const cache = await mkdtemp(join(tmpdir(), 'pymalloc-cache-'));
+    const env = { ...process.env, XDG_CACHE_HOME: cache, CI: 'true' };
+    try {
+      const { stdout, stderr } = await run(
+        'npx', ['pymalloc', 'compare', '--workload', 'plateau', '--allocators', 'dlmalloc', '--scale', '0.05', '--json', '--no-native'],
+        { cwd: project, env },
+      );
+      expect(stderr).toContain(`pymalloc: building the C peers (dlmalloc, mimalloc) on first use, into ${join(cache, 'pymalloc-wasm', 'peers')}`);
+      const { results } = JSON.parse(stdout) as { results: { allocator: string; failure?: unknown }[] };
+      expect(results.map((r) => [r.allocator, r.failure])).toEqual([['dlmalloc', undefined]]);
+      expect(await readdir(join(cache, 'pymalloc-wasm', 'peers'))).toContain('dlmalloc.wasm');
+      expect(await readdir(join(installed, 'build', 'peers'))).not.toContain('dlmalloc.wasm');
+      const peers = await run('npx', ['pymalloc', 'peers'], { cwd: project, env });
+      expect(peers.stdout).toMatch(new RegExp(`^dlmalloc +built +wasi-libc .* ${join(cache, 'pymalloc-wasm', 'peers', 'dlmalloc.wasm')}$`, 'm'));
+    } finally {
+      await rm(cache, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('names what is missing, and how to install it, where clang is not', async () => {
+    // A PATH with node alone on it.
+    const bin = await mkdtemp(join(tmpdir(), 'pymalloc-bin-'));
+    await symlink(process.execPath, join(bin, 'node'));
+    const cli = join(project, 'node_modules', 'pymalloc-wasm', 'dist', 'tools', 'cli', 'index.js');
+    const cache = await mkdtemp(join(tmpdir(), 'pymalloc-cache-'));
+    try {
+      const { stdout, stderr } = await run('node', [cli, 'peers'], { cwd: project, env: { PATH: bin, XDG_CACHE_HOME: cache } });
+      expect(stdout).toMatch(/^dlmalloc +missing +not built/m);
+      expect(stderr).toContain('clang is missing: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32');
+      expect(stderr).toContain('`pymalloc peers --build`');
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+      await rm(cache, { recursive: true, force: true });
+    }
   });
 
   it('imports pymalloc-wasm by name with plain node', async () => {

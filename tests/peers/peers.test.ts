@@ -68,10 +68,11 @@ describe('peer builds', () => {
     expect(built).toEqual(expect.arrayContaining(['tlsf', 'bump']));
   });
 
-  it('reports a missing module by peer and by the script that builds it', async () => {
+  it('reports a missing module by peer and by the command that builds it', async () => {
     const load = loadAllocator('tlsf', { wasmDir: '/nonexistent' });
     await expect(load).rejects.toThrow(AllocatorUnavailableError);
-    await expect(load).rejects.toThrow(/^tlsf: not built: .*scripts\/build-peers\.sh/);
+    await expect(load).rejects.toThrow(/^tlsf: not built: run `npm run build:peers` in a checkout/);
+    await expect(loadAllocator('mimalloc', { wasmDir: '/nonexistent' })).rejects.toThrow(/^mimalloc: not built: run `pymalloc peers --build`/);
   });
 
   it('rejects an unknown peer name', async () => {

@@ -7,6 +7,7 @@
 //   pymalloc bench [--json] [--steps N] [--runs N]
 //   pymalloc record -o OUT.trace.gz [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
+//   pymalloc peers [--build]                 which allocators are built; build the C ones
 //   pymalloc --version
 //
 // Exit codes: 0 ok, 1 a runtime failure (a replay, a trace, a recording failed), 2 a usage
@@ -17,13 +18,14 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { convertTrace, record, type TraceSummary } from '../trace/index.js';
-import { isPymalloc, PYMALLOC_PRESETS } from '../compare/allocators.js';
+import { C_PEERS, C_TOOLCHAIN_PACKAGES, isPymalloc, PYMALLOC_PRESETS, userPeersDir } from '../compare/allocators.js';
 import { runBench, formatBench, BATCH, MAX_STEPS, MAX_RUNS } from '../compare/bench.js';
 import { compare, comparisonDocument, defaultWorkloads, failedResults, planComparison, type CompareOptions } from '../compare/compare.js';
 import { ReplaysFailedError, UsageError } from '../compare/errors.js';
 import { DEFAULT_REPEAT, MAX_REPEAT, replay } from '../compare/replay.js';
 import { formatSummary, prepareReportDirectory, writeReport } from '../compare/report.js';
 import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
+import { buildCPeers, cToolchainMissing, missingCPeers, peerStatus } from '../compare/peers.js';
 import { createProgress } from './progress.js';
 
 /** The package's version, from its package.json (three floors up from src/ and dist/ alike). */
@@ -82,6 +84,7 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   const writesReport = out !== undefined && (!json || flags.out !== undefined);
   // Bad names and a report directory that cannot be written fail now, not after the replays.
   planComparison(options);
+  await buildCPeersOnFirstUse(options.allocators);
   if (writesReport) await prepareReportDirectory(out);
   const progress = createProgress(json);
   let comparison;
@@ -92,7 +95,7 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   }
   for (const { allocator, reason } of comparison.skipped) console.error(`${allocator}: ${reason}`);
   if (comparison.results.length === 0) {
-    throw new Error('no allocator could be run: build them with scripts/build-peers.sh');
+    throw new Error('no allocator could be run: `pymalloc peers` says which are built and how to build the others');
   }
   if (json) {
     console.log(JSON.stringify(comparisonDocument(comparison), null, 2));
@@ -103,6 +106,14 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   }
   const failed = failedResults(comparison);
   if (failed.length > 0) throw new ReplaysFailedError(failed.map((r) => `${r.workload}: ${r.failure!.message}`));
+}
+
+/** The C peers asked for (by name or by default) that are not built yet are built now, once. */
+async function buildCPeersOnFirstUse(asked: readonly string[] | undefined): Promise<void> {
+  const wanted = missingCPeers().filter((name) => asked === undefined || asked.includes(name));
+  if (wanted.length === 0) return;
+  console.error(`pymalloc: building the C peers (${C_PEERS.join(', ')}) on first use, into ${userPeersDir()}`);
+  await buildCPeers((line) => console.error(line));
 }
 
 function comparisonOptions(command: Command): Command {
@@ -214,6 +225,21 @@ function buildProgram(): Command {
           `pymalloc: warning: dropped ${summary.truncatedLines} cut-off mtrace line(s): the program exited without flushing its trace ` +
             '(as dash does), or exec discarded it',
         );
+      }
+    });
+
+  program
+    .command('peers')
+    .description('the allocators a comparison can run: which are built, where, and from what')
+    .option('--build', `build the C peers (dlmalloc, mimalloc) into the user's cache; needs ${C_TOOLCHAIN_PACKAGES.join(', ')}`)
+    .action(async (flags: { build?: boolean }) => {
+      if (flags.build === true) await buildCPeers((line) => console.error(line));
+      const rows = peerStatus().map((p) => [p.name, p.built ? 'built' : 'missing', p.builtFrom, p.path]);
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+      for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+      const missing = rows.filter((row) => row[1] === 'missing').map((row) => row[0]);
+      if (missing.length > 0) {
+        console.error(`${missing.join(', ')}: ${(await cToolchainMissing()) ?? 'not built yet'}; then \`pymalloc peers --build\``);
       }
     });
 

@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { userCacheDir } from '../trace/cache.js';
 import { AllocatorError, AllocatorUnavailableError, UsageError } from './errors.js';
 
 export const ALLOCATOR_NAMES = ['pymalloc-3.12', 'pymalloc-3.7', 'tlsf', 'bump', 'dlmalloc', 'mimalloc'] as const;
@@ -33,16 +34,26 @@ export function isPymalloc(name: string): name is PymallocName {
 /** The repository root: this file is src/tools/compare/ or dist/tools/compare/. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** The modules `npm ci` builds (and the package ships): every peer that needs only npm packages. */
 export const DEFAULT_WASM_DIR = join(PACKAGE_ROOT, 'build', 'peers');
 
-const C_PEERS: readonly string[] = ['dlmalloc', 'mimalloc'];
+/** The peers compiled from C with clang; in an installed package they are built on first use. */
+export const C_PEERS: readonly AllocatorName[] = ['dlmalloc', 'mimalloc'];
+
+/** Where `pymalloc peers --build` puts the C peers: the user's cache, never the package. */
+export function userPeersDir(): string {
+  return join(userCacheDir(), 'peers');
+}
 
 /** What to run for an allocator that is not built. */
 export function buildHint(name: AllocatorName): string {
   return C_PEERS.includes(name)
-    ? 'run scripts/install-peer-toolchain.sh and scripts/build-peers.sh'
-    : 'run scripts/build-peers.sh';
+    ? `run \`pymalloc peers --build\` (it needs ${C_TOOLCHAIN_PACKAGES.join(', ')}: apt-get install ${C_TOOLCHAIN_PACKAGES.join(' ')})`
+    : 'run `npm run build:peers` in a checkout of pymalloc-wasm';
 }
+
+/** Debian's packages that compile C for wasm32-wasi. */
+export const C_TOOLCHAIN_PACKAGES = ['clang', 'lld', 'wasi-libc', 'libclang-rt-dev-wasm32'] as const;
 
 /** Bytes of a wasm page, and the pages of wasm32's 4 GiB address space. */
 export const WASM_PAGE_BYTES = 65536;
@@ -65,8 +76,8 @@ export const PEER_NOTES: Partial<Record<AllocatorName, string>> = {
 };
 
 /** What a module was built from (scripts/build-peers.sh writes <name>.version beside it). */
-export function allocatorBuiltFrom(name: AllocatorName, options: { wasmDir?: string } = {}): string {
-  const file = join(options.wasmDir ?? DEFAULT_WASM_DIR, `${name}.version`);
+export function allocatorBuiltFrom(name: AllocatorName, options: AllocatorOptions = {}): string {
+  const file = wasmPath(name, options).replace(/\.wasm$/, '.version');
   return existsSync(file) ? readFileSync(file, 'utf8').trim() : 'unknown';
 }
 
@@ -129,7 +140,7 @@ export interface WasmAllocator {
 export interface AllocatorOptions {
   /**
    * Directory that holds `<name>.wasm`.
-   * @default build/peers/ of this package
+   * @default build/peers/ of this package, then userPeersDir() for the C peers built on first use
    */
   wasmDir?: string;
 }
@@ -143,8 +154,12 @@ export function parseAllocatorNames(names: readonly string[]): AllocatorName[] {
   return names as AllocatorName[];
 }
 
-function wasmPath(name: AllocatorName, options: AllocatorOptions): string {
-  return join(options.wasmDir ?? DEFAULT_WASM_DIR, `${name}.wasm`);
+/** The module of an allocator: in the given directory, or the first of the default ones that has it. */
+export function wasmPath(name: AllocatorName, options: AllocatorOptions = {}): string {
+  if (options.wasmDir !== undefined) return join(options.wasmDir, `${name}.wasm`);
+  const shipped = join(DEFAULT_WASM_DIR, `${name}.wasm`);
+  const built = join(userPeersDir(), `${name}.wasm`);
+  return !existsSync(shipped) && existsSync(built) ? built : shipped;
 }
 
 /** Names of the allocators whose module has been built, in ALLOCATOR_NAMES order. */
