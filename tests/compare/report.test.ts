@@ -38,6 +38,13 @@ describe('the report page', () => {
     expect(html).toContain('native glibc (not Wasm)');
   });
 
+  it("says what to know about mimalloc's large blocks when mimalloc ran, and only then", async () => {
+    const withMimalloc = renderReport(await compare({ workloads: ['lifo'], allocators: ['mimalloc', 'bump'], scale: 0.01 }));
+    expect(withMimalloc).toContain('<h3>About the allocators</h3>');
+    expect(withMimalloc).toContain('mimalloc 2.0.9 on wasm32 never reuses the memory of a freed block larger than 2 MiB');
+    expect(renderReport(await compare({ workloads: ['lifo'], allocators: ['bump'], scale: 0.01 }))).not.toContain('About the allocators');
+  });
+
   it('escapes what could end its scripts', async () => {
     const comparison = await compare({ workloads: ['lifo'], allocators: ['bump'], scale: 0.01 });
     comparison.workloads[0].description = '</script><b>';

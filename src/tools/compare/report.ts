@@ -18,6 +18,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 
+import { PEER_NOTES } from './allocators.js';
 import { comparisonDocument, type Comparison, type WorkloadInfo } from './compare.js';
 import { ReportDirectoryError } from './errors.js';
 import type { NativeResult } from './native.js';
@@ -125,6 +126,8 @@ const COLUMNS: readonly { title: string; cell: (row: Row) => string; left?: bool
   { title: 'workload', cell: (r) => workloadLabel(r.workload), left: true },
   { title: 'allocator', cell: (r) => r.allocator, left: true },
   { title: 'ns/op', cell: (r) => (r.nsPerOp === null ? '-' : r.nsPerOp.toFixed(1)) },
+  { title: 'min-max', cell: (r) => (r.nsPerOpMin === null || r.nsPerOpMax === null ? '-' : `${r.nsPerOpMin.toFixed(1)}-${r.nsPerOpMax.toFixed(1)}`) },
+  { title: 'in grow', cell: (r) => ('growNsPerOp' in r && r.growNsPerOp !== null ? r.growNsPerOp.toFixed(1) : '-') },
   { title: 'peak live MiB', cell: (r) => mib(r.peakLiveBytes) },
   { title: 'peak footprint MiB', cell: (r) => mib(r.peakFootprintBytes) },
   { title: 'fragmentation', cell: (r) => (r.failure !== undefined ? 'FAILED' : r.fragmentation === null ? 'n/a' : r.fragmentation.toFixed(2)) },
@@ -171,7 +174,8 @@ export function formatSummary(comparison: Comparison): string {
   out.push(`* best Wasm allocator of the row; xN.NN: ratio to ${REFERENCE_ALLOCATOR}.`);
   out.push('footprint: the module\'s whole Wasm memory, replayed one op per call with nothing but the allocator in it');
   out.push('(Wasm memory never shrinks, so final = peak); fragmentation = peak footprint / peak live bytes (Johnstone &');
-  out.push('Wilson), n/a below 64 KiB live. ns/op: median of the timed runs in Wasm, after an untimed warm-up run.');
+  out.push('Wilson), n/a below 64 KiB live. ns/op: median of the timed runs in Wasm, after an untimed warm-up run;');
+  out.push('min-max: the fastest and slowest run; in grow: the part of ns/op spent in the ops that grew memory.');
   if (comparison.native.length > 0) {
     out.push(`native rows: glibc malloc in a C program, not Wasm; footprint = mallinfo2 arena + hblkhd at its peak.`);
   }
@@ -396,6 +400,14 @@ function arenaSections(comparison: Comparison): string {
 ${sections.join('\n')}`;
 }
 
+/** What to know about an allocator run, before reading its figures (PEER_NOTES). */
+function peerNotesHtml(comparison: Comparison): string {
+  const run = new Set<string>(comparison.results.map((r) => r.allocator));
+  const notes = Object.entries(PEER_NOTES).filter(([name]) => run.has(name));
+  if (notes.length === 0) return '';
+  return `<h3>About the allocators</h3>\n${notes.map(([name, note]) => `<p class="note"><b>${escapeHtml(name)}</b>: ${escapeHtml(note!)}</p>`).join('\n')}`;
+}
+
 function opsText(w: WorkloadInfo): string {
   return `${w.ops.toLocaleString('en-US')} ops, then ${w.appendedFrees.toLocaleString('en-US')} frees appended for the blocks still live`;
 }
@@ -427,6 +439,7 @@ ${skipped ? `<ul>${skipped}</ul>` : ''}
 <p class="note">★ marks the best Wasm allocator of each row (native glibc is the reference, not a contender); the small line is
 the ratio to ${REFERENCE_ALLOCATOR}. Every row's op count is in its workload's section below.</p>
 ${matrices(comparison).map((m, i) => matrixHtml(m, i === 0 ? 'matrix-fragmentation' : 'matrix-ns')).join('\n')}
+${peerNotesHtml(comparison)}
 <h2>Footprint and live bytes along each workload</h2>
 <p class="note">${HIDDEN_AT_FIRST.join(', ')} starts hidden: its footprint (many times the live bytes) would squash every
 other line against the axis. Click a legend entry to show or hide a line; the axes follow what is shown.</p>
