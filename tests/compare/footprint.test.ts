@@ -14,7 +14,7 @@ import { compare } from '../../src/tools/compare/compare.js';
 import { replay } from '../../src/tools/compare/replay.js';
 import { resolveWorkload, type Workload } from '../../src/tools/compare/workloads.js';
 import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../../src/tools/trace/format.js';
-import { parseTraceText } from '../../src/tools/trace/index.js';
+import { textWorkload } from './helpers.js';
 
 const WASM_PAGE = 65536;
 const MiB = 1 << 20;
@@ -103,19 +103,6 @@ async function referenceReplay(allocator: string, workload: Workload): Promise<R
   return { peakFootprintBytes, peakLiveBytes, grows };
 }
 
-/** A workload made of a canonical trace held in a string. */
-function textWorkload(name: string, lines: string[]): Workload {
-  const { ops, summary } = parseTraceText(['# pymalloc-trace v1', ...lines].join('\n') + '\n', { source: name });
-  return {
-    name,
-    description: name,
-    async *chunks() {
-      yield ops;
-    },
-    shape: async () => ({ ops: summary.ops, idLimit: summary.idLimit, liveAtEnd: summary.liveAtEnd }),
-  };
-}
-
 /**
  * Large blocks among small ones: mimalloc's huge segments (over 2 MiB), glibc-style mmap sizes,
  * a block grown by realloc past 16 MiB, and 4 MiB blocks freed and allocated again.
@@ -129,7 +116,7 @@ function largeBlocks(): Workload {
   for (let round = 0; round < 6; round++) lines.push(`a 400 ${4 * MiB}`, 'f 400');
   lines.push(`a 401 100000`, `r 401 ${2 * MiB}`, `r 401 ${17 * MiB}`, 'r 401 1000');
   for (let small = 0; small < 300; small += 2) lines.push(`f ${small}`);
-  return textWorkload('large-blocks', lines);
+  return textWorkload('large-blocks', `${lines.join('\n')}\n`);
 }
 
 /** The same ops with every id multiplied: a far larger id table, the same allocator calls. */

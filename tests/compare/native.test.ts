@@ -6,8 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { nativeReplay } from '../../src/tools/compare/native.js';
-import type { Workload } from '../../src/tools/compare/workloads.js';
-import { parseTraceText } from '../../src/tools/trace/index.js';
+import { textWorkload } from './helpers.js';
 
 const MiB = 1 << 20;
 
@@ -20,25 +19,13 @@ function hasGcc(): boolean {
   }
 }
 
-function textWorkload(name: string, lines: string[]): Workload {
-  const { ops, summary } = parseTraceText(['# pymalloc-trace v1', ...lines].join('\n') + '\n', { source: name });
-  return {
-    name,
-    description: name,
-    async *chunks() {
-      yield ops;
-    },
-    shape: async () => ({ ops: summary.ops, idLimit: summary.idLimit, liveAtEnd: summary.liveAtEnd }),
-  };
-}
-
 describe.skipIf(!hasGcc())('the native replay', () => {
   it('sees a 95 MiB block that lives for one op among thousands', async () => {
     const lines: string[] = [];
     for (let id = 0; id < 5000; id++) lines.push(`a ${id} ${16 + (id % 200)}`);
     lines.push(`a 5000 ${95 * MiB}`, 'f 5000');
     for (let id = 0; id < 5000; id++) lines.push(`f ${id}`);
-    const result = (await nativeReplay(textWorkload('one-big-block', lines), { repeat: 3 }))!;
+    const result = (await nativeReplay(textWorkload('one-big-block', `${lines.join('\n')}\n`), { repeat: 3 }))!;
     expect(result.failure).toBeUndefined();
     expect(result.ops).toBe(10_002);
     expect(result.peakLiveBytes).toBeGreaterThan(95 * MiB);
@@ -53,7 +40,7 @@ describe.skipIf(!hasGcc())('the native replay', () => {
   });
 
   it('says n/a rather than a ratio when too little is live', async () => {
-    const result = (await nativeReplay(textWorkload('tiny', ['a 0 100', 'a 1 2000', 'f 0']), { repeat: 1 }))!;
+    const result = (await nativeReplay(textWorkload('tiny', 'a 0 100\na 1 2000\nf 0\n'), { repeat: 1 }))!;
     expect(result.peakLiveBytes).toBe(2100);
     expect(result.peakFootprintBytes).toBeGreaterThan(0);
     expect(result.fragmentation).toBeNull();

@@ -10,23 +10,10 @@ import { UsageError } from '../../src/tools/compare/errors.js';
 import { replay } from '../../src/tools/compare/replay.js';
 import { resolveWorkload, SYNTHETIC_WORKLOADS, type Workload } from '../../src/tools/compare/workloads.js';
 import { OP_ALLOC, OP_FIELDS, OP_FREE } from '../../src/tools/trace/format.js';
-import { parseTraceText } from '../../src/tools/trace/index.js';
+import { textWorkload } from './helpers.js';
 
 const MiB = 1 << 20;
 const built = builtAllocators();
-
-/** A workload made of a canonical trace held in a string. */
-function textWorkload(name: string, text: string): Workload {
-  const { ops, summary } = parseTraceText(text, { source: name });
-  return {
-    name,
-    description: name,
-    async *chunks() {
-      yield ops;
-    },
-    shape: async () => ({ ops: summary.ops, idLimit: summary.idLimit, liveAtEnd: summary.liveAtEnd }),
-  };
-}
 
 function trace(lines: string[]): string {
   return ['# pymalloc-trace v1', ...lines].join('\n') + '\n';

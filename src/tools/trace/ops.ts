@@ -10,22 +10,17 @@
 //   live      allocated and not yet freed
 //   slot      one entry of AddressMap's hash table: an address and the id of its block
 
-import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC, type OpKind } from './format.js';
+import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC, type OpKind, type TraceSummary } from './format.js';
 
 /** Where an importer puts the ops it produces. */
 export interface OpSink {
   push(kind: OpKind, id: number, size: number): void;
 }
 
-/** What an importer knows at the end that the op counts do not say; see TraceSummary. */
-export interface ImportCounts {
-  idLimit: number;
-  liveAtEnd: number;
-  skippedFrees: number;
-  impliedFrees: number;
-  otherProcessEvents: number;
-  truncatedLines: number;
-}
+/** What an importer knows at the end that the op counts do not say (TraceSummary documents each). */
+export type ImportCounts = Pick<
+  TraceSummary, 'idLimit' | 'liveAtEnd' | 'skippedFrees' | 'impliedFrees' | 'otherProcessEvents' | 'truncatedLines'
+>;
 
 /** Turns the event lines of one format into ops. Blank lines and comments never reach it. */
 export interface LineImporter {
