@@ -4,6 +4,7 @@ import {
   HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
   type InvalidAddressReason,
 } from './errors.js';
+import { CoreAssertion, CoreGuard } from './guard.js';
 import { decodeStats, formatDebugMallocStats, type HeapStats } from './stats.js';
 import {
   ObjectImports, ObjectSpace, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
@@ -29,9 +30,11 @@ interface CoreExports extends ObjectExports {
   check(): number;
   lastError(): number;
   errorAddress(): number;
+  corruption(): number;
+  placeFirstArena(pools: number): void;
 }
 
-/** Status codes of assembly/common.ts. */
+/** Status codes of assembly/memory/header.ts. */
 const OUT_OF_MEMORY = 1;
 const BAD_GEOMETRY = 7;
 const REASONS: Record<number, InvalidAddressReason> = {
@@ -40,7 +43,17 @@ const REASONS: Record<number, InvalidAddressReason> = {
   4: 'empty-pool',
   5: 'double-free',
   6: 'never-allocated',
+  8: 'object',
+  9: 'object',
 };
+
+/**
+ * Heaps place their first arena 0..FIRST_ARENA_PLACES-1 pools apart, in the order they are
+ * created, so that two heaps built alike do not put their objects at the same addresses and a
+ * handle passed to the wrong heap is refused (README, "Bad input", says exactly when).
+ */
+const FIRST_ARENA_PLACES = 8;
+let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 
@@ -117,12 +130,13 @@ export class Heap {
         ...objectImports.functions,
         abort(message: number, file: number, line: number, column: number) {
           const where = memory ? `${readString(memory, file)}:${line}:${column}` : '';
-          throw new Error(`assertion failed in the heap core: ${memory ? readString(memory, message) : ''} ${where}`);
+          throw new CoreAssertion(`assertion failed in the heap core: ${memory ? readString(memory, message) : ''} ${where}`);
         },
       },
     });
-    const exports = instance.exports as unknown as CoreExports;
-    memory = exports.memory;
+    const raw = instance.exports as unknown as CoreExports;
+    memory = raw.memory;
+    const exports = new CoreGuard(raw).wrap(raw);
     const status = exports.heapInit(
       Math.log2(config.alignment),
       config.smallRequestThreshold,
@@ -136,6 +150,7 @@ export class Heap {
       );
     }
     if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
+    exports.placeFirstArena(heapsCreated++ % FIRST_ARENA_PLACES);
     return new Heap(config, exports, objectImports);
   }
 

@@ -1,6 +1,6 @@
 import { GcModule, type GcExports } from './gc.js';
 import {
-  HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
+  HeapCorruptionError, HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
 } from './errors.js';
 
 /** The exports of assembly/abi/objects.ts: the object layer's, and the gc module's. */
@@ -430,6 +430,8 @@ export class ObjectSpace {
     try {
       entry.finalizer(o);
     } catch (error) {
+      // A heap found corrupted must stop the Wasm call under this finalizer too.
+      if (error instanceof HeapCorruptionError) throw error;
       this.reportUnraisable(error, o, `Exception ignored in: <finalizer of ${this.#describe(o)}>`);
     }
   }
@@ -440,6 +442,7 @@ export class ObjectSpace {
     try {
       callback(wr);
     } catch (error) {
+      if (error instanceof HeapCorruptionError) throw error;
       this.reportUnraisable(error, wr, `Exception ignored in: <callback of ${this.#describe(wr)}>`);
     }
   }
@@ -483,8 +486,9 @@ export class ObjectSpace {
   #typeAddress(operation: string, type: ObjectType | undefined, kind: ObjectKind): number {
     this.exports();
     const entry = type && this.#types.get(type.address);
-    if (!entry) {
-      throw new TypeError(`${operation}: type must be a type returned by defineType`);
+    // By identity: another heap's type records sit at the same addresses.
+    if (!entry || entry.type !== type) {
+      throw new TypeError(`${operation}: type must be a type returned by this heap's defineType`);
     }
     if (entry.type.kind !== kind) throw new TypeError(`${operation}: ${entry.type.name} is a '${entry.type.kind}' type, not '${kind}'`);
     return entry.type.address;
