@@ -91,9 +91,7 @@
 import {
   HEAP, OBJECT_SPACE_OFFSET, OBJECT_SPACE_BYTES, CHECKED, Status, corrupt, broken,
 } from "../memory/header";
-import {
-  objectMalloc, heldFree, holdBlock, blockStatus, usableSize,
-} from "../pymalloc/obmalloc";
+import { heldMalloc, heldFree, blockStatus, usableSize } from "../pymalloc/obmalloc";
 import { rawAlloc, INTERNAL } from "../raw/tlsf";
 
 // @ts-ignore: decorator
@@ -799,9 +797,8 @@ export function clearReferences(o: usize): void {
 export function allocateObject(t: TypeRecord, extra: usize): usize {
   const bytes = <usize>t.basicSize + extra;
   const header = t.flags & GC_HEADER ? GC_HEADER_BYTES : 0;
-  const block = objectMalloc(bytes + header);
+  const block = heldMalloc(bytes + header);
   if (!block) return 0;
-  holdBlock(block);
   if (header) state().gcObjects++;
   memory.fill(block, 0, bytes + header);
   const o = block + header;

@@ -26,12 +26,16 @@ import {
   poolIsCarved, arenaIsValid, usableArenasAreValid,
 } from "./arena";
 import {
-  rawInit, rawAlloc, rawFree, rawFreeHeld, rawHold, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
+  rawInit, rawAlloc, rawFree, rawFreeHeld, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
+  HELD as RAW_HELD,
 } from "../raw/tlsf";
 
-/** Allocates a small block of class sizeClassOf(n); n in 1..smallThreshold. 0 if out of memory. */
+/**
+ * Allocates a small block of class sizeClassOf(n), n in 1..smallThreshold, in `state`
+ * (ALLOCATED, or ALLOCATED | HELD for the object layer). 0 if out of memory.
+ */
 // @ts-ignore: decorator
-@inline function pymallocAlloc(n: usize): usize {
+@inline function pymallocAlloc(n: usize, state: u32): usize {
   const index = sizeClassOf(n);
   const head = usedpoolsHead(index);
   const pool = changetype<PoolHeader>(head.nextpool);
@@ -41,54 +45,57 @@ import {
     const next = load<usize>(block);
     pool.freeblock = next;
     if (!next) extendPool(pool, classSize(index));
-    markAllocated(pool, block);
+    markAllocated(pool, block, state);
     return block;
   }
-  const block = allocateFromNewPool(index);
+  const block = allocateFromNewPool(index, state);
   if (!block) fail(Status.OUT_OF_MEMORY, 0);
   return block;
 }
 
 /**
  * Why p, which lies in an arena, is not an allocated block; OK, or OBJECT for a held one.
- * Exact: a block is handed out iff its ALLOCATED bit is set.
+ *
+ * Tricky: the block bits decide alone. A granule's bits are non-zero iff a block starts there
+ * and is handed out (pymalloc/pool.ts), so an address whose bits say ALLOCATED is the start of
+ * a carved block of a used pool: what the checks of the pool header (count, nextoffset,
+ * divisibility) would establish is implied, and they run only to say why an address is
+ * refused. Only the pool itself must first be known to be carved, since a pool never carved
+ * has a header of leftover bytes (its `bits` among them).
  */
 // @ts-ignore: decorator
 @inline function smallBlockStatus(p: usize, pool: PoolHeader): u32 {
-  const place = smallBlockPlace(p, pool);
-  if (place != Status.OK) return place;
-  return stateStatus(blockState(pool, p), ALLOCATED);
+  if (!poolIsKnown(pool)) return Status.NEVER_ALLOCATED;
+  const state = blockState(pool, p);
+  if (state == ALLOCATED) return Status.OK;
+  if (state == (ALLOCATED | HELD)) return Status.OBJECT;
+  return refusal(p, pool, state, ALLOCATED);
 }
 
-/** What a block in `state` is, to a caller that needs `expected` (ALLOCATED, or ALLOCATED | HELD). */
+/** True iff pool is one an arena has carved: the arena object named by arenaindex says so. */
 // @ts-ignore: decorator
-@inline function stateStatus(state: u32, expected: u32): u32 {
-  if (state == expected) return Status.OK;
-  if (!state) return Status.DOUBLE_FREE;
-  return state & HELD ? Status.OBJECT : Status.NOT_ALLOCATED;
-}
-
-/** smallBlockStatus without the block bits: OK iff p starts a carved block of a used pool. */
-// @ts-ignore: decorator
-@inline function smallBlockPlace(p: usize, pool: PoolHeader): u32 {
+@inline function poolIsKnown(pool: PoolHeader): bool {
   const arenaindex = <u32>pool.arenaindex;
-  // A pool that was never carved has a header of leftover bytes: trust nothing in it until
-  // the arena object named by arenaindex confirms the pool is one of its own.
-  if (arenaindex >= header().maxArenas || !poolIsCarved(pool, arenaObject(arenaindex))) {
-    return Status.NEVER_ALLOCATED;
-  }
+  return arenaindex < header().maxArenas && poolIsCarved(pool, arenaObject(arenaindex));
+}
+
+/**
+ * Why the block at p, in a carved pool, with state bits `state`, is not what a caller that
+ * needs `expected` (ALLOCATED, or ALLOCATED | HELD) can take; OK if it is. The slow path.
+ */
+function refusal(p: usize, pool: PoolHeader, state: u32, expected: u32): u32 {
+  if (state == expected) return Status.OK;
+  if (state == (ALLOCATED | HELD)) return Status.OBJECT;
+  if (state == ALLOCATED) return Status.NOT_ALLOCATED; // not held, to a caller that needs it held
   if (!pool.count) return Status.EMPTY_POOL;
   const offset = <u32>(p - changetype<usize>(pool)) - POOL_OVERHEAD;
   if (offset >= pool.nextoffset - POOL_OVERHEAD) return Status.NEVER_ALLOCATED;
-  if (!isBlockMultiple(offset, pool.szidx)) return misalignedStatus(pool, offset);
-  return Status.OK;
-}
-
-/** An address inside a block: INSIDE_OBJECT if the block is held, else MISALIGNED (the error path). */
-function misalignedStatus(pool: PoolHeader, offset: u32): u32 {
-  const size = classSize(pool.szidx);
-  const block = changetype<usize>(pool) + POOL_OVERHEAD + offset - offset % size;
-  return blockState(pool, block) & HELD ? Status.INSIDE_OBJECT : Status.MISALIGNED;
+  if (!isBlockMultiple(offset, pool.szidx)) {
+    const size = classSize(pool.szidx);
+    const block = changetype<usize>(pool) + POOL_OVERHEAD + offset - offset % size;
+    return blockState(pool, block) & HELD ? Status.INSIDE_OBJECT : Status.MISALIGNED;
+  }
+  return Status.DOUBLE_FREE;
 }
 
 /** Why p is not a block this heap handed out (and still has out), or OK; OBJECT if it is held. */
@@ -97,16 +104,16 @@ export function blockStatus(p: usize): u32 {
   return rawBlockStatus(p);
 }
 
-/** Marks the block at p (just allocated, not yet held) as held by the object layer. */
-export function holdBlock(p: usize): void {
-  if (addressInRange(p)) setBlockState(poolOf(p), p, ALLOCATED | HELD);
-  else rawHold(p);
-}
-
 /** PyObject_Malloc: a block of at least n bytes, or 0 (lastError says why). */
 export function objectMalloc(n: usize): usize {
-  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n);
+  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED);
   return rawAlloc(n, 0);
+}
+
+/** objectMalloc for the object layer: the block comes held (see the top of the file). */
+export function heldMalloc(n: usize): usize {
+  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED | HELD);
+  return rawAlloc(n, RAW_HELD);
 }
 
 /** PyObject_Calloc: count * size zeroed bytes, or 0. */
@@ -137,19 +144,20 @@ export function heldFree(p: usize): u32 {
   return freeSmallBlock(p, ALLOCATED | HELD);
 }
 
-/** Frees the small block p if it is a block whose state is `expected`: OK, or why not. */
+/**
+ * Frees the small block p if it is a block whose state is `expected`: OK, or why not. The
+ * bits decide (see smallBlockStatus); the state word is loaded and stored once.
+ */
 // @ts-ignore: decorator
 @inline function freeSmallBlock(p: usize, expected: u32): u32 {
   const pool = poolOf(p);
-  const place = smallBlockPlace(p, pool);
-  if (place != Status.OK) return fail(place, p);
-  // One load and one store of the state word: the test and the clearing share them.
+  if (!poolIsKnown(pool)) return fail(Status.NEVER_ALLOCATED, p);
   const g = granuleOf(pool, p);
   const word = stateWord(pool, g);
   const shift = stateShift(g);
   const bits = load<u32>(word);
   const state = (bits >> shift) & STATE_MASK;
-  if (state != expected) return fail(stateStatus(state, expected), p);
+  if (state != expected) return fail(refusal(p, pool, state, expected), p);
   store<u32>(word, bits ^ (state << shift));
   pushFreeBlock(p, pool);
   return Status.OK;
@@ -195,11 +203,7 @@ export function objectRealloc(p: usize, n: usize): usize {
 
 /** realloc for the object layer's held blocks: the block stays held; p == 0 allocates one. */
 export function heldRealloc(p: usize, n: usize): usize {
-  if (!p) {
-    const q = objectMalloc(n);
-    if (q) holdBlock(q);
-    return q;
-  }
+  if (!p) return heldMalloc(n);
   return reallocBlock(p, n, Status.OBJECT);
 }
 
@@ -218,9 +222,8 @@ function reallocBlock(p: usize, n: usize, expected: u32): usize {
     if ((n << 2) > keep * 3) return p;
     keep = n;
   }
-  const q = objectMalloc(n);
+  const q = expected == Status.OBJECT ? heldMalloc(n) : objectMalloc(n);
   if (!q) return 0;
-  if (expected == Status.OBJECT) holdBlock(q);
   memory.copy(q, p, keep);
   setBlockState(pool, p, 0);
   pushFreeBlock(p, pool);
@@ -289,7 +292,7 @@ function emptyPool(pool: PoolHeader): void {
 }
 
 /** The slow path of malloc: class `index` has no used pool. Returns a block, or 0. */
-function allocateFromNewPool(index: u32): usize {
+function allocateFromNewPool(index: u32, state: u32): usize {
   const taken = takePool();
   if (!taken) return 0;
   const pool = changetype<PoolHeader>(taken);
@@ -300,7 +303,7 @@ function allocateFromNewPool(index: u32): usize {
     const block = pool.freeblock;
     pool.freeblock = load<usize>(block);
     if (CHECKED) assert(pool.freeblock != 0); // a pool carves two blocks at once, all free now
-    markAllocated(pool, block);
+    markAllocated(pool, block, state);
     return block;
   }
   const size = classSize(index);
@@ -310,7 +313,7 @@ function allocateFromNewPool(index: u32): usize {
   pool.maxnextoffset = (1 << header().poolShift) - size;
   pool.freeblock = block + size;
   store<usize>(pool.freeblock, 0);
-  markAllocated(pool, block);
+  markAllocated(pool, block, state);
   if (CHECKED) assert(poolIsValid(pool, pool.arenaindex) == 0); // freshly initialised
   return block;
 }

@@ -145,21 +145,22 @@ export const enum PymallocBroken {
 }
 
 /**
- * Marks the block at p, just taken off pool's free list, as handed out. A free list that
- * hands out a block outside its pool or one already handed out has been overwritten (a
- * write to a freed block): that is reported rather than handing the block out twice.
+ * Marks the block at p, just taken off pool's free list, as handed out (`state`: ALLOCATED,
+ * or ALLOCATED | HELD). A free list that hands out a block outside its pool or one already
+ * handed out has been overwritten (a write to a freed block): that is reported rather than
+ * handing the block out twice.
  */
 // @ts-ignore: decorator
-@inline export function markAllocated(pool: PoolHeader, p: usize): void {
+@inline export function markAllocated(pool: PoolHeader, p: usize, state: u32): void {
   // p inside the pool keeps the store below inside the pool's bits; anything subtler that an
   // overwritten link can do (a block never carved, or a misaligned one) check() reports.
   if ((p ^ changetype<usize>(pool)) >> header().poolShift) corrupt(PymallocBroken.POOL_FREE_LIST, p);
   const g = granuleOf(pool, p);
   const word = stateWord(pool, g);
   const bits = load<u32>(word);
-  const bit = ALLOCATED << stateShift(g);
-  if (bits & bit) corrupt(PymallocBroken.POOL_FREE_LIST, p);
-  store<u32>(word, bits | bit);
+  const shift = stateShift(g);
+  if (bits & (ALLOCATED << shift)) corrupt(PymallocBroken.POOL_FREE_LIST, p);
+  store<u32>(word, bits | (state << shift));
 }
 
 /** Blocks of `size` bytes that fit in a pool. */

@@ -377,7 +377,7 @@ export function rawInit(base: usize): bool {
   return true;
 }
 
-/** Allocates a raw block of at least n bytes; 0 if memory cannot be had. */
+/** Allocates a raw block of at least n bytes (`flags`: 0, INTERNAL or HELD); 0 if memory cannot be had. */
 export function rawAlloc(n: usize, flags: u32): usize {
   if (n > MAX_RAW_REQUEST) {
     fail(Status.OUT_OF_MEMORY, 0);
@@ -444,12 +444,6 @@ export function rawFree(p: usize): u32 {
   return Status.OK;
 }
 
-/** Marks the caller's raw block at p (just allocated) as held by the object layer. */
-export function rawHold(p: usize): void {
-  const b = p - RAW_HEADER;
-  setInfo(b, blockInfo(b) | HELD);
-}
-
 /** Frees a held raw block: OK, or why the address is not one (OK: it was not held). */
 export function rawFreeHeld(p: usize): u32 {
   const status = rawBlockStatus(p);
@@ -500,10 +494,9 @@ export function rawRealloc(p: usize, n: usize): usize {
     // The last block grows into new memory where it is, as a C heap's top chunk does.
     if (atEnd && bytes + (nextInfo & SIZE_MASK) < size && grow(size - bytes)) nextInfo = blockInfo(next);
     if (!(nextInfo & FREE) || bytes + (nextInfo & SIZE_MASK) < size) {
-      const q = rawAlloc(n, 0);
+      const q = rawAlloc(n, blockInfo(b) & HELD);
       if (!q) return 0;
       memory.copy(q, p, bytes - RAW_HEADER);
-      if (blockInfo(b) & HELD) rawHold(q);
       releaseCallerBlock(b);
       return q;
     }

@@ -109,14 +109,16 @@ export class Heap {
   /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
   readonly #ioWords: number;
   readonly #objects: ObjectSpace;
+  readonly #guard: CoreGuard;
 
-  private constructor(config: HeapConfig, exports: CoreExports, objectImports: ObjectImports) {
+  private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports) {
     this.config = config;
     this.#ex = exports;
+    this.#guard = guard;
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
-    this.#objects = new ObjectSpace(exports, objectImports, config.maxMemory);
+    this.#objects = new ObjectSpace(process.env.NOGUARD ? exports : guard.wrap(exports), objectImports, config.maxMemory);
   }
 
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
@@ -136,7 +138,8 @@ export class Heap {
     });
     const raw = instance.exports as unknown as CoreExports;
     memory = raw.memory;
-    const exports = new CoreGuard(raw).wrap(raw);
+    const guard = new CoreGuard(raw);
+    const exports = guard.wrap(raw);
     const status = exports.heapInit(
       Math.log2(config.alignment),
       config.smallRequestThreshold,
@@ -151,7 +154,7 @@ export class Heap {
     }
     if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
     exports.placeFirstArena(heapsCreated++ % FIRST_ARENA_PLACES);
-    return new Heap(config, exports, objectImports);
+    return new Heap(config, raw, guard, objectImports);
   }
 
   /** The heap's linear memory. Views of it are detached whenever it grows. */
@@ -162,7 +165,13 @@ export class Heap {
   /** PyObject_Malloc: the address of a block of at least `size` bytes. */
   malloc(size: number): number {
     if (size >>> 0 !== size) throw sizeError('size', size);
-    const address = this.#ex.malloc(size);
+    this.#guard.enter('malloc');
+    let address: number;
+    try {
+      address = this.#ex.malloc(size);
+    } catch (error) {
+      throw this.#guard.failure('malloc', error);
+    }
     if (address === 0) throw this.#outOfMemory('malloc', size);
     return address >>> 0;
   }
@@ -191,7 +200,13 @@ export class Heap {
   /** PyObject_Free. free(0) does nothing, as in C. */
   free(address: number): void {
     if (address >>> 0 !== address) throw addressError(address);
-    const status = this.#ex.free(address);
+    this.#guard.enter('free');
+    let status: number;
+    try {
+      status = this.#ex.free(address);
+    } catch (error) {
+      throw this.#guard.failure('free', error);
+    }
     if (status !== 0) throw new InvalidAddressError('free', address, REASONS[status]);
   }
 
@@ -311,7 +326,14 @@ export class Heap {
   defineType(spec: TypeSpec): ObjectType { return this.#objects.defineType(spec); }
   typeOf(o: number): ObjectType { return this.#objects.typeOf(o); }
   isObject(o: number): boolean { return this.#objects.isObject(o); }
-  newObject(type: ObjectType): number { return this.#objects.newObject(type); }
+  newObject(type: ObjectType): number {
+    this.#guard.enter('newObject');
+    try {
+      return this.#guard.leave('newObject', this.#objects.newObject(type));
+    } catch (error) {
+      throw this.#guard.failure('newObject', error);
+    }
+  }
   newTuple(items: ArrayLike<number> | number, type?: ObjectType): number { return this.#objects.newTuple(items, type); }
   newList(items?: ArrayLike<number>, type?: ObjectType): number { return this.#objects.newList(items, type); }
   listAppend(list: number, item: number): void { this.#objects.listAppend(list, item); }
@@ -323,14 +345,43 @@ export class Heap {
   intern(s: number | string): number { return this.#objects.intern(s); }
   objectData(o: number): Uint8Array { return this.#objects.objectData(o); }
   incref(o: number): void { this.#objects.incref(o); }
-  decref(o: number): void { this.#objects.decref(o); }
+  decref(o: number): void {
+    this.#guard.enter('decref');
+    try {
+      this.#guard.leave('decref', this.#objects.decref(o));
+    } catch (error) {
+      throw this.#guard.failure('decref', error);
+    }
+  }
   refcount(o: number): number { return this.#objects.refcount(o); }
   isImmortal(o: number): boolean { return this.#objects.isImmortal(o); }
   length(o: number): number { return this.#objects.length(o); }
   getRef(o: number, index: number): number | null { return this.#objects.getRef(o, index); }
-  setRef(o: number, index: number, value: number | null): void { this.#objects.setRef(o, index, value); }
+  setRef(o: number, index: number, value: number | null): void {
+    this.#guard.enter('setRef');
+    try {
+      this.#guard.leave('setRef', this.#objects.setRef(o, index, value));
+    } catch (error) {
+      throw this.#guard.failure('setRef', error);
+    }
+  }
   weakref(o: number, callback?: WeakrefCallback): number { return this.#objects.weakref(o, callback); }
   weakrefGet(wr: number): number | null { return this.#objects.weakrefGet(wr); }
+
+  /**
+   * Calls into the core for `operation`: refused at once if the heap is broken, and a trap
+   * becomes a HeapCorruptionError (src/heap/guard.ts). The Heap's own calls come here rather
+   * than through guard.wrap: V8 makes a JS-to-Wasm call fast only where the export is called
+   * directly, and malloc and free are the hot path.
+   */
+  #call<T>(operation: string, call: () => T): T {
+    this.#guard.enter(operation);
+    try {
+      return call();
+    } catch (error) {
+      throw this.#guard.failure(operation, error);
+    }
+  }
 
   #ioView(): Uint32Array {
     if (this.#io.buffer !== this.#ex.memory.buffer) {
