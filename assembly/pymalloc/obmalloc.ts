@@ -19,7 +19,7 @@ import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./size
 import {
   PoolHeader, PymallocBroken, POOL_OVERHEAD, ALLOCATED, HELD, STATE_MASK, usedpoolsHead, poolOf,
   extendPool, relinkFullPool, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
-  setBlockState, markAllocated, granuleOf, stateWord, stateShift,
+  setBlockState, markAllocated, granuleOf, stateWord, stateShift, isGranuleStart,
 } from "./pool";
 import {
   ArenaObject, ARENA_OBJECT_SHIFT, addressInRange, arenaObject, arenaGainedFreePool, takePool,
@@ -57,11 +57,11 @@ import {
  * Why p, which lies in an arena, is not an allocated block; OK, or OBJECT for a held one.
  *
  * Tricky: the block bits decide alone. A granule's bits are non-zero iff a block starts there
- * and is handed out (pymalloc/pool.ts), so an address whose bits say ALLOCATED is the start of
- * a carved block of a used pool: what the checks of the pool header (count, nextoffset,
- * divisibility) would establish is implied, and they run only to say why an address is
- * refused. Only the pool itself must first be known to be carved, since a pool never carved
- * has a header of leftover bytes (its `bits` among them).
+ * and is handed out (pymalloc/pool.ts), so a granule-aligned address whose bits say ALLOCATED
+ * is the start of a carved block of a used pool: what the checks of the pool header (count,
+ * nextoffset, divisibility) would establish is implied, and they run only to say why an
+ * address is refused. Only the pool itself must first be known to be carved, since a pool
+ * never carved has a header of leftover bytes (its `bits` among them).
  */
 // @ts-ignore: decorator
 @inline function smallBlockStatus(p: usize, pool: PoolHeader): u32 {
@@ -152,6 +152,7 @@ export function heldFree(p: usize): u32 {
 @inline function freeSmallBlock(p: usize, expected: u32): u32 {
   const pool = poolOf(p);
   if (!poolIsKnown(pool)) return fail(Status.NEVER_ALLOCATED, p);
+  if (!isGranuleStart(p)) return fail(refusal(p, pool, 0, expected), p);
   const g = granuleOf(pool, p);
   const word = stateWord(pool, g);
   const shift = stateShift(g);

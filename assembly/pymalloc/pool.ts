@@ -128,9 +128,20 @@ export const enum PymallocBroken {
   return (granule & 15) << 1;
 }
 
-/** The state bits (ALLOCATED | HELD) of the block at p, which lies inside pool. */
+/** True iff p is at the start of an ALIGNMENT granule: where a block can start. */
+// @ts-ignore: decorator
+@inline export function isGranuleStart(p: usize): bool {
+  return (p & ((<usize>1 << header().alignmentShift) - 1)) == 0;
+}
+
+/**
+ * The state bits (ALLOCATED | HELD) of the block starting at p, which lies inside pool; 0 if
+ * no block starts at p (an address inside a granule shares the granule's bits, so it is
+ * turned away first).
+ */
 // @ts-ignore: decorator
 @inline export function blockState(pool: PoolHeader, p: usize): u32 {
+  if (!isGranuleStart(p)) return 0;
   const g = granuleOf(pool, p);
   return (load<u32>(stateWord(pool, g)) >> stateShift(g)) & STATE_MASK;
 }
@@ -152,9 +163,11 @@ export const enum PymallocBroken {
  */
 // @ts-ignore: decorator
 @inline export function markAllocated(pool: PoolHeader, p: usize, state: u32): void {
-  // p inside the pool keeps the store below inside the pool's bits; anything subtler that an
-  // overwritten link can do (a block never carved, or a misaligned one) check() reports.
-  if ((p ^ changetype<usize>(pool)) >> header().poolShift) corrupt(PymallocBroken.POOL_FREE_LIST, p);
+  // p inside the pool and granule-aligned keeps the store below on p's own bits; what else an
+  // overwritten link can do (name a block never carved, or the middle of one) check() reports.
+  if ((p ^ changetype<usize>(pool)) >> header().poolShift || !isGranuleStart(p)) {
+    corrupt(PymallocBroken.POOL_FREE_LIST, p);
+  }
   const g = granuleOf(pool, p);
   const word = stateWord(pool, g);
   const bits = load<u32>(word);

@@ -1,5 +1,4 @@
-// The host boundary of the core: every function the Wasm instance exports, wrapped so that
-// no trap reaches a caller bare.
+// The host boundary of the core: what a trap inside Wasm becomes, and what the heap does after.
 //
 // The core traps in three ways: an operation that finds the heap corrupted calls corrupt()
 // (assembly/memory/header.ts), which records the invariant and executes `unreachable`; a
@@ -12,8 +11,14 @@
 // are known to be wrong, which is how silent corruption starts. So the heap is broken from
 // then on: every later call, from the host or from a finalizer, throws a HeapCorruptionError
 // at once (its `firstFound` is the first error), and only dispose() is left. A call during
-// which the heap became broken throws too, even if a finalizer swallowed the first error and
-// Wasm returned normally.
+// which the heap broke throws too, even if a finalizer swallowed the first error and Wasm
+// returned normally.
+//
+// Where the catching happens: V8 makes a JS-to-Wasm call fast only where the export is called
+// directly, and a wrapper function in between costs 3-5 ns a call (measured on the churn
+// loop). So the Heap's methods call the exports themselves inside a try (src/heap/heap.ts), and
+// wrap() serves the gc module, whose calls are few; once broken, the Heap swaps its exports
+// and its object space for refusing() stand-ins, so the check costs nothing before that.
 
 import { HeapCorruptionError, INVARIANTS } from './errors.js';
 
@@ -30,43 +35,32 @@ interface CoreDiagnostics {
 
 /** Exports the API knows by another name: the operation an error names. */
 const OPERATION_NAMES: Record<string, string> = {
-  objectNew: 'newObject',
-  tupleNew: 'newTuple',
-  listNew: 'newList',
-  intNew: 'newInt',
-  strNew: 'newStr',
-  strIntern: 'intern',
-  typeDefine: 'defineType',
-  objectIncref: 'incref',
-  objectDecref: 'decref',
-  objectRefcount: 'refcount',
-  objectLength: 'length',
-  objectGetRef: 'getRef',
-  objectSetRef: 'setRef',
-  listAppendItem: 'listAppend',
-  listPopItem: 'listPop',
-  weakrefNew: 'weakref',
   gcCollect: 'gc.collect',
   gcFreeze: 'gc.freeze',
   gcUnfreeze: 'gc.unfreeze',
   gcClearGarbage: 'gc.clearGarbage',
   gcListObjects: 'gc.getObjects',
   gcListReferents: 'gc.getReferents',
+  gcIsTracked: 'gc.isTracked',
+  gcIsFinalized: 'gc.isFinalized',
+  gcGenerationSize: 'gc.getFreezeCount',
 };
 
-type CoreFunction = (...args: never[]) => unknown;
+type CoreFunction = (...args: unknown[]) => unknown;
 
 export class CoreGuard {
-  #broken: HeapCorruptionError | undefined;
+  /** The error that broke the heap, once one has. */
+  broken: HeapCorruptionError | undefined;
   readonly #diagnostics: CoreDiagnostics;
+  readonly #listeners: (() => void)[] = [];
 
   constructor(diagnostics: CoreDiagnostics) {
     this.#diagnostics = diagnostics;
   }
 
-  /** The error that broke the heap, if one has. */
-  get broken(): HeapCorruptionError | undefined {
-    return this.#broken;
+  /** Calls `listener` once, when the heap breaks. */
+  onBreak(listener: () => void): void {
+    this.#listeners.push(listener);
   }
 
   /** A copy of `exports` whose functions are guarded; other exports (memory) are passed on. */
@@ -78,85 +72,47 @@ export class CoreGuard {
     return guarded as T;
   }
 
-  /**
-   * The guarded function. One wrapper per arity, without rest parameters: V8 then inlines the
-   * wrapper into the API's methods, and a call costs a compare more than the bare export.
-   */
   #guard(operation: string, fn: CoreFunction): CoreFunction {
-    const f = fn as (...args: unknown[]) => unknown;
-    const enter = () => {
-      if (this.#broken) throw this.#refusal(operation);
-    };
-    const leave = (result: unknown) => {
-      if (this.#broken) throw this.#refusal(operation);
+    return (...args: unknown[]) => {
+      if (this.broken) throw this.refusal(operation);
+      let result: unknown;
+      try {
+        result = fn(...args);
+      } catch (error) {
+        throw this.failure(operation, error);
+      }
+      if (this.broken) throw this.refusal(operation);
       return result;
     };
-    const fail = (error: unknown) => this.#failure(operation, error);
-    switch (f.length) {
-      case 0:
+  }
+
+  /** What the heap throws for `operation` once it is broken. */
+  refusal(operation: string): HeapCorruptionError {
+    const first = this.broken!;
+    return new HeapCorruptionError(first.invariant, first.address, operation, first);
+  }
+
+  /**
+   * A stand-in for the exports or the object space of a broken heap: every function throws
+   * refusal(); `memory` stays readable, for a post-mortem; `gc` is a stand-in too.
+   */
+  refusing<T>(memory: WebAssembly.Memory, prefix = ''): T {
+    const gc = prefix ? undefined : this.refusing<unknown>(memory, 'gc.');
+    return new Proxy({} as object, {
+      get: (_target, name) => {
+        if (name === 'memory') return memory;
+        if (name === 'gc') return gc;
         return () => {
-          enter();
-          try {
-            return leave(f());
-          } catch (error) {
-            throw fail(error);
-          }
+          throw this.refusal(prefix + String(name));
         };
-      case 1:
-        return (a: unknown) => {
-          enter();
-          try {
-            return leave(f(a));
-          } catch (error) {
-            throw fail(error);
-          }
-        };
-      case 2:
-        return (a: unknown, b: unknown) => {
-          enter();
-          try {
-            return leave(f(a, b));
-          } catch (error) {
-            throw fail(error);
-          }
-        };
-      default:
-        return (...args: unknown[]) => {
-          enter();
-          try {
-            return leave(f(...args));
-          } catch (error) {
-            throw fail(error);
-          }
-        };
-    }
-  }
-
-  /** Throws at once if the heap is broken (for calls that are not wrapped). */
-  enter(operation: string): void {
-    if (this.#broken) throw this.#refusal(operation);
-  }
-
-  /** Passes a call's result on, unless the heap became broken during the call. */
-  leave<T>(operation: string, result: T): T {
-    if (this.#broken) throw this.#refusal(operation);
-    return result;
+      },
+    }) as T;
   }
 
   /** What an error thrown by a call into the core becomes; a trap or an assertion breaks the heap. */
   failure(operation: string, error: unknown): unknown {
-    return this.#failure(operation, error);
-  }
-
-  #refusal(operation: string): HeapCorruptionError {
-    const first = this.#broken!;
-    return new HeapCorruptionError(first.invariant, first.address, operation, first);
-  }
-
-  /** What a call that threw becomes; a trap or an assertion breaks the heap. */
-  #failure(operation: string, error: unknown): unknown {
     if (error instanceof HeapCorruptionError) {
-      this.#broken ??= error;
+      if (!this.broken) this.#break(error);
       return error;
     }
     let invariant: string;
@@ -176,7 +132,14 @@ export class CoreGuard {
     } else {
       return error;
     }
-    this.#broken = new HeapCorruptionError(invariant, address, operation);
-    return this.#broken;
+    if (this.broken) return this.refusal(operation);
+    const corruption = new HeapCorruptionError(invariant, address, operation);
+    this.#break(corruption);
+    return corruption;
+  }
+
+  #break(error: HeapCorruptionError): void {
+    this.broken = error;
+    for (const listener of this.#listeners) listener();
   }
 }

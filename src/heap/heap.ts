@@ -108,7 +108,9 @@ export class Heap {
   readonly #ioAddress: number;
   /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
   readonly #ioWords: number;
-  readonly #objects: ObjectSpace;
+  /** The heap's object space, and the one calls go to: it, or a refusing stand-in once broken. */
+  readonly #space: ObjectSpace;
+  #objects: ObjectSpace;
   readonly #guard: CoreGuard;
 
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports) {
@@ -118,7 +120,13 @@ export class Heap {
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
-    this.#objects = new ObjectSpace(process.env.NOGUARD ? exports : guard.wrap(exports), objectImports, config.maxMemory);
+    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports));
+    this.#objects = this.#space;
+    // Once broken, every call is refused before it reaches the core, at no cost until then.
+    guard.onBreak(() => {
+      this.#ex = guard.refusing<CoreExports>(exports.memory);
+      this.#objects = guard.refusing<ObjectSpace>(exports.memory);
+    });
   }
 
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
@@ -139,8 +147,7 @@ export class Heap {
     const raw = instance.exports as unknown as CoreExports;
     memory = raw.memory;
     const guard = new CoreGuard(raw);
-    const exports = guard.wrap(raw);
-    const status = exports.heapInit(
+    const status = raw.heapInit(
       Math.log2(config.alignment),
       config.smallRequestThreshold,
       Math.log2(config.poolSize),
@@ -153,7 +160,7 @@ export class Heap {
       );
     }
     if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
-    exports.placeFirstArena(heapsCreated++ % FIRST_ARENA_PLACES);
+    raw.placeFirstArena(heapsCreated++ % FIRST_ARENA_PLACES);
     return new Heap(config, raw, guard, objectImports);
   }
 
@@ -165,7 +172,6 @@ export class Heap {
   /** PyObject_Malloc: the address of a block of at least `size` bytes. */
   malloc(size: number): number {
     if (size >>> 0 !== size) throw sizeError('size', size);
-    this.#guard.enter('malloc');
     let address: number;
     try {
       address = this.#ex.malloc(size);
@@ -180,7 +186,12 @@ export class Heap {
   calloc(count: number, size: number): number {
     if (count >>> 0 !== count) throw sizeError('count', count);
     if (size >>> 0 !== size) throw sizeError('size', size);
-    const address = this.#ex.calloc(count, size);
+    let address: number;
+    try {
+      address = this.#ex.calloc(count, size);
+    } catch (error) {
+      throw this.#guard.failure('calloc', error);
+    }
     if (address === 0) throw this.#outOfMemory('calloc', count * size);
     return address >>> 0;
   }
@@ -192,7 +203,12 @@ export class Heap {
   realloc(address: number, size: number): number {
     if (address >>> 0 !== address) throw addressError(address);
     if (size >>> 0 !== size) throw sizeError('size', size);
-    const moved = this.#ex.realloc(address, size);
+    let moved: number;
+    try {
+      moved = this.#ex.realloc(address, size);
+    } catch (error) {
+      throw this.#guard.failure('realloc', error);
+    }
     if (moved === 0) throw this.#failure('realloc', address, size);
     return moved >>> 0;
   }
@@ -200,7 +216,6 @@ export class Heap {
   /** PyObject_Free. free(0) does nothing, as in C. */
   free(address: number): void {
     if (address >>> 0 !== address) throw addressError(address);
-    this.#guard.enter('free');
     let status: number;
     try {
       status = this.#ex.free(address);
@@ -213,7 +228,12 @@ export class Heap {
   /** Bytes the block can hold: its size class, or the raw block's capacity. */
   usableSize(address: number): number {
     if (address >>> 0 !== address) throw addressError(address);
-    const size = this.#ex.usableSize(address);
+    let size: number;
+    try {
+      size = this.#ex.usableSize(address);
+    } catch (error) {
+      throw this.#guard.failure('usableSize', error);
+    }
     if (size === 0) throw new InvalidAddressError('usableSize', address, REASONS[this.#ex.lastError()]);
     return size >>> 0;
   }
@@ -221,7 +241,7 @@ export class Heap {
   /** address_in_range: whether the address lies inside one of the heap's arenas. */
   owns(address: number): boolean {
     if (address >>> 0 !== address) throw addressError(address);
-    return this.#ex.owns(address) !== 0;
+    return this.#call('owns', () => this.#ex.owns(address)) !== 0;
   }
 
   /**
@@ -266,7 +286,7 @@ export class Heap {
       const batch = Math.min(count - done, this.#ioWords);
       const io = this.#ioView();
       for (let i = 0; i < batch; i++) io[i] = sizes[done + i];
-      const allocated = this.#ex.mallocMany(batch);
+      const allocated = this.#call('mallocMany', () => this.#ex.mallocMany(batch));
       if (allocated < batch) {
         const failed = done + allocated;
         this.#freeBatches(result.subarray(0, done));
@@ -293,7 +313,7 @@ export class Heap {
 
   /** Statistics, counted by walking the arenas as sys._debugmallocstats() does. */
   stats(): HeapStats {
-    this.#ex.stats();
+    this.#call('stats', () => this.#ex.stats());
     return decodeStats(this.#ioView(), this.config);
   }
 
@@ -304,7 +324,7 @@ export class Heap {
 
   /** Walks every structure; throws HeapCorruptionError naming the first broken invariant. */
   check(): void {
-    const broken = this.#ex.check();
+    const broken = this.#call('check', () => this.#ex.check());
     if (broken !== 0) {
       throw new HeapCorruptionError(INVARIANTS[broken] ?? `invariant ${broken}`, this.#ex.errorAddress() >>> 0);
     }
@@ -313,7 +333,8 @@ export class Heap {
   /** Drops the instance; every later call throws HeapDisposedError. */
   dispose(): void {
     this.#ex = DISPOSED;
-    this.#objects.dispose();
+    this.#objects = this.#space;
+    this.#space.dispose();
   }
 
   // Objects and the cycle collector: see src/heap/objects.ts and src/heap/gc.ts.
@@ -321,66 +342,195 @@ export class Heap {
   /** Python's gc module for this heap. */
   get gc(): GcModule { return this.#objects.gc; }
   /** Receives what finalizers and callbacks throw (sys.unraisablehook); the default prints it to gc.stderr. */
-  get unraisableHook(): (info: UnraisableInfo) => void { return this.#objects.unraisableHook; }
-  set unraisableHook(hook: (info: UnraisableInfo) => void) { this.#objects.unraisableHook = hook; }
-  defineType(spec: TypeSpec): ObjectType { return this.#objects.defineType(spec); }
-  typeOf(o: number): ObjectType { return this.#objects.typeOf(o); }
-  isObject(o: number): boolean { return this.#objects.isObject(o); }
-  newObject(type: ObjectType): number {
-    this.#guard.enter('newObject');
+  get unraisableHook(): (info: UnraisableInfo) => void { return this.#space.unraisableHook; }
+  set unraisableHook(hook: (info: UnraisableInfo) => void) { this.#space.unraisableHook = hook; }
+
+  // Each call below can enter the core, and through finalizers and callbacks come back to the
+  // host: a trap becomes a HeapCorruptionError, and a call during which the heap broke throws
+  // even if a finalizer swallowed the first error (src/heap/guard.ts). The try and the check
+  // are written out in each: V8 keeps a JS-to-Wasm call fast only where nothing stands between.
+  defineType(spec: TypeSpec): ObjectType {
     try {
-      return this.#guard.leave('newObject', this.#objects.newObject(type));
+      return this.#survived('defineType', this.#objects.defineType(spec));
+    } catch (error) {
+      throw this.#guard.failure('defineType', error);
+    }
+  }
+  typeOf(o: number): ObjectType {
+    try {
+      return this.#survived('typeOf', this.#objects.typeOf(o));
+    } catch (error) {
+      throw this.#guard.failure('typeOf', error);
+    }
+  }
+  isObject(o: number): boolean {
+    try {
+      return this.#survived('isObject', this.#objects.isObject(o));
+    } catch (error) {
+      throw this.#guard.failure('isObject', error);
+    }
+  }
+  newObject(type: ObjectType): number {
+    try {
+      return this.#survived('newObject', this.#objects.newObject(type));
     } catch (error) {
       throw this.#guard.failure('newObject', error);
     }
   }
-  newTuple(items: ArrayLike<number> | number, type?: ObjectType): number { return this.#objects.newTuple(items, type); }
-  newList(items?: ArrayLike<number>, type?: ObjectType): number { return this.#objects.newList(items, type); }
-  listAppend(list: number, item: number): void { this.#objects.listAppend(list, item); }
-  listPop(list: number, index?: number): number | null { return this.#objects.listPop(list, index); }
-  newInt(value: number | bigint): number { return this.#objects.newInt(value); }
-  intValue(o: number): number | bigint { return this.#objects.intValue(o); }
-  newStr(text: string): number { return this.#objects.newStr(text); }
-  strValue(o: number): string { return this.#objects.strValue(o); }
-  intern(s: number | string): number { return this.#objects.intern(s); }
-  objectData(o: number): Uint8Array { return this.#objects.objectData(o); }
-  incref(o: number): void { this.#objects.incref(o); }
-  decref(o: number): void {
-    this.#guard.enter('decref');
+  newTuple(items: ArrayLike<number> | number, type?: ObjectType): number {
     try {
-      this.#guard.leave('decref', this.#objects.decref(o));
+      return this.#survived('newTuple', this.#objects.newTuple(items, type));
+    } catch (error) {
+      throw this.#guard.failure('newTuple', error);
+    }
+  }
+  newList(items?: ArrayLike<number>, type?: ObjectType): number {
+    try {
+      return this.#survived('newList', this.#objects.newList(items, type));
+    } catch (error) {
+      throw this.#guard.failure('newList', error);
+    }
+  }
+  listAppend(list: number, item: number): void {
+    try {
+      this.#objects.listAppend(list, item);
+      this.#survived('listAppend');
+    } catch (error) {
+      throw this.#guard.failure('listAppend', error);
+    }
+  }
+  listPop(list: number, index?: number): number | null {
+    try {
+      return this.#survived('listPop', this.#objects.listPop(list, index));
+    } catch (error) {
+      throw this.#guard.failure('listPop', error);
+    }
+  }
+  newInt(value: number | bigint): number {
+    try {
+      return this.#survived('newInt', this.#objects.newInt(value));
+    } catch (error) {
+      throw this.#guard.failure('newInt', error);
+    }
+  }
+  intValue(o: number): number | bigint {
+    try {
+      return this.#survived('intValue', this.#objects.intValue(o));
+    } catch (error) {
+      throw this.#guard.failure('intValue', error);
+    }
+  }
+  newStr(text: string): number {
+    try {
+      return this.#survived('newStr', this.#objects.newStr(text));
+    } catch (error) {
+      throw this.#guard.failure('newStr', error);
+    }
+  }
+  strValue(o: number): string {
+    try {
+      return this.#survived('strValue', this.#objects.strValue(o));
+    } catch (error) {
+      throw this.#guard.failure('strValue', error);
+    }
+  }
+  intern(s: number | string): number {
+    try {
+      return this.#survived('intern', this.#objects.intern(s));
+    } catch (error) {
+      throw this.#guard.failure('intern', error);
+    }
+  }
+  objectData(o: number): Uint8Array {
+    try {
+      return this.#survived('objectData', this.#objects.objectData(o));
+    } catch (error) {
+      throw this.#guard.failure('objectData', error);
+    }
+  }
+  incref(o: number): void {
+    try {
+      this.#objects.incref(o);
+      this.#survived('incref');
+    } catch (error) {
+      throw this.#guard.failure('incref', error);
+    }
+  }
+  decref(o: number): void {
+    try {
+      this.#objects.decref(o);
+      this.#survived('decref');
     } catch (error) {
       throw this.#guard.failure('decref', error);
     }
   }
-  refcount(o: number): number { return this.#objects.refcount(o); }
-  isImmortal(o: number): boolean { return this.#objects.isImmortal(o); }
-  length(o: number): number { return this.#objects.length(o); }
-  getRef(o: number, index: number): number | null { return this.#objects.getRef(o, index); }
-  setRef(o: number, index: number, value: number | null): void {
-    this.#guard.enter('setRef');
+  refcount(o: number): number {
     try {
-      this.#guard.leave('setRef', this.#objects.setRef(o, index, value));
+      return this.#survived('refcount', this.#objects.refcount(o));
+    } catch (error) {
+      throw this.#guard.failure('refcount', error);
+    }
+  }
+  isImmortal(o: number): boolean {
+    try {
+      return this.#survived('isImmortal', this.#objects.isImmortal(o));
+    } catch (error) {
+      throw this.#guard.failure('isImmortal', error);
+    }
+  }
+  length(o: number): number {
+    try {
+      return this.#survived('length', this.#objects.length(o));
+    } catch (error) {
+      throw this.#guard.failure('length', error);
+    }
+  }
+  getRef(o: number, index: number): number | null {
+    try {
+      return this.#survived('getRef', this.#objects.getRef(o, index));
+    } catch (error) {
+      throw this.#guard.failure('getRef', error);
+    }
+  }
+  setRef(o: number, index: number, value: number | null): void {
+    try {
+      this.#objects.setRef(o, index, value);
+      this.#survived('setRef');
     } catch (error) {
       throw this.#guard.failure('setRef', error);
     }
   }
-  weakref(o: number, callback?: WeakrefCallback): number { return this.#objects.weakref(o, callback); }
-  weakrefGet(wr: number): number | null { return this.#objects.weakrefGet(wr); }
+  weakref(o: number, callback?: WeakrefCallback): number {
+    try {
+      return this.#survived('weakref', this.#objects.weakref(o, callback));
+    } catch (error) {
+      throw this.#guard.failure('weakref', error);
+    }
+  }
+  weakrefGet(wr: number): number | null {
+    try {
+      return this.#survived('weakrefGet', this.#objects.weakrefGet(wr));
+    } catch (error) {
+      throw this.#guard.failure('weakrefGet', error);
+    }
+  }
 
   /**
-   * Calls into the core for `operation`: refused at once if the heap is broken, and a trap
-   * becomes a HeapCorruptionError (src/heap/guard.ts). The Heap's own calls come here rather
-   * than through guard.wrap: V8 makes a JS-to-Wasm call fast only where the export is called
-   * directly, and malloc and free are the hot path.
+   * Calls into the core for an operation off the hot path: a trap becomes a
+   * HeapCorruptionError (src/heap/guard.ts). malloc, free and the like write the same out.
    */
   #call<T>(operation: string, call: () => T): T {
-    this.#guard.enter(operation);
     try {
       return call();
     } catch (error) {
       throw this.#guard.failure(operation, error);
     }
+  }
+
+  /** Passes a result on, unless the heap broke during the call (a finalizer swallowed the error). */
+  #survived<T>(operation: string, result?: T): T {
+    if (this.#guard.broken) throw this.#guard.refusal(operation);
+    return result as T;
   }
 
   #ioView(): Uint32Array {
@@ -396,7 +546,7 @@ export class Heap {
       const batch = Math.min(addresses.length - done, this.#ioWords);
       const io = this.#ioView();
       for (let i = 0; i < batch; i++) io[i] = addresses[done + i];
-      const freed = this.#ex.freeMany(batch);
+      const freed = this.#call('freeMany', () => this.#ex.freeMany(batch));
       if (freed < batch) return done + freed;
       done += batch;
     }

@@ -148,12 +148,23 @@ export class ObjectSpace {
   #u32: Uint32Array;
 
   readonly #maxMemory: number;
+  /** The exports the gc module calls: `gcExports` (src/heap/guard.ts wraps them), until disposed. */
+  #gcEx: GcExports;
 
-  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number) {
+  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports) {
     this.#ex = exports;
+    this.#gcEx = gcExports;
     this.#maxMemory = maxMemory;
     this.#u32 = new Uint32Array(exports.memory.buffer);
-    this.gc = new GcModule(this);
+    this.gc = new GcModule({
+      exports: () => {
+        this.exports();
+        return this.#gcEx;
+      },
+      isObject: (o) => this.isObject(o),
+      debugName: (o) => this.debugName(o),
+      reportUnraisable: (error, object, message) => this.reportUnraisable(error, object, message),
+    });
     this.unraisableHook = (info) => {
       const error = info.error;
       const detail = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error);
@@ -188,6 +199,7 @@ export class ObjectSpace {
         throw new HeapDisposedError(String(name));
       },
     });
+    this.#gcEx = this.#ex;
     this.#ready = true;
   }
 
