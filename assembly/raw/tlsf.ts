@@ -545,7 +545,7 @@ export function rawIsValid(): u32 {
     if (size < MIN_BLOCK || size > end - b) return broken(RawBroken.TILING, b);
     if (((info & PREV_FREE) != 0) != prevWasFree) return broken(RawBroken.FLAGS, b);
     if (info & FREE) {
-      if (prevWasFree || load<u32>(b, 4) != 0 || backPointer(b + size) != b) {
+      if (prevWasFree || (info & (INTERNAL | HELD)) != 0 || load<u32>(b, 4) != 0 || backPointer(b + size) != b) {
         return broken(RawBroken.FLAGS, b);
       }
       freeBlocks++;

@@ -309,6 +309,18 @@ for (const build of ['release', 'debug'] as const) {
       heap.check();
     });
 
+    it('a decref the program does not own frees a live object: check() reports the dangling reference', () => {
+      // a -> b (slot 0); the program releases its reference to b twice: the second is a's
+      const a = heap.newObject(T);
+      const b = heap.newObject(T);
+      heap.setRef(a, 0, b);
+      heap.decref(b);
+      heap.decref(b); // no check on the number can tell this from a correct decref
+      expect(heap.isObject(b)).toBe(false);
+      expect(heap.getRef(a, 0)).toBe(b);
+      expect(() => heap.check()).toThrow(/object reference: a tracked object .* refers to something that is not a live object/);
+    });
+
     it("another heap's objects and types are refused, though its heap was built alike", async () => {
       // heap A: a;  heap B: b (same type, same order);  A.setRef(a, 0, b) must not store a self-reference
       const other = await Heap.create({ build });
