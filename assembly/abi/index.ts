@@ -1,6 +1,7 @@
 // The ABI: every export the host (src/heap/heap.ts) uses, and nothing else. Addresses and sizes
 // cross as u32; arrays cross through the IO buffer (memory/header.ts). Calls that can fail return 0
-// or a Status, and leave the reason in lastError() / errorAddress().
+// or a Status, and leave the reason in lastError() / errorAddress(). A call that finds the heap
+// corrupted traps (memory/header.ts, `corrupt`) and leaves the invariant in corruption().
 
 import { IO, IO_WORDS, Status, header } from "../memory/header";
 import { objectMalloc, objectFree } from "../pymalloc/obmalloc";
@@ -15,6 +16,7 @@ export {
   objectRealloc as realloc,
   objectFree as free,
   usableSize,
+  placeFirstArena,
 } from "../pymalloc/obmalloc";
 
 /** address_in_range: true iff p lies inside one of the heap's arenas. */
@@ -72,6 +74,11 @@ export function lastError(): u32 {
 
 export function errorAddress(): usize {
   return header().errorAddress;
+}
+
+/** The Broken code of the corruption that made the last call trap, or 0 (memory/header.ts). */
+export function corruption(): u32 {
+  return header().corruption;
 }
 export * from "./objects";
 export { arenaMap } from "../heap/introspect";

@@ -31,6 +31,8 @@
 //   COLLECTING set      iff the object is in young and not yet scanned, or unreachable;
 //   UNREACHABLE in next iff the object is on the unreachable list (step 3 only).
 // After step 3 every prev is a link again; COLLECTING marks exactly the unreachable set.
+// Every walk here is bounded by the live GC objects (objects/object.ts, "Walks"): a list
+// whose links have been overwritten stops the collection with corrupt() instead of looping.
 
 import { IO, IO_WORDS, CHECKED, broken } from "../memory/header";
 import {
@@ -38,10 +40,11 @@ import {
   typeOf, gcHead, objectOfHead, refcnt, referenceArray, referenceCount, liveObjectType,
   listIsEmpty, listAppend, listMove, listMerge, listSize, prevOf, setPrev,
   incref, decref, finalizeOnce, mayBeTracked, hostWeakrefCallback, weakrefUnlink, clearReferences,
+  releaseHeld, walked, quarantineIsValid, ObjectLayerBroken,
   GC_HEADER, FINALIZER, FINALIZED, COLLECTING, PREV_SHIFT, PREV_FLAGS, UNREACHABLE,
   NUM_GENERATIONS, PERMANENT,
 } from "../objects/object";
-import { objectRealloc, objectFree } from "../pymalloc/obmalloc";
+import { heldRealloc } from "../pymalloc/obmalloc";
 
 // @ts-ignore: decorator
 @external("env", "gcEvent")
@@ -81,6 +84,17 @@ export const enum ObjectsBroken {
 // @ts-ignore: decorator
 @inline const WEAKREF_CALLBACKS: u32 = 3;
 
+/** The most steps a walk of one GC list can take: one per live GC object. */
+// @ts-ignore: decorator
+@inline function walkLimit(): u32 {
+  return state().gcObjects;
+}
+
+// @ts-ignore: decorator
+@inline function step(steps: u32, limit: u32, at: usize): u32 {
+  return walked(steps, limit, ObjectLayerBroken.GC_LIST_WALK, at);
+}
+
 // @ts-ignore: decorator
 @inline function head(g: Generation): GcHead {
   return changetype<GcHead>(g);
@@ -108,18 +122,22 @@ export const enum ObjectsBroken {
 /** Sets gc_refs = refcount for every object of the list; returns how many there are. */
 function updateRefs(containers: GcHead): u32 {
   const end = changetype<usize>(containers);
+  const limit = walkLimit();
   let n: u32 = 0;
   for (let gc = containers.next; gc != end; gc = changetype<GcHead>(gc).next) {
+    n = step(n, limit, gc);
     const node = changetype<GcHead>(gc);
     node.prev = (node.prev & FINALIZED) | COLLECTING | (<usize>refcnt(objectOfHead(gc)) << PREV_SHIFT);
-    n++;
   }
   return n;
 }
 
 function subtractRefs(containers: GcHead): void {
   const end = changetype<usize>(containers);
+  const limit = walkLimit();
+  let steps: u32 = 0;
   for (let gc = containers.next; gc != end; gc = changetype<GcHead>(gc).next) {
+    steps = step(steps, limit, gc);
     const o = objectOfHead(gc);
     const t = typeOf(o);
     const refs = referenceArray(o, t);
@@ -176,7 +194,11 @@ function moveUnreachable(young: GcHead, n: u32, unreachable: GcHead, untrackAtom
   let gc = young.next;
   let survivors: u32 = 0;
   let untracked: u32 = 0;
+  // An object is scanned at most twice: once more after being taken back from unreachable.
+  const limit = walkLimit() << 1;
+  let steps: u32 = 0;
   while (gc != changetype<usize>(young)) {
+    steps = step(steps, limit, gc);
     const node = changetype<GcHead>(gc);
     if (gcRefs(node)) {
       if (markReferentsReachable(objectOfHead(gc), young) && untrackAtomic) {
@@ -208,7 +230,10 @@ function moveUnreachable(young: GcHead, n: u32, unreachable: GcHead, untrackAtom
 }
 
 function clearUnreachableMarks(unreachable: GcHead): void {
+  const limit = walkLimit();
+  let steps: u32 = 0;
   for (let u = unreachable.next; u != changetype<usize>(unreachable); ) {
+    steps = step(steps, limit, u);
     const next = changetype<GcHead>(u).next & ~UNREACHABLE;
     changetype<GcHead>(u).next = next;
     u = next;
@@ -235,7 +260,10 @@ function prepareGarbage(unreachable: GcHead): bool {
   const debug = (state().debug & Debug.COLLECTABLE) != 0;
   let finalizersDue = false;
   const end = changetype<usize>(unreachable);
+  const limit = walkLimit();
+  let steps: u32 = 0;
   for (let gc = unreachable.next; gc != end; ) {
+    steps = step(steps, limit, gc);
     const node = changetype<GcHead>(gc);
     const next = node.next & ~UNREACHABLE;
     node.next = next;
@@ -244,8 +272,10 @@ function prepareGarbage(unreachable: GcHead): bool {
     if (debug) hostDebugObject(o);
     if (t.flags & FINALIZER && !(node.prev & FINALIZED)) finalizersDue = true;
     const list = t.weaklistOffset;
+    let refs: u32 = 0;
     let wr: usize;
     while (list && (wr = load<usize>(o + list)) != 0) {
+      refs = walked(refs, limit, ObjectLayerBroken.WEAK_LIST_WALK, o);
       const ref = changetype<WeakrefObject>(wr);
       weakrefUnlink(ref);
       const wrHead = gcHead(wr);
@@ -262,9 +292,12 @@ function prepareGarbage(unreachable: GcHead): bool {
 /** Runs the queued weakref callbacks; returns how many of those weakrefs their callback freed. */
 function runWeakrefCallbacks(old: GcHead): u32 {
   const callbacks = scratchList(WEAKREF_CALLBACKS);
+  const limit = walkLimit();
+  let steps: u32 = 0;
   let freed: u32 = 0;
   while (!listIsEmpty(callbacks)) {
     const gc = callbacks.next;
+    steps = step(steps, limit, gc);
     const wr = objectOfHead(gc);
     hostWeakrefCallback(wr);
     decref(wr);
@@ -279,8 +312,11 @@ function finalizeGarbage(unreachable: GcHead): void {
   // A finalizer may free unreachable objects (breaking their cycle), which unlinks them:
   // so each object leaves the list before its finalizer runs.
   const seen = scratchList(FINALIZER_SEEN);
+  const limit = walkLimit();
+  let steps: u32 = 0;
   while (!listIsEmpty(unreachable)) {
     const gc = changetype<GcHead>(unreachable.next);
+    steps = step(steps, limit, changetype<usize>(gc));
     const o = objectOfHead(changetype<usize>(gc));
     listMove(gc, seen);
     if (typeOf(o).flags & FINALIZER && !(gc.prev & FINALIZED)) {
@@ -298,7 +334,10 @@ function finalizeGarbage(unreachable: GcHead): void {
  */
 function handleResurrected(unreachable: GcHead, still: GcHead, old: GcHead): void {
   const end = changetype<usize>(unreachable);
+  const limit = walkLimit();
+  let steps: u32 = 0;
   for (let gc = unreachable.next; gc != end; gc = changetype<GcHead>(gc).next) {
+    steps = step(steps, limit, gc);
     changetype<GcHead>(gc).prev &= ~COLLECTING;
   }
   deduceUnreachable(unreachable, still, false);
@@ -311,7 +350,7 @@ function saveGarbage(o: usize): bool {
   const st = state();
   if (st.garbageCount == st.garbageCapacity) {
     const capacity = st.garbageCapacity ? st.garbageCapacity << 1 : 16;
-    const items = objectRealloc(st.garbage, <usize>capacity << 2);
+    const items = heldRealloc(st.garbage, <usize>capacity << 2);
     if (!items) return false;
     st.garbage = items;
     st.garbageCapacity = capacity;
@@ -325,8 +364,11 @@ function saveGarbage(o: usize): bool {
 /** Breaks the cycles of `collectable`; what is still alive afterwards joins `old`. */
 function deleteGarbage(collectable: GcHead, old: GcHead): void {
   const saveAll = (state().debug & Debug.SAVEALL) != 0;
+  const limit = walkLimit();
+  let steps: u32 = 0;
   while (!listIsEmpty(collectable)) {
     const gc = collectable.next;
+    steps = step(steps, limit, gc);
     const o = objectOfHead(gc);
     if (!saveAll || !saveGarbage(o)) {
       incref(o);
@@ -449,7 +491,7 @@ export function clearGarbage(): void {
   st.garbageCount = 0;
   st.garbageCapacity = 0;
   for (let i: u32 = 0; i < n; i++) decref(load<usize>(items + (<usize>i << 2)));
-  objectFree(items);
+  releaseHeld(items);
 }
 
 // ───────────────────────────── listings (through the IO buffer) ─────────────────────────────
@@ -464,9 +506,12 @@ export function listObjects(g: u32, after: usize, referent: usize): u32 {
   const last: u32 = g == NUM_GENERATIONS ? NUM_GENERATIONS - 1 : g;
   let n: u32 = 0;
   let skipping = after != 0;
+  const limit = walkLimit();
   for (let i = first; i <= last; i++) {
     const end = changetype<usize>(generation(i));
+    let steps: u32 = 0;
     for (let gc = changetype<GcHead>(end).next; gc != end; gc = changetype<GcHead>(gc).next) {
+      steps = step(steps, limit, gc);
       const o = objectOfHead(gc);
       if (skipping) {
         skipping = o != after;
@@ -502,11 +547,14 @@ export function listReferents(o: usize, start: u32): u32 {
 
 // ───────────────────────────── checker ─────────────────────────────
 
-/** One generation list: well linked, holding only live GC objects, no collection flags. */
-function generationIsValid(list: GcHead, bound: usize): u32 {
+/**
+ * One generation list: well linked, holding only live GC objects, no collection flags, and
+ * no more of them than `bound` (the live GC objects the lists before it left over).
+ */
+function generationIsValid(list: GcHead, bound: u32): u32 {
   const end = changetype<usize>(list);
   let prev = end;
-  let n: usize = 0;
+  let n: u32 = 0;
   for (let gc = list.next; gc != end; gc = changetype<GcHead>(gc).next) {
     const node = changetype<GcHead>(gc);
     const t = liveObjectType(objectOfHead(gc));
@@ -528,7 +576,10 @@ function generationIsValid(list: GcHead, bound: usize): u32 {
  */
 function referencesAreValid(list: GcHead): u32 {
   const end = changetype<usize>(list);
+  const limit = walkLimit();
+  let steps: u32 = 0;
   for (let gc = list.next; gc != end; gc = changetype<GcHead>(gc).next) {
+    steps = step(steps, limit, gc);
     const o = objectOfHead(gc);
     const t = typeOf(o);
     const refs = referenceArray(o, t);
@@ -549,8 +600,11 @@ function referencesAreValid(list: GcHead): u32 {
 /** Rebuilds the prev links of a list from its next links, clearing COLLECTING. */
 function restoreLinks(list: GcHead): void {
   const end = changetype<usize>(list);
+  const limit = walkLimit();
+  let steps: u32 = 0;
   let prev = end;
   for (let gc = list.next; gc != end; gc = changetype<GcHead>(gc).next) {
+    steps = step(steps, limit, gc);
     const node = changetype<GcHead>(gc);
     node.prev = prev | (node.prev & FINALIZED);
     prev = gc;
@@ -565,10 +619,11 @@ function restoreLinks(list: GcHead): void {
 export function objectsAreValid(): u32 {
   const st = state();
   if (!st.ready || st.collecting || st.deallocating) return ObjectsBroken.NONE;
-  const bound = (<usize>memory.size() << 16) >> 4;
+  let left = st.gcObjects;
   for (let g: u32 = 0; g <= PERMANENT; g++) {
-    const status = generationIsValid(head(generation(g)), bound);
+    const status = generationIsValid(head(generation(g)), left);
     if (status != ObjectsBroken.NONE) return status;
+    left -= listSize(head(generation(g)));
   }
   for (let g: u32 = 0; g <= PERMANENT; g++) updateRefs(head(generation(g)));
   let status: u32 = ObjectsBroken.NONE;
@@ -581,5 +636,5 @@ export function objectsAreValid(): u32 {
     const o = load<usize>(st.garbage + (<usize>i << 2));
     if (!liveObjectType(o)) return broken(ObjectsBroken.OBJECT_REFERENCE, o);
   }
-  return ObjectsBroken.NONE;
+  return quarantineIsValid();
 }

@@ -7,6 +7,9 @@
 // naming the invariant (src/heap/errors.ts). The layers' codes do not overlap:
 //   1..15   pymalloc (PymallocBroken)     16..19  raw allocator (RawBroken)
 //   20      memory (HeapBroken)           21..23  objects and generations (ObjectsBroken)
+//   24      raw overrun (RawBroken)       25      block bits (PymallocBroken)
+//   26..31  the object layer's lists, quarantine and blocks (ObjectLayerBroken)
+// Codes 24 and 26..29 are found by operations too, which stop with corrupt() (memory/header.ts).
 // Walks are bounded by counts already established, so a corrupted link cannot make one loop.
 
 import { header, broken } from "../memory/header";

@@ -79,7 +79,7 @@ function recordPool(at: u32, pool: usize, carvedEnd: usize): void {
   }
   const p = changetype<PoolHeader>(pool);
   const state = p.count == 0 ? PoolState.EMPTY : p.freeblock == 0 ? PoolState.FULL : PoolState.USED;
-  store<u32>(word(at), state | (p.szidx << STATE_BITS) | (p.count << COUNT_SHIFT));
+  store<u32>(word(at), state | (<u32>p.szidx << STATE_BITS) | (p.count << COUNT_SHIFT));
   store<u32>(word(at + 1), poolCapacity(classSize(p.szidx)));
 }
 

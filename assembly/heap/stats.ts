@@ -12,12 +12,15 @@
 //  [198]               arenas high-water mark
 //  [199 .. 201]        raw blocks, raw bytes, bytes in free raw blocks
 //  [202 .. 205]        committed wasm pages, their peak, the page limit, dynamicBase
+//  [206]               bytes of block bits (after the attached arenas, pymalloc/arena.ts)
+//  [207 .. 208]        freed objects the debug build holds in quarantine, and their bytes
 // ╘═════════════════════════════════════════════════════════════════════════════╛
 // src/heap/stats.ts reads the same layout.
 
 import { IO, MAX_SIZE_CLASSES, header } from "../memory/header";
 import { PoolHeader, poolCapacity } from "../pymalloc/pool";
-import { arenaObject } from "../pymalloc/arena";
+import { arenaObject, arenaBitsBytes } from "../pymalloc/arena";
+import { state } from "../objects/object";
 import { classSize } from "../pymalloc/sizeclass";
 
 // @ts-ignore: decorator
@@ -58,4 +61,7 @@ export function fillStats(): void {
   store<u32>(SUMMARY, hdr.peakCommittedPages, 40);
   store<u32>(SUMMARY, hdr.maxPages, 44);
   store<u32>(SUMMARY, <u32>hdr.dynamicBase, 48);
+  store<u32>(SUMMARY, arenas * <u32>arenaBitsBytes(), 52);
+  store<u32>(SUMMARY, state().quarantineCount, 56);
+  store<u32>(SUMMARY, state().quarantineBytes, 60);
 }

@@ -31,7 +31,7 @@
 //   5) POOL_OVERHEAD + smallThreshold <= POOL_SIZE (every pool holds one block of
 //      every class; in fact the smallest legal pool holds 7 blocks of 512 bytes).
 
-/** Assertions and the exact double-free check are on in the debug build only. */
+/** Assertions (and the object quarantine, objects/object.ts) are on in the debug build only. */
 // @ts-ignore: decorator
 @inline export const CHECKED: bool = !ASC_NO_ASSERT;
 
@@ -69,6 +69,13 @@ export const enum Status {
   NEVER_ALLOCATED = 6,
   /** heapInit was given a geometry that breaks one of the invariants above. */
   BAD_GEOMETRY = 7,
+  /**
+   * The block is held by the object layer: it holds an object (or an object's items), and
+   * objects die by decref.
+   */
+  OBJECT = 8,
+  /** The address is inside a held block (an object's GC header, say), not at its start. */
+  INSIDE_OBJECT = 9,
 }
 
 @unmanaged export class HeapHeader {
@@ -115,6 +122,13 @@ export const enum Status {
   /** Status of the last failed call, and the address it was about. */
   lastError: u32;
   errorAddress: usize;
+  /**
+   * The Broken code of the corruption that stopped the last operation (see `corrupt`), or 0.
+   * Once it is set the host refuses every further call.
+   */
+  corruption: u32;
+  /** Pools of address space the first arena is placed further in (placeFirstArena). */
+  firstArenaSkew: u32;
 }
 
 // @ts-ignore: decorator
@@ -167,6 +181,19 @@ export function fail(status: Status, address: usize): u32 {
 export function broken(code: u32, address: usize): u32 {
   fail(Status.OK, address);
   return code;
+}
+
+/**
+ * An operation found the heap corrupted (a list longer than the heap can hold, a free list
+ * handing out a live block, a raw header overwritten): it cannot finish, and going on would
+ * spread the damage. Records the Broken code and the address in the header, then traps; the
+ * host turns the trap into a HeapCorruptionError naming the invariant (src/heap/heap.ts).
+ */
+export function corrupt(code: u32, address: usize): void {
+  const hdr = header();
+  hdr.corruption = code;
+  hdr.errorAddress = address;
+  unreachable();
 }
 
 // @ts-ignore: decorator

@@ -24,11 +24,11 @@
 // linearly from FNV-1a of the bytes, grown to keep it at most 2/3 full.
 
 import { CHECKED } from "../memory/header";
-import { objectRealloc, objectFree } from "../pymalloc/obmalloc";
+import { heldRealloc } from "../pymalloc/obmalloc";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
 import {
   Kind, TypeRecord, ListObject, VarObject, WeakrefObject, state, typeRecord,
-  allocateObject, incref, gcHead, IMMORTAL,
+  allocateObject, incref, gcHead, releaseHeld, walked, ObjectLayerBroken, IMMORTAL,
 } from "./object";
 
 /** Indices of the built-in type records (objectsInit defines them in this order). */
@@ -84,7 +84,7 @@ function listResize(list: ListObject, newsize: u32): bool {
     return true;
   }
   if (!newsize) {
-    objectFree(list.items);
+    releaseHeld(list.items);
     list.items = 0;
     list.allocated = 0;
     list.size = 0;
@@ -92,7 +92,7 @@ function listResize(list: ListObject, newsize: u32): bool {
   }
   let capacity = (newsize + (newsize >> 3) + 6) & ~3;
   if (newsize - list.size > capacity - newsize) capacity = (newsize + 3) & ~3;
-  const items = objectRealloc(list.items, <usize>capacity << 2);
+  const items = heldRealloc(list.items, <usize>capacity << 2);
   if (!items) {
     // A shrink that cannot move keeps the larger array.
     if (newsize > allocated) return false;
@@ -180,7 +180,11 @@ function strEquals(a: usize, b: usize): bool {
 /** Inserts s (known absent) into a table with room for it. */
 function internInsert(table: usize, mask: u32, s: usize): void {
   let i = strHash(s) & mask;
-  while (load<usize>(table + (<usize>i << 2))) i = (i + 1) & mask;
+  let probes: u32 = 0;
+  while (load<usize>(table + (<usize>i << 2))) {
+    probes = walked(probes, mask, ObjectLayerBroken.INTERN_TABLE, table);
+    i = (i + 1) & mask;
+  }
   store<usize>(table + (<usize>i << 2), s);
 }
 
@@ -207,10 +211,13 @@ export function intern(s: usize): usize {
   const st = state();
   if (st.internTable) {
     const mask = st.internMask;
+    let probes: u32 = 0;
     for (let i = strHash(s) & mask; ; i = (i + 1) & mask) {
       const e = load<usize>(st.internTable + (<usize>i << 2));
       if (!e) break;
       if (e == s || strEquals(e, s)) return e;
+      // The table is kept at most 2/3 full, so a probe always meets an empty slot.
+      probes = walked(probes, mask, ObjectLayerBroken.INTERN_TABLE, st.internTable);
     }
   }
   if ((st.internCount + 1) * 3 > (st.internTable ? st.internMask + 1 : 0) * 2 && !internGrow()) return 0;

@@ -67,9 +67,31 @@
 // holds more than one deallocation whatever the shape of the graph (CPython's trashcan
 // does this past a depth of 50). Objects without a GC header hold no references and are
 // freed at once.
+//
+// Held blocks: every object's block, and every block an object owns (a list's item array,
+// gc.garbage), is marked HELD in pymalloc (pymalloc/obmalloc.ts), so the host's free() and
+// realloc() refuse it and only this layer releases it. That also makes liveObjectType exact:
+// an address is a live object iff it sits at its type's place in a held block whose type
+// word names a type record and whose refcount is not zero (an owned array never holds a
+// type record's address).
+//
+// Walks: every list this layer and the collector walk (generation lists, a collection's
+// working lists, the trashcan, weak lists) holds live objects with a GC header, and
+// ObjectState.gcObjects counts those. A walk that takes more steps than that has met a
+// cycle in corrupted links: it stops with corrupt() naming the list, instead of hanging.
+//
+// Quarantine (debug build): a freed object is not given back at once. Its block is filled
+// with DEAD bytes and parked, still held, on a ring of the last QUARANTINE_SLOTS freed
+// objects (at most QUARANTINE_BYTES); the oldest is released when the ring is full. So a
+// stale handle, one whose object died, is refused even when the program has allocated
+// objects of the same size since (in the release build the block is reused at once, as
+// CPython does, and a stale handle then names the new object), and a write through one is
+// found when the block leaves the ring (or by check()).
 
-import { HEAP, OBJECT_SPACE_OFFSET, OBJECT_SPACE_BYTES, CHECKED, Status } from "../memory/header";
-import { objectMalloc, objectFree, blockStatus } from "../pymalloc/obmalloc";
+import {
+  HEAP, OBJECT_SPACE_OFFSET, OBJECT_SPACE_BYTES, CHECKED, Status, corrupt, broken,
+} from "../memory/header";
+import { heldMalloc, heldFree, blockStatus, usableSize } from "../pymalloc/obmalloc";
 import { rawAlloc, INTERNAL } from "../raw/tlsf";
 
 // @ts-ignore: decorator
@@ -96,6 +118,20 @@ export const enum ObjectError {
   OUT_OF_MEMORY = 5,
   /** The type table is full. */
   TOO_MANY_TYPES = 6,
+}
+
+/**
+ * The invariants of this layer's lists that an operation (not only check()) can find broken;
+ * src/heap/errors.ts names them. gc/collector.ts has the checker's codes.
+ */
+export const enum ObjectLayerBroken {
+  NONE = 0,
+  GC_LIST_WALK = 26,
+  TRASHCAN_WALK = 27,
+  WEAK_LIST_WALK = 28,
+  INTERN_TABLE = 29,
+  QUARANTINE = 30,
+  OBJECT_BLOCK = 31,
 }
 
 /** What a value-returning export returns on failure (no object lives at the top of memory). */
@@ -143,6 +179,13 @@ export const enum Kind {
 @inline export const TYPE_SHIFT: u32 = 5;
 // @ts-ignore: decorator
 @inline export const TYPE_BYTES: usize = 1 << TYPE_SHIFT;
+// @ts-ignore: decorator
+@inline const QUARANTINE_SLOTS: u32 = 1024;
+// @ts-ignore: decorator
+@inline const QUARANTINE_BYTES: u32 = 1 << 20;
+/** What a parked block is filled with (CPython's debug hooks use the same byte for dead memory). */
+// @ts-ignore: decorator
+@inline const DEAD: u8 = 0xdd;
 
 @unmanaged export class GcHead {
   next: usize;
@@ -194,6 +237,14 @@ export const enum Kind {
   unreachableCount: u32;
   /** Why the last failing value-returning export failed (ObjectError). */
   error: u32;
+  /** Live objects with a GC header (freed ones leave the count): the bound of every GC list. */
+  gcObjects: u32;
+  /** The quarantine ring (debug build): QUARANTINE_SLOTS blocks, 0 until the first is parked. */
+  quarantine: usize;
+  /** Ring index of the oldest parked block, how many are parked, and their bytes. */
+  quarantineFirst: u32;
+  quarantineCount: u32;
+  quarantineBytes: u32;
 }
 
 @unmanaged export class TypeRecord {
@@ -389,8 +440,8 @@ export function defineType(kind: u32, refSlots: u32, dataBytes: u32, finalizer: 
 // ───────────────────────────── validation ─────────────────────────────
 
 /**
- * The type of the live object at p, or 0 when p is not one. O(1): the type word must name
- * a type record, the block under the object must be allocated (blockStatus), and the
+ * The type of the live object at p, or 0 when p is not one. O(1) and exact: the type word
+ * must name a type record, the block under the object must be held (blockStatus), and the
  * refcount must be non-zero (zero: the object is being deallocated).
  */
 export function liveObjectType(p: usize): usize {
@@ -400,8 +451,20 @@ export function liveObjectType(p: usize): usize {
   const t = load<usize>(p, offsetof<ObjectHead>("type"));
   if (!typeIsValid(t)) return 0;
   const block = changetype<TypeRecord>(t).flags & GC_HEADER ? p - GC_HEADER_BYTES : p;
-  if (blockStatus(block) != Status.OK || !load<u32>(p)) return 0;
+  if (blockStatus(block) != Status.OBJECT || !load<u32>(p)) return 0;
   return t;
+}
+
+/** Frees a block this layer holds (an object's, or an owned array); 0 is nothing. */
+export function releaseHeld(block: usize): void {
+  if (block && heldFree(block) != Status.OK) corrupt(ObjectLayerBroken.OBJECT_BLOCK, block);
+}
+
+/** A walk's step counter: corrupt(code) once it passes `limit` (see "Walks" above). */
+// @ts-ignore: decorator
+@inline export function walked(steps: u32, limit: u32, code: u32, at: usize): u32 {
+  if (steps >= limit) corrupt(code, at);
+  return steps + 1;
 }
 
 // ───────────────────────────── GC lists ─────────────────────────────
@@ -465,8 +528,11 @@ export function listMerge(from: GcHead, to: GcHead): void {
 }
 
 export function listSize(head: GcHead): u32 {
+  const limit = state().gcObjects;
   let n: u32 = 0;
-  for (let gc = head.next; gc != changetype<usize>(head); gc = changetype<GcHead>(gc).next) n++;
+  for (let gc = head.next; gc != changetype<usize>(head); gc = changetype<GcHead>(gc).next) {
+    n = walked(n, limit, ObjectLayerBroken.GC_LIST_WALK, gc);
+  }
   return n;
 }
 
@@ -513,8 +579,11 @@ export function finalizeOnce(o: usize): void {
 /** Clears every weak reference to o; with callbacks, runs those the host registered. */
 export function clearWeakrefs(o: usize, t: TypeRecord, callbacks: bool): void {
   const head = o + t.weaklistOffset;
+  const limit = state().gcObjects;
+  let steps: u32 = 0;
   let wr: usize;
   while ((wr = load<usize>(head)) != 0) {
+    steps = walked(steps, limit, ObjectLayerBroken.WEAK_LIST_WALK, o);
     const ref = changetype<WeakrefObject>(wr);
     store<usize>(head, ref.nextRef);
     if (ref.nextRef) changetype<WeakrefObject>(ref.nextRef).prevRef = 0;
@@ -585,6 +654,11 @@ function drainDeleteLater(): void {
   st.deallocating = 1;
   let gc: usize;
   while ((gc = st.deleteLater) != 0) {
+    // Each node is a GC object not yet freed, so it is counted and names a type: a link
+    // that leads back to a freed one (type word 0) or past the count is corrupt.
+    if (!st.gcObjects || !typeIsValid(load<usize>(objectOfHead(gc), offsetof<ObjectHead>("type")))) {
+      corrupt(ObjectLayerBroken.TRASHCAN_WALK, gc);
+    }
     st.deleteLater = changetype<GcHead>(gc).next;
     const o = objectOfHead(gc);
     const t = typeOf(o);
@@ -596,17 +670,88 @@ function drainDeleteLater(): void {
       const refs = referenceArray(o, t);
       const n = referenceCount(o, t);
       for (let i: u32 = 0; i < n; i++) xdecref(load<usize>(refs + (<usize>i << 2)));
-      if (t.kind == Kind.LIST) objectFree(refs);
+      if (t.kind == Kind.LIST) releaseHeld(refs);
     }
     freeObject(o, t);
   }
   st.deallocating = 0;
 }
 
-/** Gives the object's memory back; its type word is zeroed first so the address stops validating. */
+/**
+ * Gives the object's memory back (the debug build parks it in the quarantine first); its type
+ * word is zeroed first so the address stops validating.
+ */
 export function freeObject(o: usize, t: TypeRecord): void {
   store<usize>(o, 0, offsetof<ObjectHead>("type"));
-  objectFree(t.flags & GC_HEADER ? o - GC_HEADER_BYTES : o);
+  let block = o;
+  if (t.flags & GC_HEADER) {
+    block = o - GC_HEADER_BYTES;
+    state().gcObjects--;
+  }
+  if (CHECKED) quarantine(block);
+  else releaseHeld(block);
+}
+
+// @ts-ignore: decorator
+@inline function quarantineSlot(i: u32): usize {
+  return state().quarantine + (<usize>(i % QUARANTINE_SLOTS) << 2);
+}
+
+/** Parks a dead object's block (debug build), releasing the oldest parked ones past the bounds. */
+function quarantine(block: usize): void {
+  const st = state();
+  if (!st.quarantine) {
+    const ring = rawAlloc(<usize>QUARANTINE_SLOTS << 2, INTERNAL);
+    if (!ring) {
+      releaseHeld(block);
+      return;
+    }
+    st.quarantine = ring;
+  }
+  const bytes = <u32>usableSize(block);
+  memory.fill(block, DEAD, bytes);
+  while (st.quarantineCount && (st.quarantineCount == QUARANTINE_SLOTS || st.quarantineBytes + bytes > QUARANTINE_BYTES)) {
+    releaseOldestParked();
+  }
+  store<usize>(quarantineSlot(st.quarantineFirst + st.quarantineCount), block);
+  st.quarantineCount++;
+  st.quarantineBytes += bytes;
+}
+
+/** Releases the oldest parked block; one written to while parked is a use after free. */
+function releaseOldestParked(): void {
+  const st = state();
+  const block = load<usize>(quarantineSlot(st.quarantineFirst));
+  if (!parkedIsIntact(block)) corrupt(ObjectLayerBroken.QUARANTINE, block);
+  st.quarantineFirst = (st.quarantineFirst + 1) % QUARANTINE_SLOTS;
+  st.quarantineCount--;
+  st.quarantineBytes -= <u32>usableSize(block);
+  releaseHeld(block);
+}
+
+/** True iff block is held and still DEAD all through. */
+function parkedIsIntact(block: usize): bool {
+  if (blockStatus(block) != Status.OBJECT) return false;
+  const end = block + usableSize(block);
+  const dead: u32 = <u32>DEAD * 0x01010101;
+  for (let p = block; p < end; p += 4) {
+    if (load<u32>(p) != dead) return false;
+  }
+  return true;
+}
+
+/** The quarantine (debug build): every parked block held, DEAD, and the counters right. */
+export function quarantineIsValid(): u32 {
+  const st = state();
+  if (st.quarantineCount > QUARANTINE_SLOTS) return broken(ObjectLayerBroken.QUARANTINE, st.quarantine);
+  let bytes: u32 = 0;
+  for (let i: u32 = 0; i < st.quarantineCount; i++) {
+    const block = load<usize>(quarantineSlot(st.quarantineFirst + i));
+    if (!parkedIsIntact(block)) return broken(ObjectLayerBroken.QUARANTINE, block);
+    bytes += <u32>usableSize(block);
+  }
+  if (bytes != st.quarantineBytes) return broken(ObjectLayerBroken.QUARANTINE, st.quarantine);
+  return ObjectLayerBroken.NONE;
 }
 
 /**
@@ -629,7 +774,7 @@ export function clearReferences(o: usize): void {
     list.size = 0;
     list.allocated = 0;
     for (let i: u32 = 0; i < n; i++) xdecref(load<usize>(items + (<usize>i << 2)));
-    objectFree(items);
+    releaseHeld(items);
     return;
   }
   const refs = referenceArray(o, t);
@@ -652,8 +797,9 @@ export function clearReferences(o: usize): void {
 export function allocateObject(t: TypeRecord, extra: usize): usize {
   const bytes = <usize>t.basicSize + extra;
   const header = t.flags & GC_HEADER ? GC_HEADER_BYTES : 0;
-  const block = objectMalloc(bytes + header);
+  const block = heldMalloc(bytes + header);
   if (!block) return 0;
+  if (header) state().gcObjects++;
   memory.fill(block, 0, bytes + header);
   const o = block + header;
   store<u32>(o, 1);

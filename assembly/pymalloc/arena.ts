@@ -7,6 +7,14 @@
 // the front lazily: [address, poolAddress) have been handed out at least once, the rest
 // never, and memory past poolAddress is not touched.
 //
+// ╒═════════════ The raw block of an arena (payload POOL_SIZE-aligned) ═════════════╕
+//  +0            pools        ARENA_SIZE bytes: poolsPerArena pools
+//  +ARENA_SIZE   block bits   poolBitsBytes() per pool, in pool order (pymalloc/pool.ts)
+// ╘═════════════════════════════════════════════════════════════════════════════════╛
+// The block bits live outside the pools, so that neither POOL_OVERHEAD nor any block address
+// moves, and in the arena's own block, so that they come and go with it: 1/32 of the arena
+// with 8-byte alignment, 1/64 with 16. A pool's part is zeroed when the pool is first carved.
+//
 // ╒══════════════════ Arena object (32 bytes, in the `arenas` array) ══════════════════╕
 //  +0   address      usize   the arena's first byte; 0 iff no arena is attached
 //  +4   poolAddress  usize   the next never-used pool
@@ -42,7 +50,7 @@ import { Status, CHECKED, header, fail, broken } from "../memory/header";
 import {
   rawAllocAligned, rawAlloc, rawFreeInternal, blockInfo, blockSize, INTERNAL, FREE, RAW_HEADER,
 } from "../raw/tlsf";
-import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid } from "./pool";
+import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolBitsBytes } from "./pool";
 
 @unmanaged export class ArenaObject {
   address: usize;
@@ -53,6 +61,19 @@ import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid } from "./pool";
   nextarena: usize;
   prevarena: usize;
   private reserved: u32;
+}
+
+/** Bytes of block bits after each arena. */
+// @ts-ignore: decorator
+@inline export function arenaBitsBytes(): usize {
+  return poolBitsBytes() << (header().arenaShift - header().poolShift);
+}
+
+/** Where the block bits of the pool at `pool` live, in the arena at `address`. */
+// @ts-ignore: decorator
+@inline function poolBits(address: usize, pool: usize): usize {
+  const hdr = header();
+  return address + (<usize>1 << hdr.arenaShift) + (((pool - address) >> hdr.poolShift) * poolBitsBytes());
 }
 
 // @ts-ignore: decorator
@@ -126,7 +147,10 @@ function growArenaObjects(): bool {
   return true;
 }
 
-/** Attaches a fresh arena to an unused arena object and makes it the only usable arena. */
+/**
+ * Attaches a fresh arena to an unused arena object and makes it the only usable arena. The
+ * heap's first arena starts firstArenaSkew pools further into memory (see placeFirstArena).
+ */
 export function newArena(): ArenaObject | null {
   const hdr = header();
   if (CHECKED) assert(hdr.usableArenas == 0); // only called when no arena has a free pool
@@ -135,7 +159,8 @@ export function newArena(): ArenaObject | null {
     return null;
   }
   const ao = changetype<ArenaObject>(hdr.unusedArenaObjects);
-  const address = rawAllocAligned(<usize>1 << hdr.arenaShift, <usize>1 << hdr.poolShift);
+  const skew: usize = hdr.ntimesArenaAllocated ? 0 : <usize>hdr.firstArenaSkew << hdr.poolShift;
+  const address = rawAllocAligned((<usize>1 << hdr.arenaShift) + arenaBitsBytes(), <usize>1 << hdr.poolShift, skew);
   if (!address) {
     fail(Status.OUT_OF_MEMORY, 0);
     return null;
@@ -243,8 +268,10 @@ export function takePool(): PoolHeader | null {
   } else {
     pool = changetype<PoolHeader>(ao.poolAddress);
     ao.poolAddress += <usize>1 << hdr.poolShift;
-    pool.arenaindex = arenaIndex(ao);
-    pool.szidx = NO_CLASS;
+    pool.arenaindex = <u16>arenaIndex(ao);
+    pool.szidx = <u16>NO_CLASS;
+    pool.bits = poolBits(ao.address, changetype<usize>(pool));
+    memory.fill(pool.bits, 0, poolBitsBytes());
   }
   ao.nfreepools = nf - 1;
   if (nf == 1) {
@@ -273,7 +300,7 @@ export function arenaIsValid(ao: ArenaObject, index: u32): u32 {
   const block = address - RAW_HEADER;
   if (
     (address & (poolSize - 1)) != 0 || (blockInfo(block) & (INTERNAL | FREE)) != INTERNAL ||
-    blockSize(block) < arenaSize + RAW_HEADER
+    blockSize(block) < arenaSize + arenaBitsBytes() + RAW_HEADER
   ) {
     return broken(PymallocBroken.ARENA_BLOCK, self);
   }
@@ -292,6 +319,7 @@ export function arenaIsValid(ao: ArenaObject, index: u32): u32 {
   const carved = <u32>((ao.poolAddress - address) >> hdr.poolShift);
   let emptyPools: u32 = 0;
   for (let pool = address; pool < ao.poolAddress; pool += poolSize) {
+    if (changetype<PoolHeader>(pool).bits != poolBits(address, pool)) return broken(PymallocBroken.BLOCK_BITS, pool);
     const status = poolIsValid(changetype<PoolHeader>(pool), index);
     if (status != PymallocBroken.NONE) return status;
     if (!changetype<PoolHeader>(pool).count) emptyPools++;

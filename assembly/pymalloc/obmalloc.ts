@@ -3,8 +3,13 @@
 // Requests of 1..smallThreshold bytes take the pymalloc fast path: the head of
 // usedpools[class], pop its free list. Everything else (0 bytes, large requests) goes to the
 // raw allocator. free() tells the two apart with address_in_range, which reads only the arena
-// map, then validates the address against the pool's header before touching any list, so a
-// bad address is reported and the heap is left as it was.
+// map, then validates the address against the pool's header and the block's state bits
+// (pymalloc/pool.ts) before touching any list, so a bad address is reported and the heap is
+// left as it was. The bits make every double free visible in O(1), in every build.
+//
+// Held blocks: the object layer marks the blocks it manages (objects, their item arrays)
+// HELD. free and realloc refuse them (Status.OBJECT: objects die by decref); the object
+// layer releases them with heldFree and resizes them with heldRealloc.
 
 import {
   Status, CHECKED, MAX_SIZE_CLASSES, MAX_SMALL_THRESHOLD, MIN_POOL_SHIFT, MAX_ARENA_SHIFT,
@@ -12,20 +17,25 @@ import {
 } from "../memory/header";
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
-  PoolHeader, PymallocBroken, POOL_OVERHEAD, usedpoolsHead, poolOf, extendPool, relinkFullPool,
-  unlinkPool, frontLinkPool, initUsedpools, poolIsValid,
+  PoolHeader, PymallocBroken, POOL_OVERHEAD, ALLOCATED, HELD, STATE_MASK, usedpoolsHead, poolOf,
+  extendPool, relinkFullPool, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
+  setBlockState, markAllocated, granuleOf, stateWord, stateShift, isGranuleStart,
 } from "./pool";
 import {
   ArenaObject, ARENA_OBJECT_SHIFT, addressInRange, arenaObject, arenaGainedFreePool, takePool,
   poolIsCarved, arenaIsValid, usableArenasAreValid,
 } from "./arena";
 import {
-  rawInit, rawAlloc, rawFree, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
+  rawInit, rawAlloc, rawFree, rawFreeHeld, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
+  HELD as RAW_HELD,
 } from "../raw/tlsf";
 
-/** Allocates a small block of class sizeClassOf(n); n in 1..smallThreshold. 0 if out of memory. */
+/**
+ * Allocates a small block of class sizeClassOf(n), n in 1..smallThreshold, in `state`
+ * (ALLOCATED, or ALLOCATED | HELD for the object layer). 0 if out of memory.
+ */
 // @ts-ignore: decorator
-@inline function pymallocAlloc(n: usize): usize {
+@inline function pymallocAlloc(n: usize, state: u32): usize {
   const index = sizeClassOf(n);
   const head = usedpoolsHead(index);
   const pool = changetype<PoolHeader>(head.nextpool);
@@ -35,37 +45,60 @@ import {
     const next = load<usize>(block);
     pool.freeblock = next;
     if (!next) extendPool(pool, classSize(index));
+    markAllocated(pool, block, state);
     return block;
   }
-  const block = allocateFromNewPool(index);
+  const block = allocateFromNewPool(index, state);
   if (!block) fail(Status.OUT_OF_MEMORY, 0);
   return block;
 }
 
-/** Why p, which lies in an arena, is not an allocated block; or OK. */
+/**
+ * Why p, which lies in an arena, is not an allocated block; OK, or OBJECT for a held one.
+ *
+ * Tricky: the block bits decide alone. A granule's bits are non-zero iff a block starts there
+ * and is handed out (pymalloc/pool.ts), so a granule-aligned address whose bits say ALLOCATED
+ * is the start of a carved block of a used pool: what the checks of the pool header (count,
+ * nextoffset, divisibility) would establish is implied, and they run only to say why an
+ * address is refused. Only the pool itself must first be known to be carved, since a pool
+ * never carved has a header of leftover bytes (its `bits` among them).
+ */
 // @ts-ignore: decorator
 @inline function smallBlockStatus(p: usize, pool: PoolHeader): u32 {
-  const arenaindex = pool.arenaindex;
-  // A pool that was never carved has a header of leftover bytes: trust nothing in it until
-  // the arena object named by arenaindex confirms the pool is one of its own.
-  if (arenaindex >= header().maxArenas || !poolIsCarved(pool, arenaObject(arenaindex))) {
-    return Status.NEVER_ALLOCATED;
-  }
+  if (!poolIsKnown(pool)) return Status.NEVER_ALLOCATED;
+  const state = blockState(pool, p);
+  if (state == ALLOCATED) return Status.OK;
+  if (state == (ALLOCATED | HELD)) return Status.OBJECT;
+  return refusal(p, pool, state, ALLOCATED);
+}
+
+/** True iff pool is one an arena has carved: the arena object named by arenaindex says so. */
+// @ts-ignore: decorator
+@inline function poolIsKnown(pool: PoolHeader): bool {
+  const arenaindex = <u32>pool.arenaindex;
+  return arenaindex < header().maxArenas && poolIsCarved(pool, arenaObject(arenaindex));
+}
+
+/**
+ * Why the block at p, in a carved pool, with state bits `state`, is not what a caller that
+ * needs `expected` (ALLOCATED, or ALLOCATED | HELD) can take; OK if it is. The slow path.
+ */
+function refusal(p: usize, pool: PoolHeader, state: u32, expected: u32): u32 {
+  if (state == expected) return Status.OK;
+  if (state == (ALLOCATED | HELD)) return Status.OBJECT;
+  if (state == ALLOCATED) return Status.NOT_ALLOCATED; // not held, to a caller that needs it held
   if (!pool.count) return Status.EMPTY_POOL;
   const offset = <u32>(p - changetype<usize>(pool)) - POOL_OVERHEAD;
   if (offset >= pool.nextoffset - POOL_OVERHEAD) return Status.NEVER_ALLOCATED;
-  if (!isBlockMultiple(offset, pool.szidx)) return Status.MISALIGNED;
-  if (p == pool.freeblock) return Status.DOUBLE_FREE;
-  if (CHECKED) {
-    // The debug build finds every double free: the free list is at most a pool long.
-    for (let block = pool.freeblock; block; block = load<usize>(block)) {
-      if (block == p) return Status.DOUBLE_FREE;
-    }
+  if (!isBlockMultiple(offset, pool.szidx)) {
+    const size = classSize(pool.szidx);
+    const block = changetype<usize>(pool) + POOL_OVERHEAD + offset - offset % size;
+    return blockState(pool, block) & HELD ? Status.INSIDE_OBJECT : Status.MISALIGNED;
   }
-  return Status.OK;
+  return Status.DOUBLE_FREE;
 }
 
-/** Why p is not a block this heap handed out (and still holds), or OK. */
+/** Why p is not a block this heap handed out (and still has out), or OK; OBJECT if it is held. */
 export function blockStatus(p: usize): u32 {
   if (addressInRange(p)) return smallBlockStatus(p, poolOf(p));
   return rawBlockStatus(p);
@@ -73,8 +106,14 @@ export function blockStatus(p: usize): u32 {
 
 /** PyObject_Malloc: a block of at least n bytes, or 0 (lastError says why). */
 export function objectMalloc(n: usize): usize {
-  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n);
+  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED);
   return rawAlloc(n, 0);
+}
+
+/** objectMalloc for the object layer: the block comes held (see the top of the file). */
+export function heldMalloc(n: usize): usize {
+  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED | HELD);
+  return rawAlloc(n, RAW_HELD);
 }
 
 /** PyObject_Calloc: count * size zeroed bytes, or 0. */
@@ -89,13 +128,45 @@ export function objectCalloc(count: usize, size: usize): usize {
   return p;
 }
 
-/** PyObject_Free: OK, or why p is not an allocated block (the heap is then unchanged). */
+/**
+ * PyObject_Free: OK, or why p is not an allocated block (the heap is then unchanged). A held
+ * block is refused with OBJECT.
+ */
 export function objectFree(p: usize): u32 {
   if (!p) return Status.OK;
   if (!addressInRange(p)) return rawFree(p);
+  return freeSmallBlock(p, ALLOCATED);
+}
+
+/** Frees a held block (an object's, through the object layer): OK, or why p is not one. */
+export function heldFree(p: usize): u32 {
+  if (!addressInRange(p)) return rawFreeHeld(p);
+  return freeSmallBlock(p, ALLOCATED | HELD);
+}
+
+/**
+ * Frees the small block p if it is a block whose state is `expected`: OK, or why not. The
+ * bits decide (see smallBlockStatus); the state word is loaded and stored once.
+ */
+// @ts-ignore: decorator
+@inline function freeSmallBlock(p: usize, expected: u32): u32 {
   const pool = poolOf(p);
-  const status = smallBlockStatus(p, pool);
-  if (status != Status.OK) return fail(status, p);
+  if (!poolIsKnown(pool)) return fail(Status.NEVER_ALLOCATED, p);
+  if (!isGranuleStart(p)) return fail(refusal(p, pool, 0, expected), p);
+  const g = granuleOf(pool, p);
+  const word = stateWord(pool, g);
+  const shift = stateShift(g);
+  const bits = load<u32>(word);
+  const state = (bits >> shift) & STATE_MASK;
+  if (state != expected) return fail(refusal(p, pool, state, expected), p);
+  store<u32>(word, bits ^ (state << shift));
+  pushFreeBlock(p, pool);
+  return Status.OK;
+}
+
+/** Puts the block p, its state cleared, back on its pool's free list, moving the pool as CPython does. */
+// @ts-ignore: decorator
+@inline function pushFreeBlock(p: usize, pool: PoolHeader): void {
   const lastfree = pool.freeblock;
   store<usize>(p, lastfree);
   pool.freeblock = p;
@@ -104,48 +175,70 @@ export function objectFree(p: usize): u32 {
   if (!lastfree) {
     // It was full; a full pool holds at least two blocks, so it cannot be empty now.
     relinkFullPool(pool);
-    return Status.OK;
+    return;
   }
   if (!count) emptyPool(pool);
-  return Status.OK;
 }
 
-/** Bytes the block at p can hold, or 0 (lastError says why p is not a block). */
+/** Bytes the block at p (held or not) can hold, or 0 (lastError says why p is not a block). */
 export function usableSize(p: usize): usize {
   const small = addressInRange(p);
   const status = small ? smallBlockStatus(p, poolOf(p)) : rawBlockStatus(p);
-  if (status != Status.OK) {
+  if (status != Status.OK && status != Status.OBJECT) {
     fail(status, p);
     return 0;
   }
-  return small ? classSize(poolOf(p).szidx) : rawUsableSize(p);
+  return small ? <usize>classSize(poolOf(p).szidx) : rawUsableSize(p);
 }
 
 /**
  * PyObject_Realloc. A small block stays put when n fits its class and would not fit a class
  * at least 25% smaller; otherwise it moves (to the raw allocator when n is 0 or large). A raw
  * block stays with the raw allocator whatever n is, as in CPython. Returns the new address,
- * or 0 with p untouched (lastError says why).
+ * or 0 with p untouched (lastError says why). A held block is refused with OBJECT.
  */
 export function objectRealloc(p: usize, n: usize): usize {
   if (!p) return objectMalloc(n);
+  return reallocBlock(p, n, Status.OK);
+}
+
+/** realloc for the object layer's held blocks: the block stays held; p == 0 allocates one. */
+export function heldRealloc(p: usize, n: usize): usize {
+  if (!p) return heldMalloc(n);
+  return reallocBlock(p, n, Status.OBJECT);
+}
+
+/** Resizes p, whose blockStatus must be `expected` (OK, or OBJECT for a held block). */
+function reallocBlock(p: usize, n: usize, expected: u32): usize {
   const small = addressInRange(p);
   const status = small ? smallBlockStatus(p, poolOf(p)) : rawBlockStatus(p);
-  if (status != Status.OK) {
-    fail(status, p);
+  if (status != expected) {
+    fail(status == Status.OK ? Status.NOT_ALLOCATED : status, p);
     return 0;
   }
   if (!small) return rawRealloc(p, n);
-  let keep: usize = classSize(poolOf(p).szidx);
+  const pool = poolOf(p);
+  let keep: usize = classSize(pool.szidx);
   if (n <= keep) {
     if ((n << 2) > keep * 3) return p;
     keep = n;
   }
-  const q = objectMalloc(n);
+  const q = expected == Status.OBJECT ? heldMalloc(n) : objectMalloc(n);
   if (!q) return 0;
   memory.copy(q, p, keep);
-  objectFree(p);
+  setBlockState(pool, p, 0);
+  pushFreeBlock(p, pool);
   return q;
+}
+
+/**
+ * Places the heap's first arena `pools` pools (less than poolsPerArena) further into memory
+ * than it would go, so that heaps set up alike do not put their blocks at the same addresses
+ * (src/heap/heap.ts gives each heap its own). Only before the first arena is made.
+ */
+export function placeFirstArena(pools: u32): void {
+  const hdr = header();
+  if (!hdr.ntimesArenaAllocated) hdr.firstArenaSkew = pools % hdr.poolsPerArena;
 }
 
 /**
@@ -200,7 +293,7 @@ function emptyPool(pool: PoolHeader): void {
 }
 
 /** The slow path of malloc: class `index` has no used pool. Returns a block, or 0. */
-function allocateFromNewPool(index: u32): usize {
+function allocateFromNewPool(index: u32, state: u32): usize {
   const taken = takePool();
   if (!taken) return 0;
   const pool = changetype<PoolHeader>(taken);
@@ -211,15 +304,17 @@ function allocateFromNewPool(index: u32): usize {
     const block = pool.freeblock;
     pool.freeblock = load<usize>(block);
     if (CHECKED) assert(pool.freeblock != 0); // a pool carves two blocks at once, all free now
+    markAllocated(pool, block, state);
     return block;
   }
   const size = classSize(index);
-  pool.szidx = index;
+  pool.szidx = <u16>index;
   const block = changetype<usize>(pool) + POOL_OVERHEAD;
   pool.nextoffset = POOL_OVERHEAD + (size << 1);
   pool.maxnextoffset = (1 << header().poolShift) - size;
   pool.freeblock = block + size;
   store<usize>(pool.freeblock, 0);
+  markAllocated(pool, block, state);
   if (CHECKED) assert(poolIsValid(pool, pool.arenaindex) == 0); // freshly initialised
   return block;
 }

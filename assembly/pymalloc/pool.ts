@@ -6,12 +6,26 @@
 //                              each free block's first word), 0 when the list is empty
 //  +8   nextpool       usize   usedpools links while used; freepools link while empty
 //  +12  prevpool       usize
-//  +16  arenaindex     u32     index of the owning arena object
-//  +20  szidx          u32     size class; NO_CLASS until the pool is first used
+//  +16  arenaindex     u16     index of the owning arena object (at most 65536 arenas)
+//  +18  szidx          u16     size class; NO_CLASS until the pool is first used
+//  +20  bits           usize   this pool's block states in its arena's block bitmap
 //  +24  nextoffset     u32     offset of the first never-used block
 //  +28  maxnextoffset  u32     the largest offset at which a block still fits
 // ╘══════════════════════════════════════════════════════════════════════════════╛
-// POOL_OVERHEAD is the header rounded up to ALIGNMENT: 32 for both 8 and 16.
+// POOL_OVERHEAD is the header rounded up to ALIGNMENT: 32 for both 8 and 16. CPython keeps
+// arenaindex and szidx in a word each; both fit 16 bits, which frees the word for `bits`.
+//
+// ╒══════ Block states (2 bits per ALIGNMENT granule of the pool, at pool.bits) ══════╕
+//  u32 word w holds granules 16w .. 16w + 15; granule g at bits 2 (g & 15) and up
+//  bit 0  ALLOCATED  a block starts at this granule and is handed out
+//  bit 1  HELD       ... and the object layer holds it: only heldFree releases it
+// ╘═══════════════════════════════════════════════════════════════════════════════════╛
+// The bits are what make free() exact in O(1): a block is free iff its ALLOCATED bit is
+// clear, whatever its bytes say (a free list link can be forged by the program; a bit
+// beside the pool cannot). Invariant: a granule's bits are non-zero iff a block starts
+// there and is handed out, so an empty pool's bits are all zero and a pool reused for
+// another class needs no clearing. The bitmap of a whole arena sits right after the
+// arena, in the same raw block (pymalloc/arena.ts): POOL_SIZE / ALIGNMENT / 4 bytes a pool.
 //
 // A pool is in exactly one of three states:
 //   used   iff 0 < count and a block is still available: it is on usedpools[szidx].
@@ -29,16 +43,17 @@
 // previous class's links and are never touched). The circular list is empty iff
 // head.nextpool == head, so the allocation fast path is one load and one compare.
 
-import { HEAP, USEDPOOLS_OFFSET, header, broken } from "../memory/header";
-import { classSize } from "./sizeclass";
+import { HEAP, USEDPOOLS_OFFSET, header, broken, corrupt } from "../memory/header";
+import { classSize, isBlockMultiple } from "./sizeclass";
 
 @unmanaged export class PoolHeader {
   count: u32;
   freeblock: usize;
   nextpool: usize;
   prevpool: usize;
-  arenaindex: u32;
-  szidx: u32;
+  arenaindex: u16;
+  szidx: u16;
+  bits: usize;
   nextoffset: u32;
   maxnextoffset: u32;
 }
@@ -61,6 +76,7 @@ export const enum PymallocBroken {
   NFP2LASTA = 13,
   UNUSED_ARENAS = 14,
   ARENA_COUNTERS = 15,
+  BLOCK_BITS = 25,
 }
 
 // @ts-ignore: decorator
@@ -79,6 +95,85 @@ export const enum PymallocBroken {
 // @ts-ignore: decorator
 @inline export function poolOf(p: usize): PoolHeader {
   return changetype<PoolHeader>(p & ~((<usize>1 << header().poolShift) - 1));
+}
+
+// @ts-ignore: decorator
+@inline export const ALLOCATED: u32 = 1;
+// @ts-ignore: decorator
+@inline export const HELD: u32 = 2;
+// @ts-ignore: decorator
+@inline export const STATE_MASK: u32 = 3;
+
+/** Bytes of block states per pool. */
+// @ts-ignore: decorator
+@inline export function poolBitsBytes(): usize {
+  const hdr = header();
+  return <usize>1 << (hdr.poolShift - hdr.alignmentShift - 2);
+}
+
+/** The granule of p in its pool (p inside the pool). */
+// @ts-ignore: decorator
+@inline export function granuleOf(pool: PoolHeader, p: usize): u32 {
+  return <u32>(p - changetype<usize>(pool)) >> header().alignmentShift;
+}
+
+/** The word of pool.bits holding a granule's state, and the state's bit position in it. */
+// @ts-ignore: decorator
+@inline export function stateWord(pool: PoolHeader, granule: u32): usize {
+  return pool.bits + (<usize>(granule >> 4) << 2);
+}
+
+// @ts-ignore: decorator
+@inline export function stateShift(granule: u32): u32 {
+  return (granule & 15) << 1;
+}
+
+/** True iff p is at the start of an ALIGNMENT granule: where a block can start. */
+// @ts-ignore: decorator
+@inline export function isGranuleStart(p: usize): bool {
+  return (p & ((<usize>1 << header().alignmentShift) - 1)) == 0;
+}
+
+/**
+ * The state bits (ALLOCATED | HELD) of the block starting at p, which lies inside pool; 0 if
+ * no block starts at p (an address inside a granule shares the granule's bits, so it is
+ * turned away first).
+ */
+// @ts-ignore: decorator
+@inline export function blockState(pool: PoolHeader, p: usize): u32 {
+  if (!isGranuleStart(p)) return 0;
+  const g = granuleOf(pool, p);
+  return (load<u32>(stateWord(pool, g)) >> stateShift(g)) & STATE_MASK;
+}
+
+/** Sets the state bits of the block at p, which lies inside pool. */
+// @ts-ignore: decorator
+@inline export function setBlockState(pool: PoolHeader, p: usize, state: u32): void {
+  const g = granuleOf(pool, p);
+  const word = stateWord(pool, g);
+  const shift = stateShift(g);
+  store<u32>(word, (load<u32>(word) & ~(STATE_MASK << shift)) | (state << shift));
+}
+
+/**
+ * Marks the block at p, just taken off pool's free list, as handed out (`state`: ALLOCATED,
+ * or ALLOCATED | HELD). A free list that hands out a block outside its pool or one already
+ * handed out has been overwritten (a write to a freed block): that is reported rather than
+ * handing the block out twice.
+ */
+// @ts-ignore: decorator
+@inline export function markAllocated(pool: PoolHeader, p: usize, state: u32): void {
+  // p inside the pool and granule-aligned keeps the store below on p's own bits; what else an
+  // overwritten link can do (name a block never carved, or the middle of one) check() reports.
+  if ((p ^ changetype<usize>(pool)) >> header().poolShift || !isGranuleStart(p)) {
+    corrupt(PymallocBroken.POOL_FREE_LIST, p);
+  }
+  const g = granuleOf(pool, p);
+  const word = stateWord(pool, g);
+  const bits = load<u32>(word);
+  const shift = stateShift(g);
+  if (bits & (ALLOCATED << shift)) corrupt(PymallocBroken.POOL_FREE_LIST, p);
+  store<u32>(word, bits | (state << shift));
 }
 
 /** Blocks of `size` bytes that fit in a pool. */
@@ -148,20 +243,62 @@ export function poolIsValid(pool: PoolHeader, index: u32): u32 {
     return broken(PymallocBroken.POOL_NEXTOFFSET, address);
   }
   const carved = (pool.nextoffset - POOL_OVERHEAD) / size;
+  const status = blockBitsAreValid(pool, size);
+  if (status != PymallocBroken.NONE) return status;
+  // Each block on the free list must be free by its bits; it is marked HELD (a state no free
+  // block has) while the walk is on, so a block listed twice is found, then unmarked.
   let free: u32 = 0;
+  let verdict: u32 = PymallocBroken.NONE;
   for (let block = pool.freeblock; block; block = load<usize>(block)) {
     const offset = <u32>(block - address) - POOL_OVERHEAD;
     if (
       ++free > carved || block < address ||
-      offset >= pool.nextoffset - POOL_OVERHEAD || offset % size != 0
+      offset >= pool.nextoffset - POOL_OVERHEAD || offset % size != 0 || blockState(pool, block) != 0
     ) {
-      return broken(PymallocBroken.POOL_FREE_LIST, block);
+      verdict = broken(PymallocBroken.POOL_FREE_LIST, block);
+      free--;
+      break;
     }
+    setBlockState(pool, block, HELD);
   }
+  let unmarked: u32 = 0;
+  for (let block = pool.freeblock; unmarked < free; block = load<usize>(block), unmarked++) {
+    setBlockState(pool, block, 0);
+  }
+  if (verdict != PymallocBroken.NONE) return verdict;
   if (pool.count + free != carved) return broken(PymallocBroken.POOL_FREE_LIST, address);
   // A pool whose free list is empty but has never-used blocks left would be stuck.
   if (pool.count && !free && pool.nextoffset <= pool.maxnextoffset) {
     return broken(PymallocBroken.POOL_FREE_LIST, address);
   }
+  return PymallocBroken.NONE;
+}
+
+/**
+ * The pool's block states: bits only where a carved block starts, HELD only with ALLOCATED,
+ * and exactly `count` blocks ALLOCATED.
+ */
+function blockBitsAreValid(pool: PoolHeader, size: u32): u32 {
+  const address = changetype<usize>(pool);
+  const words = <u32>(poolBitsBytes() >> 2);
+  const shift = header().alignmentShift;
+  let allocated: u32 = 0;
+  for (let w: u32 = 0; w < words; w++) {
+    const bits = load<u32>(pool.bits + (<usize>w << 2));
+    if (!bits) continue;
+    for (let i: u32 = 0; i < 16; i++) {
+      const state = (bits >> (i << 1)) & STATE_MASK;
+      if (!state) continue;
+      const offset = (((w << 4) | i) << shift) - POOL_OVERHEAD;
+      if (
+        state == HELD || offset >= pool.nextoffset - POOL_OVERHEAD ||
+        !isBlockMultiple(offset, pool.szidx)
+      ) {
+        return broken(PymallocBroken.BLOCK_BITS, address + POOL_OVERHEAD + offset);
+      }
+      allocated++;
+    }
+  }
+  if (allocated != pool.count) return broken(PymallocBroken.BLOCK_BITS, address);
   return PymallocBroken.NONE;
 }

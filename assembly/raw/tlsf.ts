@@ -12,14 +12,20 @@
 // sentinel stays, its guard word pointing at the new region's first block (0 in the last).
 //
 // ╒════════════════ Raw block (b ≡ 8 mod 16; sizes are multiples of 16) ════════════════╕
-//  b+0   info    u32   block size in bytes, header included | INTERNAL | PREV_FREE | FREE
+//  b+0   info    u32   block size in bytes, header included | HELD | INTERNAL | PREV_FREE | FREE
 //  b+4   guard   u32   b ^ RAW_GUARD while the block is allocated, 0 once freed
 //  b+8   payload       16-byte aligned; what rawAlloc returns
 //        if free:  b+8 next free block in its list, b+12 previous one,
 //                  b+size-4 back pointer to b (read by the next block when it coalesces)
 // ╘═════════════════════════════════════════════════════════════════════════════════════╛
 // FREE: on a free list. PREV_FREE: the block before this one is free. INTERNAL: allocated
-// for the heap itself (an arena, the arena objects), never by a caller.
+// for the heap itself (an arena, the arena objects), never by a caller. HELD: a caller's
+// block that the object layer holds (an object, or an object's items): rawFree refuses it,
+// only rawFreeHeld releases it.
+//
+// Headers sit between payloads, so a write past the end of a block lands on the next block's
+// header. Every free checks the headers it is about to merge with (neighbourIsIntact) and
+// reports an overrun instead of following a smashed link.
 //
 // ╒═════════════ Raw root (HEAP + RAW_ROOT_OFFSET) ═════════════╕
 //  +0       flMap          bit f set iff some slMap[f] != 0
@@ -30,7 +36,8 @@
 // split into 16 second-level lists of equal width. Invariant: no two adjacent blocks are free.
 
 import {
-  HEAP, RAW_ROOT_OFFSET, RAW_ROOT_BYTES, WASM_PAGE_SHIFT, Status, CHECKED, header, fail, broken, alignUp,
+  HEAP, RAW_ROOT_OFFSET, RAW_ROOT_BYTES, WASM_PAGE_SHIFT, Status, CHECKED, header, fail, broken, corrupt,
+  alignUp,
 } from "../memory/header";
 
 // @ts-ignore: decorator
@@ -39,6 +46,8 @@ import {
 @inline const PREV_FREE: u32 = 2;
 // @ts-ignore: decorator
 @inline export const INTERNAL: u32 = 4;
+// @ts-ignore: decorator
+@inline export const HELD: u32 = 8;
 // @ts-ignore: decorator
 @inline const SIZE_MASK: u32 = ~15;
 
@@ -249,10 +258,41 @@ function useBlock(b: usize, size: usize, flags: u32): void {
   setGuard(b);
 }
 
-/** Frees block b: coalesces it with free neighbours and puts the result on its list. */
+/**
+ * True iff the header at n, which follows a block, is one this allocator wrote: a sentinel
+ * (the last, or one linking to a region further up), a free block whose back pointer names
+ * it, or an allocated block with its guard. Reads nothing outside [n, sentinel].
+ */
+function neighbourIsIntact(n: usize): bool {
+  const info = blockInfo(n);
+  const size = <usize>(info & SIZE_MASK);
+  if (!size) {
+    const link = <usize>load<u32>(n, 4);
+    return (info & ~PREV_FREE) == 0 && (n == sentinel() || (link > n && link < sentinel()));
+  }
+  if (size < MIN_BLOCK || size > sentinel() - n) return false;
+  if (info & FREE) return load<u32>(n, 4) == 0 && backPointer(n + size) == n;
+  return blockGuardOk(n);
+}
+
+/** True iff b's back pointer names a free block that ends exactly at b. */
+function previousIsIntact(b: usize): bool {
+  const prev = backPointer(b);
+  if (prev < header().dynamicBase || prev > b - MIN_BLOCK || (prev & (GRANULE - 1)) != RAW_HEADER) return false;
+  const info = blockInfo(prev);
+  return (info & FREE) != 0 && load<u32>(prev, 4) == 0 && prev + <usize>(info & SIZE_MASK) == b;
+}
+
+/**
+ * Frees block b: coalesces it with free neighbours and puts the result on its list. A
+ * neighbour's header that this allocator did not write (an overrun) stops it first.
+ */
 function releaseBlock(b: usize): void {
   const info = blockInfo(b);
   let size = <usize>(info & SIZE_MASK);
+  if (!neighbourIsIntact(b + size) || ((info & PREV_FREE) != 0 && !previousIsIntact(b))) {
+    corrupt(RawBroken.OVERRUN, b);
+  }
   // Leave a freed header behind, so that freeing it again is recognised even after a merge.
   setInfo(b, <u32>size | FREE | (info & PREV_FREE));
   clearGuard(b);
@@ -290,8 +330,8 @@ function takeFree(size: usize): usize {
   return b;
 }
 
-/** Why `p` cannot be a raw block handed out by rawAlloc, or OK. */
-export function rawBlockStatus(p: usize): u32 {
+/** Why p is not the payload of a caller's raw block; OK, or OBJECT for a held one. */
+function rawBlockStatusAt(p: usize): u32 {
   const hdr = header();
   if ((p & (GRANULE - 1)) != 0 || p < hdr.dynamicBase + RAW_HEADER || p >= sentinel()) {
     return Status.NOT_ALLOCATED;
@@ -304,7 +344,19 @@ export function rawBlockStatus(p: usize): u32 {
   if (info & (FREE | INTERNAL)) return Status.NOT_ALLOCATED;
   const size = <usize>(info & SIZE_MASK);
   if (size < MIN_BLOCK || size > sentinel() - b) return Status.NOT_ALLOCATED;
-  return Status.OK;
+  return info & HELD ? Status.OBJECT : Status.OK;
+}
+
+/**
+ * Why `p` cannot be a raw block handed out by rawAlloc, or OK (a held block: OBJECT). An
+ * address inside the first granule of a held block (an object's GC header) is INSIDE_OBJECT.
+ */
+export function rawBlockStatus(p: usize): u32 {
+  const status = rawBlockStatusAt(p);
+  if (status == Status.NOT_ALLOCATED && (p & (GRANULE - 1)) != 0 && rawBlockStatusAt(p & ~(GRANULE - 1)) == Status.OBJECT) {
+    return Status.INSIDE_OBJECT;
+  }
+  return status;
 }
 
 /** Sets up the raw allocator over [base, end of memory): base must be ≡ 8 mod 16. */
@@ -325,7 +377,7 @@ export function rawInit(base: usize): bool {
   return true;
 }
 
-/** Allocates a raw block of at least n bytes; 0 if memory cannot be had. */
+/** Allocates a raw block of at least n bytes (`flags`: 0, INTERNAL or HELD); 0 if memory cannot be had. */
 export function rawAlloc(n: usize, flags: u32): usize {
   if (n > MAX_RAW_REQUEST) {
     fail(Status.OUT_OF_MEMORY, 0);
@@ -347,12 +399,16 @@ export function rawAlloc(n: usize, flags: u32): usize {
   return b + RAW_HEADER;
 }
 
-/** Allocates an INTERNAL block of n bytes whose payload is `alignment`-aligned (a power of two). */
-export function rawAllocAligned(n: usize, alignment: usize): usize {
+/**
+ * Allocates an INTERNAL block of n bytes whose payload is `alignment`-aligned (a power of two),
+ * at least `skew` bytes past the start of the free block it comes from (the bytes skipped stay
+ * a free block).
+ */
+export function rawAllocAligned(n: usize, alignment: usize, skew: usize): usize {
   const size = blockBytesFor(n);
-  let b = takeFree(size + alignment + MIN_BLOCK);
+  let b = takeFree(size + alignment + MIN_BLOCK + skew);
   if (!b) return 0;
-  let payload = alignUp(b + RAW_HEADER, alignment);
+  let payload = alignUp(b + RAW_HEADER + skew, alignment);
   if (payload - RAW_HEADER - b != 0 && payload - RAW_HEADER - b < MIN_BLOCK) payload += alignment;
   const lead = payload - RAW_HEADER - b;
   if (lead) {
@@ -372,15 +428,27 @@ export function rawFreeInternal(p: usize): void {
   releaseBlock(p - RAW_HEADER);
 }
 
-/** Frees a caller's raw block: OK, or why the address is not one. */
-export function rawFree(p: usize): u32 {
-  const status = rawBlockStatus(p);
-  if (status != Status.OK) return fail(status, p);
-  const b = p - RAW_HEADER;
+/** Frees a caller's block b (its address validated): the counters, then the block. */
+function releaseCallerBlock(b: usize): void {
   const hdr = header();
   hdr.rawBlocks--;
   hdr.rawBytes -= <u32>(blockSize(b) - RAW_HEADER);
   releaseBlock(b);
+}
+
+/** Frees a caller's raw block: OK, or why the address is not one (OBJECT: it is held). */
+export function rawFree(p: usize): u32 {
+  const status = rawBlockStatus(p);
+  if (status != Status.OK) return fail(status, p);
+  releaseCallerBlock(p - RAW_HEADER);
+  return Status.OK;
+}
+
+/** Frees a held raw block: OK, or why the address is not one (OK: it was not held). */
+export function rawFreeHeld(p: usize): u32 {
+  const status = rawBlockStatus(p);
+  if (status != Status.OBJECT) return fail(status == Status.OK ? Status.NOT_ALLOCATED : status, p);
+  releaseCallerBlock(p - RAW_HEADER);
   return Status.OK;
 }
 
@@ -403,8 +471,9 @@ function trimBlock(b: usize, bytes: usize, size: usize): usize {
 }
 
 /**
- * Resizes the caller's raw block at p (which passed rawBlockStatus) in place when it can,
- * else moves it. Returns the new address, or 0 with p untouched when memory cannot be had.
+ * Resizes the caller's raw block at p (which passed rawBlockStatus, held or not) in place when
+ * it can, else moves it (a held block stays held). Returns the new address, or 0 with p
+ * untouched when memory cannot be had.
  */
 export function rawRealloc(p: usize, n: usize): usize {
   if (n > MAX_RAW_REQUEST) {
@@ -419,15 +488,16 @@ export function rawRealloc(p: usize, n: usize): usize {
   const oldBytes = bytes;
   if (size > bytes) {
     const next = b + bytes;
+    if (!neighbourIsIntact(next)) corrupt(RawBroken.OVERRUN, b);
     let nextInfo = blockInfo(next);
     const atEnd = next == sentinel() || ((nextInfo & FREE) != 0 && next + (nextInfo & SIZE_MASK) == sentinel());
     // The last block grows into new memory where it is, as a C heap's top chunk does.
     if (atEnd && bytes + (nextInfo & SIZE_MASK) < size && grow(size - bytes)) nextInfo = blockInfo(next);
     if (!(nextInfo & FREE) || bytes + (nextInfo & SIZE_MASK) < size) {
-      const q = rawAlloc(n, 0);
+      const q = rawAlloc(n, blockInfo(b) & HELD);
       if (!q) return 0;
       memory.copy(q, p, bytes - RAW_HEADER);
-      rawFree(p);
+      releaseCallerBlock(b);
       return q;
     }
     removeFree(next);
@@ -448,6 +518,8 @@ export const enum RawBroken {
   FLAGS = 17,
   FREE_LISTS = 18,
   COUNTERS = 19,
+  /** Found by a free, not by the checker: see neighbourIsIntact. */
+  OVERRUN = 24,
 }
 
 /** The raw allocator: blocks tile memory up to the sentinel, flags agree, lists hold the free blocks. */
@@ -473,13 +545,13 @@ export function rawIsValid(): u32 {
     if (size < MIN_BLOCK || size > end - b) return broken(RawBroken.TILING, b);
     if (((info & PREV_FREE) != 0) != prevWasFree) return broken(RawBroken.FLAGS, b);
     if (info & FREE) {
-      if (prevWasFree || load<u32>(b, 4) != 0 || backPointer(b + size) != b) {
+      if (prevWasFree || (info & (INTERNAL | HELD)) != 0 || load<u32>(b, 4) != 0 || backPointer(b + size) != b) {
         return broken(RawBroken.FLAGS, b);
       }
       freeBlocks++;
       freeBytes += <u32>size;
     } else {
-      if (!blockGuardOk(b)) return broken(RawBroken.FLAGS, b);
+      if (!blockGuardOk(b) || (info & (INTERNAL | HELD)) == (INTERNAL | HELD)) return broken(RawBroken.FLAGS, b);
       if (!(info & INTERNAL)) {
         userBlocks++;
         userBytes += <u32>(size - RAW_HEADER);

@@ -33,8 +33,8 @@ export interface HeapOptions {
    */
   maxMemory?: number;
   /**
-   * Which Wasm build to run: 'release' (optimised, no assertions) or 'debug' (assertions,
-   * and every double free detected).
+   * Which Wasm build to run: 'release' (optimised, no assertions) or 'debug' (assertions, and
+   * dead objects quarantined so that stale handles are refused; README, "Bad input").
    * @default 'release'
    */
   build?: 'release' | 'debug';

@@ -4,7 +4,8 @@ export type InvalidAddressReason =
   | 'misaligned'
   | 'empty-pool'
   | 'double-free'
-  | 'never-allocated';
+  | 'never-allocated'
+  | 'object';
 
 const REASON_TEXT: Record<InvalidAddressReason, string> = {
   'not-allocated': 'is not in any arena and does not start a raw block',
@@ -12,6 +13,7 @@ const REASON_TEXT: Record<InvalidAddressReason, string> = {
   'empty-pool': 'is in a pool that holds no allocated block',
   'double-free': 'is a block that is already free',
   'never-allocated': 'is in an arena, past the blocks that were ever handed out',
+  object: "is (or is inside) a block that holds an object or an object's items: objects die by decref",
 };
 
 export function hex(address: number): string {
@@ -78,16 +80,36 @@ export const INVARIANTS = [
   'gc lists: a generation list is broken or holds something that is not a live GC object',
   'object reference: a tracked object (or gc.garbage) refers to something that is not a live object',
   'refcount: an object is referred to by more tracked objects than its refcount counts',
+  'raw overrun: a raw block next to the one being freed or resized has a header the raw allocator did not write (a write past the end of a block)',
+  "block bits: a pool's block states disagree with its carved blocks, its free list or its count",
+  'gc list walk: a generation list or a working list of a collection is longer than the live GC objects (its links were overwritten)',
+  'trashcan walk: the delete-later list leads to a freed object or past the live GC objects (its links were overwritten)',
+  "weak list walk: an object's weak list is longer than the live GC objects (its links were overwritten)",
+  'intern table: a probe of the interned strings found no empty slot (the table was overwritten)',
+  'quarantine: a freed object parked by the debug build was written to after it died (a use after free)',
+  'object block: the block under an object, or an array an object owns, is not held by the object layer',
 ] as const;
 
-/** check() found a broken invariant. */
+/**
+ * The heap is corrupted: check() found a broken invariant, or an operation found one (or
+ * trapped) and could not finish. After an operation's, the heap refuses every further call
+ * with a HeapCorruptionError whose `firstFound` is that first one.
+ */
 export class HeapCorruptionError extends Error {
   override name = 'HeapCorruptionError';
   constructor(
     readonly invariant: string,
     readonly address: number,
+    /** The call that found it, when an operation (not check()) did. */
+    readonly operation?: string,
+    /** Set when the heap was already broken by an earlier operation: that operation's error. */
+    readonly firstFound?: HeapCorruptionError,
   ) {
-    super(`heap corrupted: ${invariant} (at ${hex(address)})`);
+    super(
+      firstFound
+        ? `${operation}: the heap is unusable since ${firstFound.message}`
+        : `${operation ? `${operation}: ` : ''}heap corrupted: ${invariant} (at ${hex(address)})`,
+    );
   }
 }
 

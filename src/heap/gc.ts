@@ -1,4 +1,4 @@
-import { InvalidObjectError } from './errors.js';
+import { HeapCorruptionError, InvalidObjectError } from './errors.js';
 
 /** One generation's line of gc.get_stats(). */
 export interface GcGenerationStats {
@@ -274,6 +274,7 @@ export class GcModule {
       try {
         callback(phase, { ...info });
       } catch (error) {
+        if (error instanceof HeapCorruptionError) throw error;
         this.#space.reportUnraisable(error, 0, `Exception ignored in: <gc callback ${callback.name || 'anonymous'}>`);
       }
     }

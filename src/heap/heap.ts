@@ -4,6 +4,7 @@ import {
   HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
   type InvalidAddressReason,
 } from './errors.js';
+import { CoreAssertion, CoreGuard } from './guard.js';
 import { decodeStats, formatDebugMallocStats, type HeapStats } from './stats.js';
 import {
   ObjectImports, ObjectSpace, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
@@ -29,6 +30,8 @@ interface CoreExports extends ObjectExports {
   check(): number;
   lastError(): number;
   errorAddress(): number;
+  corruption(): number;
+  placeFirstArena(pools: number): void;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -40,7 +43,17 @@ const REASONS: Record<number, InvalidAddressReason> = {
   4: 'empty-pool',
   5: 'double-free',
   6: 'never-allocated',
+  8: 'object',
+  9: 'object',
 };
+
+/**
+ * Heaps place their first arena 0..FIRST_ARENA_PLACES-1 pools apart, in the order they are
+ * created, so that two heaps built alike do not put their objects at the same addresses and a
+ * handle passed to the wrong heap is refused (README, "Bad input", says exactly when).
+ */
+const FIRST_ARENA_PLACES = 8;
+let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 
@@ -119,15 +132,25 @@ export class Heap {
   readonly #ioAddress: number;
   /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
   readonly #ioWords: number;
-  readonly #objects: ObjectSpace;
+  /** The heap's object space, and the one calls go to: it, or a refusing stand-in once broken. */
+  readonly #space: ObjectSpace;
+  #objects: ObjectSpace;
+  readonly #guard: CoreGuard;
 
-  private constructor(config: HeapConfig, exports: CoreExports, objectImports: ObjectImports) {
+  private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports) {
     this.config = config;
     this.#ex = exports;
+    this.#guard = guard;
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
-    this.#objects = new ObjectSpace(exports, objectImports, config.maxMemory);
+    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports));
+    this.#objects = this.#space;
+    // Once broken, every call is refused before it reaches the core, at no cost until then.
+    guard.onBreak(() => {
+      this.#ex = guard.refusing<CoreExports>(exports.memory);
+      this.#objects = guard.refusing<ObjectSpace>(exports.memory);
+    });
   }
 
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
@@ -141,13 +164,14 @@ export class Heap {
         ...objectImports.functions,
         abort(message: number, file: number, line: number, column: number) {
           const where = memory ? `${readString(memory, file)}:${line}:${column}` : '';
-          throw new Error(`assertion failed in the heap core: ${memory ? readString(memory, message) : ''} ${where}`);
+          throw new CoreAssertion(`assertion failed in the heap core: ${memory ? readString(memory, message) : ''} ${where}`);
         },
       },
     });
-    const exports = instance.exports as unknown as CoreExports;
-    memory = exports.memory;
-    const status = exports.heapInit(
+    const raw = instance.exports as unknown as CoreExports;
+    memory = raw.memory;
+    const guard = new CoreGuard(raw);
+    const status = raw.heapInit(
       Math.log2(config.alignment),
       config.smallRequestThreshold,
       Math.log2(config.poolSize),
@@ -160,7 +184,8 @@ export class Heap {
       );
     }
     if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
-    return new Heap(config, exports, objectImports);
+    raw.placeFirstArena(heapsCreated++ % FIRST_ARENA_PLACES);
+    return new Heap(config, raw, guard, objectImports);
   }
 
   /** The heap's linear memory. Views of it are detached whenever it grows. Throws HeapDisposedError after dispose(). */
@@ -172,7 +197,12 @@ export class Heap {
   /** PyObject_Malloc: the address of a block of at least `size` bytes. */
   malloc(size: number): number {
     if (!isU32(size)) throw sizeError('size', size);
-    const address = this.#ex.malloc(size);
+    let address: number;
+    try {
+      address = this.#ex.malloc(size);
+    } catch (error) {
+      throw this.#guard.failure('malloc', error);
+    }
     if (address === 0) throw this.#outOfMemory('malloc', size);
     return address >>> 0;
   }
@@ -181,7 +211,12 @@ export class Heap {
   calloc(count: number, size: number): number {
     if (!isU32(count)) throw sizeError('count', count);
     if (!isU32(size)) throw sizeError('size', size);
-    const address = this.#ex.calloc(count, size);
+    let address: number;
+    try {
+      address = this.#ex.calloc(count, size);
+    } catch (error) {
+      throw this.#guard.failure('calloc', error);
+    }
     if (address === 0) throw this.#outOfMemory('calloc', count * size);
     return address >>> 0;
   }
@@ -193,7 +228,12 @@ export class Heap {
   realloc(address: number, size: number): number {
     if (!isU32(address)) throw addressError(address);
     if (!isU32(size)) throw sizeError('size', size);
-    const moved = this.#ex.realloc(address, size);
+    let moved: number;
+    try {
+      moved = this.#ex.realloc(address, size);
+    } catch (error) {
+      throw this.#guard.failure('realloc', error);
+    }
     if (moved === 0) throw this.#failure('realloc', address, size);
     return moved >>> 0;
   }
@@ -201,14 +241,24 @@ export class Heap {
   /** PyObject_Free. free(0) does nothing, as in C. */
   free(address: number): void {
     if (!isU32(address)) throw addressError(address);
-    const status = this.#ex.free(address);
+    let status: number;
+    try {
+      status = this.#ex.free(address);
+    } catch (error) {
+      throw this.#guard.failure('free', error);
+    }
     if (status !== 0) throw new InvalidAddressError('free', address, REASONS[status]);
   }
 
   /** Bytes the block can hold: its size class, or the raw block's capacity. */
   usableSize(address: number): number {
     if (!isU32(address)) throw addressError(address);
-    const size = this.#ex.usableSize(address);
+    let size: number;
+    try {
+      size = this.#ex.usableSize(address);
+    } catch (error) {
+      throw this.#guard.failure('usableSize', error);
+    }
     if (size === 0) throw new InvalidAddressError('usableSize', address, REASONS[this.#ex.lastError()]);
     return size >>> 0;
   }
@@ -216,7 +266,7 @@ export class Heap {
   /** address_in_range: whether the address lies inside one of the heap's arenas. */
   owns(address: number): boolean {
     if (!isU32(address)) throw addressError(address);
-    return this.#ex.owns(address) !== 0;
+    return this.#call('owns', () => this.#ex.owns(address)) !== 0;
   }
 
   /**
@@ -264,7 +314,7 @@ export class Heap {
       const batch = Math.min(count - done, this.#ioWords);
       const io = this.#ioView();
       for (let i = 0; i < batch; i++) io[i] = sizes[done + i];
-      const allocated = this.#ex.mallocMany(batch);
+      const allocated = this.#call('mallocMany', () => this.#ex.mallocMany(batch));
       if (allocated < batch) {
         const failed = done + allocated;
         this.#freeBatches(result.subarray(0, done));
@@ -291,7 +341,7 @@ export class Heap {
 
   /** Statistics, counted by walking the arenas as sys._debugmallocstats() does. */
   stats(): HeapStats {
-    this.#ex.stats();
+    this.#call('stats', () => this.#ex.stats());
     return decodeStats(this.#ioView(), this.config);
   }
 
@@ -303,7 +353,7 @@ export class Heap {
 
   /** Walks every structure; throws HeapCorruptionError naming the first broken invariant. */
   check(): void {
-    const broken = this.#ex.check();
+    const broken = this.#call('check', () => this.#ex.check());
     if (broken !== 0) {
       throw new HeapCorruptionError(INVARIANTS[broken] ?? `invariant ${broken}`, this.#ex.errorAddress() >>> 0);
     }
@@ -312,7 +362,8 @@ export class Heap {
   /** Drops the instance; every later call throws HeapDisposedError. */
   dispose(): void {
     this.#ex = DISPOSED;
-    this.#objects.dispose();
+    this.#objects = this.#space;
+    this.#space.dispose();
   }
 
   // Objects and the cycle collector: see src/heap/objects.ts and src/heap/gc.ts.
@@ -320,31 +371,196 @@ export class Heap {
   /** Python's gc module for this heap. */
   get gc(): GcModule { return this.#objects.gc; }
   /** Receives what finalizers and callbacks throw (sys.unraisablehook); the default prints it to gc.stderr. */
-  get unraisableHook(): (info: UnraisableInfo) => void { return this.#objects.unraisableHook; }
-  set unraisableHook(hook: (info: UnraisableInfo) => void) { this.#objects.unraisableHook = hook; }
-  defineType(spec: TypeSpec): ObjectType { return this.#objects.defineType(spec); }
-  typeOf(o: number): ObjectType { return this.#objects.typeOf(o); }
-  isObject(o: number): boolean { return this.#objects.isObject(o); }
-  newObject(type: ObjectType): number { return this.#objects.newObject(type); }
-  newTuple(items: ArrayLike<number> | number, type?: ObjectType): number { return this.#objects.newTuple(items, type); }
-  newList(items?: ArrayLike<number>, type?: ObjectType): number { return this.#objects.newList(items, type); }
-  listAppend(list: number, item: number): void { this.#objects.listAppend(list, item); }
-  listPop(list: number, index?: number): number | null { return this.#objects.listPop(list, index); }
-  newInt(value: number | bigint): number { return this.#objects.newInt(value); }
-  intValue(o: number): number | bigint { return this.#objects.intValue(o); }
-  newStr(text: string): number { return this.#objects.newStr(text); }
-  strValue(o: number): string { return this.#objects.strValue(o); }
-  intern(s: number | string): number { return this.#objects.intern(s); }
-  objectData(o: number): Uint8Array { return this.#objects.objectData(o); }
-  incref(o: number): void { this.#objects.incref(o); }
-  decref(o: number): void { this.#objects.decref(o); }
-  refcount(o: number): number { return this.#objects.refcount(o); }
-  isImmortal(o: number): boolean { return this.#objects.isImmortal(o); }
-  length(o: number): number { return this.#objects.length(o); }
-  getRef(o: number, index: number): number | null { return this.#objects.getRef(o, index); }
-  setRef(o: number, index: number, value: number | null): void { this.#objects.setRef(o, index, value); }
-  weakref(o: number, callback?: WeakrefCallback): number { return this.#objects.weakref(o, callback); }
-  weakrefGet(wr: number): number | null { return this.#objects.weakrefGet(wr); }
+  get unraisableHook(): (info: UnraisableInfo) => void { return this.#space.unraisableHook; }
+  set unraisableHook(hook: (info: UnraisableInfo) => void) { this.#space.unraisableHook = hook; }
+
+  // Each call below can enter the core, and through finalizers and callbacks come back to the
+  // host: a trap becomes a HeapCorruptionError, and a call during which the heap broke throws
+  // even if a finalizer swallowed the first error (src/heap/guard.ts). The try and the check
+  // are written out in each: V8 keeps a JS-to-Wasm call fast only where nothing stands between.
+  defineType(spec: TypeSpec): ObjectType {
+    try {
+      return this.#survived('defineType', this.#objects.defineType(spec));
+    } catch (error) {
+      throw this.#guard.failure('defineType', error);
+    }
+  }
+  typeOf(o: number): ObjectType {
+    try {
+      return this.#survived('typeOf', this.#objects.typeOf(o));
+    } catch (error) {
+      throw this.#guard.failure('typeOf', error);
+    }
+  }
+  isObject(o: number): boolean {
+    try {
+      return this.#survived('isObject', this.#objects.isObject(o));
+    } catch (error) {
+      throw this.#guard.failure('isObject', error);
+    }
+  }
+  newObject(type: ObjectType): number {
+    try {
+      return this.#survived('newObject', this.#objects.newObject(type));
+    } catch (error) {
+      throw this.#guard.failure('newObject', error);
+    }
+  }
+  newTuple(items: ArrayLike<number> | number, type?: ObjectType): number {
+    try {
+      return this.#survived('newTuple', this.#objects.newTuple(items, type));
+    } catch (error) {
+      throw this.#guard.failure('newTuple', error);
+    }
+  }
+  newList(items?: ArrayLike<number>, type?: ObjectType): number {
+    try {
+      return this.#survived('newList', this.#objects.newList(items, type));
+    } catch (error) {
+      throw this.#guard.failure('newList', error);
+    }
+  }
+  listAppend(list: number, item: number): void {
+    try {
+      this.#objects.listAppend(list, item);
+      this.#survived('listAppend');
+    } catch (error) {
+      throw this.#guard.failure('listAppend', error);
+    }
+  }
+  listPop(list: number, index?: number): number | null {
+    try {
+      return this.#survived('listPop', this.#objects.listPop(list, index));
+    } catch (error) {
+      throw this.#guard.failure('listPop', error);
+    }
+  }
+  newInt(value: number | bigint): number {
+    try {
+      return this.#survived('newInt', this.#objects.newInt(value));
+    } catch (error) {
+      throw this.#guard.failure('newInt', error);
+    }
+  }
+  intValue(o: number): number | bigint {
+    try {
+      return this.#survived('intValue', this.#objects.intValue(o));
+    } catch (error) {
+      throw this.#guard.failure('intValue', error);
+    }
+  }
+  newStr(text: string): number {
+    try {
+      return this.#survived('newStr', this.#objects.newStr(text));
+    } catch (error) {
+      throw this.#guard.failure('newStr', error);
+    }
+  }
+  strValue(o: number): string {
+    try {
+      return this.#survived('strValue', this.#objects.strValue(o));
+    } catch (error) {
+      throw this.#guard.failure('strValue', error);
+    }
+  }
+  intern(s: number | string): number {
+    try {
+      return this.#survived('intern', this.#objects.intern(s));
+    } catch (error) {
+      throw this.#guard.failure('intern', error);
+    }
+  }
+  objectData(o: number): Uint8Array {
+    try {
+      return this.#survived('objectData', this.#objects.objectData(o));
+    } catch (error) {
+      throw this.#guard.failure('objectData', error);
+    }
+  }
+  incref(o: number): void {
+    try {
+      this.#objects.incref(o);
+      this.#survived('incref');
+    } catch (error) {
+      throw this.#guard.failure('incref', error);
+    }
+  }
+  decref(o: number): void {
+    try {
+      this.#objects.decref(o);
+      this.#survived('decref');
+    } catch (error) {
+      throw this.#guard.failure('decref', error);
+    }
+  }
+  refcount(o: number): number {
+    try {
+      return this.#survived('refcount', this.#objects.refcount(o));
+    } catch (error) {
+      throw this.#guard.failure('refcount', error);
+    }
+  }
+  isImmortal(o: number): boolean {
+    try {
+      return this.#survived('isImmortal', this.#objects.isImmortal(o));
+    } catch (error) {
+      throw this.#guard.failure('isImmortal', error);
+    }
+  }
+  length(o: number): number {
+    try {
+      return this.#survived('length', this.#objects.length(o));
+    } catch (error) {
+      throw this.#guard.failure('length', error);
+    }
+  }
+  getRef(o: number, index: number): number | null {
+    try {
+      return this.#survived('getRef', this.#objects.getRef(o, index));
+    } catch (error) {
+      throw this.#guard.failure('getRef', error);
+    }
+  }
+  setRef(o: number, index: number, value: number | null): void {
+    try {
+      this.#objects.setRef(o, index, value);
+      this.#survived('setRef');
+    } catch (error) {
+      throw this.#guard.failure('setRef', error);
+    }
+  }
+  weakref(o: number, callback?: WeakrefCallback): number {
+    try {
+      return this.#survived('weakref', this.#objects.weakref(o, callback));
+    } catch (error) {
+      throw this.#guard.failure('weakref', error);
+    }
+  }
+  weakrefGet(wr: number): number | null {
+    try {
+      return this.#survived('weakrefGet', this.#objects.weakrefGet(wr));
+    } catch (error) {
+      throw this.#guard.failure('weakrefGet', error);
+    }
+  }
+
+  /**
+   * Calls into the core for an operation off the hot path: a trap becomes a
+   * HeapCorruptionError (src/heap/guard.ts). malloc, free and the like write the same out.
+   */
+  #call<T>(operation: string, call: () => T): T {
+    try {
+      return call();
+    } catch (error) {
+      throw this.#guard.failure(operation, error);
+    }
+  }
+
+  /** Passes a result on, unless the heap broke during the call (a finalizer swallowed the error). */
+  #survived<T>(operation: string, result?: T): T {
+    if (this.#guard.broken) throw this.#guard.refusal(operation);
+    return result as T;
+  }
 
   /** Calls that are more than one export name themselves when the heap has been disposed. */
   #expectLive(operation: string): void {
@@ -377,7 +593,7 @@ export class Heap {
       const batch = Math.min(addresses.length - done, this.#ioWords);
       const io = this.#ioView();
       for (let i = 0; i < batch; i++) io[i] = addresses[done + i];
-      const freed = this.#ex.freeMany(batch);
+      const freed = this.#call('freeMany', () => this.#ex.freeMany(batch));
       if (freed < batch) return done + freed;
       done += batch;
     }

@@ -1,6 +1,6 @@
 import { GcModule, type GcExports } from './gc.js';
 import {
-  HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
+  HeapCorruptionError, HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
 } from './errors.js';
 
 /** The exports of assembly/abi/objects.ts: the object layer's, and the gc module's. */
@@ -173,12 +173,23 @@ export class ObjectSpace {
   #u32: Uint32Array;
 
   readonly #maxMemory: number;
+  /** The exports the gc module calls: `gcExports` (src/heap/guard.ts wraps them), until disposed. */
+  #gcEx: GcExports;
 
-  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number) {
+  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports) {
     this.#ex = exports;
+    this.#gcEx = gcExports;
     this.#maxMemory = maxMemory;
     this.#u32 = new Uint32Array(exports.memory.buffer);
-    this.gc = new GcModule(this);
+    this.gc = new GcModule({
+      exports: (operation) => {
+        this.exports(operation);
+        return this.#gcEx;
+      },
+      isObject: (o) => this.isObject(o),
+      debugName: (o) => this.debugName(o),
+      reportUnraisable: (error, object, message) => this.reportUnraisable(error, object, message),
+    });
     this.unraisableHook = (info) => {
       const error = info.error;
       const detail = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error);
@@ -214,6 +225,7 @@ export class ObjectSpace {
   /** Drops the instance; exports() throws HeapDisposedError from now on. */
   dispose(): void {
     this.#ex = DISPOSED;
+    this.#gcEx = DISPOSED;
     this.#disposed = true;
     this.#ready = false;
   }
@@ -471,6 +483,8 @@ export class ObjectSpace {
     try {
       entry.finalizer(o);
     } catch (error) {
+      // A heap found corrupted must stop the Wasm call under this finalizer too.
+      if (error instanceof HeapCorruptionError) throw error;
       this.reportUnraisable(error, o, `Exception ignored in: <finalizer of ${this.#describe(o)}>`);
     }
   }
@@ -481,6 +495,7 @@ export class ObjectSpace {
     try {
       callback(wr);
     } catch (error) {
+      if (error instanceof HeapCorruptionError) throw error;
       this.reportUnraisable(error, wr, `Exception ignored in: <callback of ${this.#describe(wr)}>`);
     }
   }
@@ -526,8 +541,9 @@ export class ObjectSpace {
     this.exports(operation);
     const given = type ?? this.#builtins.find((builtin) => builtin.kind === kind);
     const entry = given && this.#types.get(given.address);
-    if (!entry) {
-      throw new TypeError(`${operation}: type must be a type returned by defineType`);
+    // By identity: another heap's type records sit at the same addresses.
+    if (!entry || entry.type !== given) {
+      throw new TypeError(`${operation}: type must be a type returned by this heap's defineType`);
     }
     if (entry.type.kind !== kind) throw new TypeError(`${operation}: ${entry.type.name} is a '${entry.type.kind}' type, not '${kind}'`);
     return entry.type.address;

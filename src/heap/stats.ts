@@ -56,6 +56,19 @@ export interface HeapStats {
     releasedBytes: number;
     /** Committed memory in arenas and raw blocks (with their headers). */
     inUseBytes: number;
+    /**
+     * Part of inUseBytes: the block state bits after each arena (2 bits per alignment granule,
+     * what makes free() exact).
+     */
+    blockBitsBytes: number;
+  };
+  /**
+   * Freed objects the debug build keeps in quarantine (their blocks still count as in use),
+   * so that stale handles are refused; always 0 in the release build.
+   */
+  quarantine: {
+    objects: number;
+    bytes: number;
   };
 }
 
@@ -109,7 +122,9 @@ export function decodeStats(words: Uint32Array, config: HeapConfig): HeapStats {
       baseBytes,
       releasedBytes,
       inUseBytes: committedBytes - baseBytes - releasedBytes,
+      blockBitsBytes: s(13),
     },
+    quarantine: { objects: s(14), bytes: s(15) },
   };
 }
 
