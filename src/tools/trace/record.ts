@@ -129,6 +129,8 @@ export interface UntracedProcess {
 export interface RecordSummary {
   command: string;
   args: string[];
+  /** The command's process; undefined if it could not be started. */
+  pid: number | undefined;
   /** One per traced process, in the order the processes were first seen. */
   traces: RecordedTrace[];
   /**
@@ -653,6 +655,7 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
     return {
       command,
       args,
+      pid: child.pid,
       traces,
       untraced: seen.filter((process) => process.trace === undefined).map(({ pid, program }) => ({ pid, program })),
       seconds: (performance.now() - started) / 1000,
