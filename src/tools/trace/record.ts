@@ -549,7 +549,7 @@ export function describePrograms(processes: readonly { program: string }[], limi
 
 /** Final paths for the traces, in order: see RecordOptions.processes. */
 function tracePaths(output: string, traced: readonly SeenProcess[], processes: 'command' | 'all' | readonly string[]): string[] {
-  if (processes === 'command' || (processes !== 'all' && traced.length === 1)) return traced.map(() => output);
+  if (processes !== 'all' && traced.length === 1) return [output];
   const taken = new Set<string>();
   return traced.map((process) => {
     // A pid the system handed out again during the recording gets a second name.
@@ -593,6 +593,9 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
   const preload = await mtracePreload(settings);
   const inheritedPreload = settings.env.LD_PRELOAD ?? process.env.LD_PRELOAD;
   if (inheritedPreload) preload.push(inheritedPreload);
+
+  // The traces are created as their processes start; whether they can be is known before.
+  await (await TraceWriter.create(output)).abort();
 
   const workDir = await mkdtemp(join(tmpdir(), 'pymalloc-record-'));
   try {
