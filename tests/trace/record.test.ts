@@ -17,6 +17,7 @@ import {
   processTracePath,
   record,
   RecordError,
+  TraceFileError,
   type RecordedTrace,
   type RecordSummary,
   type TraceSummary,
@@ -266,6 +267,15 @@ describe('record', () => {
       'command not found: no-such-command-pymalloc',
     );
     expect((await readdir(dir)).filter((name) => name.startsWith('missing'))).toEqual([]);
+  });
+
+  it('says the trace cannot be written before running the command', { timeout: RECORDING_TIMEOUT }, async () => {
+    const marker = join(dir, 'ran-unwritable');
+    const output = join(dir, 'no-such-dir', 'x.trace');
+    const recording = record({ output, command: 'sh', args: ['-c', `: > ${marker}`], stdio: 'ignore', processes: 'all' });
+    await expect(recording).rejects.toThrow(TraceFileError);
+    await expect(recording).rejects.toThrow(`cannot write trace file ${output}: ENOENT`);
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('validates its options', async () => {

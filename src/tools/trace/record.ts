@@ -401,9 +401,11 @@ class Recording {
   constructor(
     private readonly workDir: string,
     private readonly output: string,
-    private readonly comments: readonly string[],
     private readonly display: string,
-    private readonly perProcessHeader: boolean,
+    /** The trace header's comments after the one naming the command (and its process). */
+    private readonly comments: readonly string[],
+    /** Whether the traces name their process: in every mode but the command's own process. */
+    private readonly nameEachProcess: boolean,
     private readonly onFailure: () => void,
   ) {}
 
@@ -473,12 +475,14 @@ class Recording {
   private startTrace(process: SeenProcess, program: string): void {
     // Listening before the first 'stream' is emitted, which on() then holds until it is read.
     const streams = on(process.streams, 'stream', { close: ['over'] }) as AsyncIterableIterator<[number]>;
-    const source = this.perProcessHeader
+    const source = this.nameEachProcess
       ? `mtrace output of ${program} (pid ${process.pid}) under ${this.display}`
       : `mtrace output of ${this.display}`;
-    const comments = this.perProcessHeader
-      ? [this.comments[0]!, `process ${process.pid}, traced from when it ran ${program}`, ...this.comments.slice(1)]
-      : this.comments;
+    const comments = [
+      `recorded with glibc mtrace from: ${this.display}`,
+      ...(this.nameEachProcess ? [`process ${process.pid}, traced from when it ran ${program}`] : []),
+      ...this.comments,
+    ];
     const recording = this;
     async function* bytes(): AsyncGenerator<Buffer> {
       yield FIRST_LINE;
@@ -609,8 +613,8 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
     const recording = new Recording(
       workDir,
       output,
-      [`recorded with glibc mtrace from: ${display}`, ...settings.comments],
       display,
+      settings.comments,
       settings.processes !== 'command',
       () => {
         if (child !== undefined && child.exitCode === null && child.signalCode === null) killedByUs = child.kill('SIGKILL');
