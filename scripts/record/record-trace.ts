@@ -25,8 +25,9 @@ const summary = await record({
   args,
   comments: noted.length > 0 ? [`environment: ${noted.join(' ')}`] : [],
 });
-const { ops, allocs, frees, reallocs, idLimit, liveAtEnd, skippedFrees, impliedFrees, seconds } = summary;
-console.error(
-  `${output}: ${ops} ops (${allocs} allocs, ${frees} frees, ${reallocs} reallocs), ids < ${idLimit}, ` +
-    `${liveAtEnd} live at end, ${skippedFrees} skipped frees, ${impliedFrees} implied frees, ${seconds.toFixed(1)} s`,
-);
+for (const { output: path, ops, allocs, frees, reallocs, idLimit, liveAtEnd, skippedFrees, impliedFrees } of summary.traces) {
+  console.error(
+    `${path}: ${ops} ops (${allocs} allocs, ${frees} frees, ${reallocs} reallocs), ids < ${idLimit}, ` +
+      `${liveAtEnd} live at end, ${skippedFrees} skipped frees, ${impliedFrees} implied frees, ${summary.seconds.toFixed(1)} s`,
+  );
+}

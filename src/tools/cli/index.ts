@@ -5,7 +5,7 @@
 //   pymalloc replay TRACE [--allocators x,y] [--out DIR] [--json]
 //   pymalloc convert IN OUT                  any trace the reader takes -> canonical (OUT.gz: gzip)
 //   pymalloc bench [--json] [--steps N] [--runs N]
-//   pymalloc record -o OUT.trace.gz [--cache-dir DIR] -- COMMAND [ARGS...]
+//   pymalloc record -o OUT.trace.gz [--process NAME... | --all-processes] [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
 //   pymalloc peers [--build]                 which allocators are built; build the C ones
 //   pymalloc --version
@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
-import { convertTrace, record, type TraceSummary } from '../trace/index.js';
+import { convertTrace, describePrograms, record, type TraceSummary } from '../trace/index.js';
 import { C_PEERS, C_TOOLCHAIN_PACKAGES, isPymalloc, PYMALLOC_PRESETS, userPeersDir } from '../compare/allocators.js';
 import { runBench, formatBench, BATCH, MAX_STEPS, MAX_RUNS } from '../compare/bench.js';
 import { compare, comparisonDocument, defaultWorkloads, failedResults, planComparison, type CompareOptions } from '../compare/compare.js';
@@ -210,21 +210,42 @@ function buildProgram(): Command {
     .command('record')
     .description('record a command\'s heap operations with glibc mtrace into a trace file (set PYTHONMALLOC=malloc for CPython)')
     .requiredOption('-o, --output <file>', 'the trace to write (gzip-compressed if it ends in .gz)')
+    .option(
+      '--process <name>',
+      'trace the processes running this program instead of the command\'s own (e.g. cc1 under gcc); repeat for several. ' +
+        'One such process goes to OUT; several go to OUT with .NAME.PID inserted (out.cc1.12345.trace.gz)',
+      (name: string, names: string[] = []) => [...names, name],
+    )
+    .option('--all-processes', 'trace every process the command runs, each to OUT with .NAME.PID inserted (out.cc1.12345.trace.gz)')
     .option('--cache-dir <dir>', 'where the mtrace shim, built with gcc on first use, is kept (default: $XDG_CACHE_HOME/pymalloc-wasm or ~/.cache/pymalloc-wasm)')
     .argument('<command...>', 'the command and its arguments, after --')
-    .action(async (command: string[], flags: { output: string; cacheDir?: string }) => {
+    .action(async (command: string[], flags: { output: string; process?: string[]; allProcesses?: boolean; cacheDir?: string }) => {
+      if (flags.process !== undefined && flags.allProcesses === true) throw new UsageError('give --process NAME or --all-processes, not both');
       const [program, ...args] = command;
-      const summary = await record({ output: flags.output, command: program, args, cacheDir: flags.cacheDir });
-      console.error(
-        `${summary.output}: imported ${summary.ops} ops (${summary.allocs} allocs, ${summary.frees} frees, ${summary.reallocs} reallocs); ` +
-          `skipped ${summary.skippedFrees} frees of unknown addresses, ${summary.impliedFrees} implied frees; ` +
-          `${summary.liveAtEnd} live at the end; ${summary.seconds.toFixed(1)} s`,
-      );
-      if (summary.truncatedLines > 0) {
+      const processes = flags.allProcesses === true ? 'all' : flags.process;
+      const summary = await record({ output: flags.output, command: program, args, cacheDir: flags.cacheDir, processes });
+      for (const trace of summary.traces) {
         console.error(
-          `pymalloc: warning: dropped ${summary.truncatedLines} cut-off mtrace line(s): the program exited without flushing its trace ` +
+          `${trace.output}: imported ${trace.ops} ops (${trace.allocs} allocs, ${trace.frees} frees, ${trace.reallocs} reallocs); ` +
+            `skipped ${trace.skippedFrees} frees of unknown addresses, ${trace.impliedFrees} implied frees; ` +
+            `${trace.liveAtEnd} live at the end; ${summary.seconds.toFixed(1)} s`,
+        );
+      }
+      const truncatedLines = summary.traces.reduce((sum, trace) => sum + trace.truncatedLines, 0);
+      if (truncatedLines > 0) {
+        console.error(
+          `pymalloc: warning: dropped ${truncatedLines} cut-off mtrace line(s): the program exited without flushing its trace ` +
             '(as dash does), or exec discarded it',
         );
+      }
+      const untraced = summary.untraced.length;
+      if (untraced > 0 && processes === undefined) {
+        console.error(
+          `pymalloc: warning: ${untraced} child ${untraced === 1 ? 'process' : 'processes'} ran untraced (${describePrograms(summary.untraced)}): ` +
+            'record them with --process NAME (one trace per process running NAME) or --all-processes',
+        );
+      } else if (untraced > 0) {
+        console.error(`pymalloc: ${untraced} other ${untraced === 1 ? 'process' : 'processes'} ran untraced (${describePrograms(summary.untraced)})`);
       }
     });
 

@@ -18,4 +18,12 @@ export { detectFormat } from './detect.js';
 export { openTrace, parseTraceText, readTrace, type ReadTraceOptions } from './reader.js';
 export { TraceWriter, writeTrace, isGzipPath, type TraceWriterOptions } from './writer.js';
 export { convertTrace } from './convert.js';
-export { record, type RecordOptions, type RecordSummary } from './record.js';
+export {
+  describePrograms,
+  processTracePath,
+  record,
+  type RecordedTrace,
+  type RecordOptions,
+  type RecordSummary,
+  type UntracedProcess,
+} from './record.js';

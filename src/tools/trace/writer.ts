@@ -69,17 +69,21 @@ export class TraceWriter {
     }
   }
 
-  /** Flushes the trace and moves it to its final path. */
-  async close(): Promise<void> {
+  /**
+   * Flushes the trace and moves it to its final path: `path`, or one chosen only now (record
+   * names a process's trace once it knows how many were traced). The temporary file is beside
+   * `path`, so `finalPath` should be in the same directory for the move to be a rename.
+   */
+  async close(finalPath: string = this.path): Promise<void> {
     this.expectOpen();
     this.closed = true;
     this.head.end();
     try {
       await this.done;
-      await rename(this.temporaryPath, this.path);
+      await rename(this.temporaryPath, finalPath);
     } catch (error) {
       await rm(this.temporaryPath, { force: true });
-      throw new TraceFileError(this.path, `cannot write trace file ${this.path}: ${(error as Error).message}`, { cause: error });
+      throw new TraceFileError(finalPath, `cannot write trace file ${finalPath}: ${(error as Error).message}`, { cause: error });
     }
   }
 
