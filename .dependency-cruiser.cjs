@@ -3,7 +3,7 @@
 // floors below it, never from one above. README.md ("How it is built") draws the same picture.
 
 /** The Wasm core, bottom up (assembly/README.md says what each floor owns). */
-const CORE_FLOORS = ['memory', 'raw', 'pymalloc', 'objects', 'gc', 'heap', 'abi'];
+const CORE_FLOORS = ['memory', 'raw', 'pymalloc', 'debug', 'objects', 'gc', 'heap', 'abi'];
 
 /** The tools built on the library, bottom up. */
 const TOOL_FLOORS = ['trace', 'compare', 'cli'];

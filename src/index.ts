@@ -3,9 +3,9 @@ export { PRESETS, MAX_MEMORY } from './heap/config.js';
 export type { HeapOptions, HeapConfig, PresetName } from './heap/config.js';
 export type { HeapStats, SizeClassStats } from './heap/stats.js';
 export {
-  InvalidAddressError, OutOfMemoryError, HeapCorruptionError, HeapDisposedError,
+  InvalidAddressError, OutOfMemoryError, HeapCorruptionError, HeapDisposedError, MemoryCorruptionError,
 } from './heap/errors.js';
-export type { InvalidAddressReason } from './heap/errors.js';
+export type { InvalidAddressReason, DebugProblem } from './heap/errors.js';
 export type {
   ObjectType, ObjectKind, TypeSpec, Finalizer, WeakrefCallback, UnraisableInfo,
 } from './heap/objects.js';

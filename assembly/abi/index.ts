@@ -4,20 +4,29 @@
 // corrupted traps (memory/header.ts, `corrupt`) and leaves the invariant in corruption().
 
 import { IO, IO_WORDS, Status, header } from "../memory/header";
-import { objectMalloc, objectFree } from "../pymalloc/obmalloc";
+import { pyObjectMalloc, pyObjectFree } from "../debug/hooks";
 import { addressInRange } from "../pymalloc/arena";
 import { fillStats } from "../heap/stats";
 import { heapIsValid } from "../heap/check";
 
+export { heapInit, placeFirstArena } from "../pymalloc/obmalloc";
 export {
-  heapInit,
-  objectMalloc as malloc,
-  objectCalloc as calloc,
-  objectRealloc as realloc,
-  objectFree as free,
+  pyObjectMalloc as malloc,
+  pyObjectCalloc as calloc,
+  pyObjectRealloc as realloc,
+  pyObjectFree as free,
+  pyMemMalloc as memMalloc,
+  pyMemCalloc as memCalloc,
+  pyMemRealloc as memRealloc,
+  pyMemFree as memFree,
+  pyRawMalloc as rawMalloc,
+  pyRawCalloc as rawCalloc,
+  pyRawRealloc as rawRealloc,
+  pyRawFree as rawFree,
   usableSize,
-  placeFirstArena,
-} from "../pymalloc/obmalloc";
+  debugHooksInit,
+  debugReport,
+} from "../debug/hooks";
 
 /** address_in_range: true iff p lies inside one of the heap's arenas. */
 export function owns(p: usize): bool {
@@ -32,9 +41,9 @@ export function mallocMany(n: u32): u32 {
   if (n > IO_WORDS) n = IO_WORDS;
   for (let i: u32 = 0; i < n; i++) {
     const slot = IO + (<usize>i << 2);
-    const p = objectMalloc(load<u32>(slot));
+    const p = pyObjectMalloc(load<u32>(slot));
     if (!p) {
-      for (let j: u32 = 0; j < i; j++) objectFree(load<u32>(IO + (<usize>j << 2)));
+      for (let j: u32 = 0; j < i; j++) pyObjectFree(load<u32>(IO + (<usize>j << 2)));
       return i;
     }
     store<u32>(slot, p);
@@ -46,7 +55,7 @@ export function mallocMany(n: u32): u32 {
 export function freeMany(n: u32): u32 {
   if (n > IO_WORDS) n = IO_WORDS;
   for (let i: u32 = 0; i < n; i++) {
-    if (objectFree(load<u32>(IO + (<usize>i << 2))) != Status.OK) return i;
+    if (pyObjectFree(load<u32>(IO + (<usize>i << 2))) != Status.OK) return i;
   }
   return n;
 }

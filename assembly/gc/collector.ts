@@ -44,7 +44,7 @@ import {
   GC_HEADER, FINALIZER, FINALIZED, COLLECTING, PREV_SHIFT, PREV_FLAGS, UNREACHABLE,
   NUM_GENERATIONS, PERMANENT,
 } from "../objects/object";
-import { heldRealloc } from "../pymalloc/obmalloc";
+import { heldRealloc } from "../debug/hooks";
 
 // @ts-ignore: decorator
 @external("env", "gcEvent")

@@ -9,6 +9,7 @@
 //   20      memory (HeapBroken)           21..23  objects and generations (ObjectsBroken)
 //   24      raw overrun (RawBroken)       25      block bits (PymallocBroken)
 //   26..31  the object layer's lists, quarantine and blocks (ObjectLayerBroken)
+//   32      a debug block's layout, with the hooks on (debug/hooks.ts: the record says which)
 // Codes 24 and 26..29 are found by operations too, which stop with corrupt() (memory/header.ts).
 // Walks are bounded by counts already established, so a corrupted link cannot make one loop.
 
@@ -16,6 +17,7 @@ import { header, broken } from "../memory/header";
 import { rawIsValid } from "../raw/tlsf";
 import { pymallocIsValid } from "../pymalloc/obmalloc";
 import { objectsAreValid } from "../gc/collector";
+import { debugBlocksAreValid } from "../debug/hooks";
 
 export const enum HeapBroken {
   NONE = 0,
@@ -31,5 +33,5 @@ export function heapIsValid(): u32 {
   ) {
     return broken(HeapBroken.MEMORY, 0);
   }
-  return rawIsValid() || pymallocIsValid() || objectsAreValid();
+  return rawIsValid() || pymallocIsValid() || objectsAreValid() || debugBlocksAreValid();
 }

@@ -76,6 +76,11 @@ export const enum Status {
   OBJECT = 8,
   /** The address is inside a held block (an object's GC header, say), not at its start. */
   INSIDE_OBJECT = 9,
+  /**
+   * The debug hooks found the block's layout broken (a pad byte, its API id, a write after
+   * free, a second free): debugViolation says which.
+   */
+  DEBUG_VIOLATION = 10,
 }
 
 @unmanaged export class HeapHeader {
@@ -129,6 +134,18 @@ export const enum Status {
   corruption: u32;
   /** Pools of address space the first arena is placed further in (placeFirstArena). */
   firstArenaSkew: u32;
+
+  /**
+   * The debug hooks (debug/hooks.ts): 0 when off, which is all the entry points test; set once,
+   * before the first block, by debugHooksInit.
+   */
+  debugFlags: u32;
+  /** Calls to debug malloc/realloc so far: the serial number of the last block made. */
+  debugSerial: u32;
+  /** The last violation the hooks found (debug/hooks.ts, DebugViolation), and about what. */
+  debugViolation: u32;
+  debugExpectedApi: u32;
+  debugBlock: usize;
 }
 
 // @ts-ignore: decorator

@@ -24,7 +24,7 @@
 // linearly from FNV-1a of the bytes, grown to keep it at most 2/3 full.
 
 import { CHECKED } from "../memory/header";
-import { heldRealloc } from "../pymalloc/obmalloc";
+import { heldRealloc } from "../debug/hooks";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
 import {
   Kind, TypeRecord, ListObject, VarObject, WeakrefObject, state, typeRecord,

@@ -164,6 +164,10 @@ export function heldFree(p: usize): u32 {
   return Status.OK;
 }
 
+/** What the debug hooks fill freed blocks with (debug/hooks.ts, where the layout is drawn). */
+// @ts-ignore: decorator
+@inline const DEAD: u8 = 0xdd;
+
 /** Puts the block p, its state cleared, back on its pool's free list, moving the pool as CPython does. */
 // @ts-ignore: decorator
 @inline function pushFreeBlock(p: usize, pool: PoolHeader): void {
@@ -312,6 +316,9 @@ function allocateFromNewPool(index: u32, state: u32): usize {
   const block = changetype<usize>(pool) + POOL_OVERHEAD;
   pool.nextoffset = POOL_OVERHEAD + (size << 1);
   pool.maxnextoffset = (1 << header().poolShift) - size;
+  // Under the debug hooks every free block of a pool is DEAD (debug/hooks.ts): the two blocks
+  // carved here start so, whatever the memory held before.
+  if (header().debugFlags) memory.fill(block, DEAD, size << 1);
   pool.freeblock = block + size;
   store<usize>(pool.freeblock, 0);
   markAllocated(pool, block, state);

@@ -586,3 +586,24 @@ export function rawIsValid(): u32 {
   if (listed != freeBlocks) return broken(RawBroken.FREE_LISTS, 0);
   return RawBroken.NONE;
 }
+
+/**
+ * The payload of the first caller's block (neither free nor INTERNAL) after payload p, or
+ * after the start of memory when p is 0; 0 when there is none. For walks of every caller's
+ * block (the debug hooks' checker): the tiling is trusted, as rawIsValid has verified it.
+ */
+export function rawNextCallerBlock(p: usize): usize {
+  let b = p ? p - RAW_HEADER + blockSize(p - RAW_HEADER) : header().dynamicBase;
+  while (b) {
+    const info = blockInfo(b);
+    const size = <usize>(info & SIZE_MASK);
+    if (!size) {
+      b = <usize>load<u32>(b, 4); // a region's sentinel: the next region, or 0 after the last
+    } else if (info & (FREE | INTERNAL)) {
+      b += size;
+    } else {
+      return b + RAW_HEADER;
+    }
+  }
+  return 0;
+}

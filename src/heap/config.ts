@@ -38,6 +38,14 @@ export interface HeapOptions {
    * @default 'release'
    */
   build?: 'release' | 'debug';
+  /**
+   * CPython's debug hooks (PYTHONMALLOC=debug): the requested size, the API id and FORBIDDEN pad
+   * bytes around every block, new data CLEAN (0xcd), freed blocks DEAD (0xdd), all checked on
+   * every free and realloc and by check(). `{ serialNumbers: true }` adds each block's serial
+   * number. README, "Debug hooks".
+   * @default false
+   */
+  debugHooks?: boolean | { serialNumbers?: boolean };
 }
 
 /** The resolved configuration of a heap. */
@@ -53,11 +61,13 @@ export interface HeapConfig {
   poolOverhead: number;
   maxMemory: number;
   build: 'release' | 'debug';
+  /** false, or the debug hooks' settings. */
+  debugHooks: false | { serialNumbers: boolean };
 }
 
 const DEFAULTS = { preset: 'cpython-3.12', maxMemory: MAX_MEMORY, build: 'release' } as const;
 const OPTION_NAMES = new Set([
-  'preset', 'alignment', 'poolSize', 'arenaSize', 'smallRequestThreshold', 'maxMemory', 'build',
+  'preset', 'alignment', 'poolSize', 'arenaSize', 'smallRequestThreshold', 'maxMemory', 'build', 'debugHooks',
 ]);
 export const POOL_HEADER_BYTES = 32;
 
@@ -114,6 +124,7 @@ export function resolveConfig(options: HeapOptions = {}): HeapConfig {
   if (build !== 'release' && build !== 'debug') {
     throw new RangeError("options.build must be 'release' or 'debug'");
   }
+  const debugHooks = resolveDebugHooks(options.debugHooks);
   return {
     preset,
     alignment,
@@ -125,5 +136,20 @@ export function resolveConfig(options: HeapOptions = {}): HeapConfig {
     poolOverhead: Math.ceil(POOL_HEADER_BYTES / alignment) * alignment,
     maxMemory,
     build,
+    debugHooks,
   };
+}
+
+function resolveDebugHooks(value: HeapOptions['debugHooks']): HeapConfig['debugHooks'] {
+  if (value === undefined || value === false) return false;
+  if (value === true) return { serialNumbers: false };
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError('options.debugHooks must be a boolean or { serialNumbers?: boolean }');
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'serialNumbers') throw new TypeError(`unknown option 'debugHooks.${key}' (valid: serialNumbers)`);
+  }
+  const serialNumbers = value.serialNumbers ?? false;
+  if (typeof serialNumbers !== 'boolean') throw new TypeError('options.debugHooks.serialNumbers must be a boolean');
+  return { serialNumbers };
 }

@@ -88,6 +88,7 @@ export const INVARIANTS = [
   'intern table: a probe of the interned strings found no empty slot (the table was overwritten)',
   'quarantine: a freed object parked by the debug build was written to after it died (a use after free)',
   'object block: the block under an object, or an array an object owns, is not held by the object layer',
+  'debug block: a block breaks the debug hooks\' layout (a MemoryCorruptionError says how)',
 ] as const;
 
 /**
@@ -156,5 +157,33 @@ export class ObjectTypeError extends TypeError {
     detail: string,
   ) {
     super(`${operation}(${hex(address)}): ${detail}`);
+  }
+}
+
+/** What the debug hooks found wrong with a block (assembly/debug/hooks.ts, DebugViolation). */
+export type DebugProblem =
+  | 'bad-id'
+  | 'bad-leading-pad'
+  | 'bad-trailing-pad'
+  | 'bad-size'
+  | 'freed'
+  | 'written-after-free';
+
+/**
+ * The debug hooks (`debugHooks: true`) found a block's layout broken: a pad byte overwritten,
+ * the block freed through another API than it was allocated with, a second free, a write to a
+ * freed block. The message is CPython's report (its _PyObject_DebugDumpAddress) followed by
+ * `operation: problem`. The bad block is left as it was; the heap stays usable.
+ */
+export class MemoryCorruptionError extends Error {
+  override name = 'MemoryCorruptionError';
+  constructor(
+    readonly operation: string,
+    /** The block's address as the caller has it (p). */
+    readonly address: number,
+    readonly problem: DebugProblem,
+    report: string,
+  ) {
+    super(report);
   }
 }

@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
 import {
   HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
-  type InvalidAddressReason,
+  type InvalidAddressReason, type MemoryCorruptionError,
 } from './errors.js';
+import { debugError, readDebugRecord } from './debug.js';
 import { CoreAssertion, CoreGuard } from './guard.js';
 import { decodeStats, formatDebugMallocStats, type HeapStats } from './stats.js';
 import {
@@ -20,6 +21,16 @@ interface CoreExports extends ObjectExports {
   calloc(count: number, size: number): number;
   realloc(address: number, size: number): number;
   free(address: number): number;
+  memMalloc(size: number): number;
+  memCalloc(count: number, size: number): number;
+  memRealloc(address: number, size: number): number;
+  memFree(address: number): number;
+  rawMalloc(size: number): number;
+  rawCalloc(count: number, size: number): number;
+  rawRealloc(address: number, size: number): number;
+  rawFree(address: number): number;
+  debugHooksInit(flags: number): number;
+  debugReport(): void;
   usableSize(address: number): number;
   owns(address: number): number;
   mallocMany(count: number): number;
@@ -37,6 +48,12 @@ interface CoreExports extends ObjectExports {
 /** Status codes of assembly/memory/header.ts. */
 const OUT_OF_MEMORY = 1;
 const BAD_GEOMETRY = 7;
+const DEBUG_VIOLATION = 10;
+/** The heap checker's code for a broken debug block (assembly/debug/hooks.ts). */
+const DEBUG_BLOCK_BROKEN = 32;
+/** debugHooksInit flags. */
+const HOOKS_ON = 1;
+const SERIAL_NUMBERS = 2;
 const REASONS: Record<number, InvalidAddressReason> = {
   2: 'not-allocated',
   3: 'misaligned',
@@ -185,6 +202,7 @@ export class Heap {
     }
     if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
     raw.placeFirstArena(heapsCreated++ % FIRST_ARENA_PLACES);
+    if (config.debugHooks) raw.debugHooksInit(HOOKS_ON | (config.debugHooks.serialNumbers ? SERIAL_NUMBERS : 0));
     return new Heap(config, raw, guard, objectImports);
   }
 
@@ -203,7 +221,7 @@ export class Heap {
     } catch (error) {
       throw this.#guard.failure('malloc', error);
     }
-    if (address === 0) throw this.#outOfMemory('malloc', size);
+    if (address === 0) throw this.#allocationFailure('malloc', size);
     return address >>> 0;
   }
 
@@ -217,7 +235,7 @@ export class Heap {
     } catch (error) {
       throw this.#guard.failure('calloc', error);
     }
-    if (address === 0) throw this.#outOfMemory('calloc', count * size);
+    if (address === 0) throw this.#allocationFailure('calloc', count * size);
     return address >>> 0;
   }
 
@@ -247,7 +265,40 @@ export class Heap {
     } catch (error) {
       throw this.#guard.failure('free', error);
     }
-    if (status !== 0) throw new InvalidAddressError('free', address, REASONS[status]);
+    if (status !== 0) throw this.#freeFailure('free', address, status);
+  }
+
+  // PyMem_Malloc (API 'm') and PyMem_RawMalloc (API 'r'). malloc/free above are
+  // PyObject_Malloc (API 'o'). Without debug hooks 'm' is pymalloc as 'o' is, and 'r' the raw
+  // allocator whatever the size; with them a block freed through another API than it was
+  // allocated with is a MemoryCorruptionError ("bad ID"), as in CPython.
+
+  /** PyMem_Malloc: pymalloc, API 'm' under the debug hooks. */
+  memMalloc(size: number): number {
+    return this.#domainMalloc('memMalloc', size, (n) => this.#ex.memMalloc(n));
+  }
+  memCalloc(count: number, size: number): number {
+    return this.#domainCalloc('memCalloc', count, size, (c, n) => this.#ex.memCalloc(c, n));
+  }
+  memRealloc(address: number, size: number): number {
+    return this.#domainRealloc('memRealloc', address, size, (p, n) => this.#ex.memRealloc(p, n));
+  }
+  memFree(address: number): void {
+    this.#domainFree('memFree', address, (p) => this.#ex.memFree(p));
+  }
+
+  /** PyMem_RawMalloc: the raw allocator for any size, API 'r' under the debug hooks. */
+  rawMalloc(size: number): number {
+    return this.#domainMalloc('rawMalloc', size, (n) => this.#ex.rawMalloc(n));
+  }
+  rawCalloc(count: number, size: number): number {
+    return this.#domainCalloc('rawCalloc', count, size, (c, n) => this.#ex.rawCalloc(c, n));
+  }
+  rawRealloc(address: number, size: number): number {
+    return this.#domainRealloc('rawRealloc', address, size, (p, n) => this.#ex.rawRealloc(p, n));
+  }
+  rawFree(address: number): void {
+    this.#domainFree('rawFree', address, (p) => this.#ex.rawFree(p));
   }
 
   /** Bytes the block can hold: its size class, or the raw block's capacity. */
@@ -259,7 +310,10 @@ export class Heap {
     } catch (error) {
       throw this.#guard.failure('usableSize', error);
     }
-    if (size === 0) throw new InvalidAddressError('usableSize', address, REASONS[this.#ex.lastError()]);
+    // Under the debug hooks a block of 0 bytes has 0: lastError tells it from a refusal.
+    if (size === 0 && this.#ex.lastError() !== 0) {
+      throw new InvalidAddressError('usableSize', address, REASONS[this.#ex.lastError()]);
+    }
     return size >>> 0;
   }
 
@@ -318,7 +372,7 @@ export class Heap {
       if (allocated < batch) {
         const failed = done + allocated;
         this.#freeBatches(result.subarray(0, done));
-        throw this.#outOfMemory(`mallocMany[${failed}]`, sizes[failed]);
+        throw this.#allocationFailure(`mallocMany[${failed}]`, sizes[failed]);
       }
       result.set(this.#ioView().subarray(0, batch), done);
       done += batch;
@@ -335,7 +389,7 @@ export class Heap {
     }
     const failed = this.#freeBatches(addresses);
     if (failed >= 0) {
-      throw new InvalidAddressError(`freeMany[${failed}]`, addresses[failed], REASONS[this.#ex.lastError()]);
+      throw this.#freeFailure(`freeMany[${failed}]`, addresses[failed], this.#ex.lastError());
     }
   }
 
@@ -354,6 +408,7 @@ export class Heap {
   /** Walks every structure; throws HeapCorruptionError naming the first broken invariant. */
   check(): void {
     const broken = this.#call('check', () => this.#ex.check());
+    if (broken === DEBUG_BLOCK_BROKEN) throw this.#debugError('check');
     if (broken !== 0) {
       throw new HeapCorruptionError(INVARIANTS[broken] ?? `invariant ${broken}`, this.#ex.errorAddress() >>> 0);
     }
@@ -572,7 +627,7 @@ export class Heap {
     this.#expectLive(operation);
     if (!isU32(address)) throw addressError(address);
     const usable = this.#ex.usableSize(address) >>> 0;
-    if (usable === 0) throw new InvalidAddressError(operation, address, REASONS[this.#ex.lastError()]);
+    if (usable === 0 && this.#ex.lastError() !== 0) throw new InvalidAddressError(operation, address, REASONS[this.#ex.lastError()]);
     const size = length ?? usable;
     if (!isU32(size) || size > usable) {
       throw new RangeError(`${operation}: length must be an integer from 0 to the block's ${usable} bytes, not ${shown(size)}`);
@@ -608,6 +663,58 @@ export class Heap {
   #failure(operation: string, address: number, size: number): Error {
     const status = this.#ex.lastError();
     if (status === OUT_OF_MEMORY) return this.#outOfMemory(operation, size);
+    if (status === DEBUG_VIOLATION) return this.#debugError(operation);
     return new InvalidAddressError(operation, address, REASONS[status]);
+  }
+
+  /** Why an allocation returned 0: out of memory, or (debug hooks) the block handed out was written after free. */
+  #allocationFailure(operation: string, size: number): Error {
+    if (this.#ex.lastError() === DEBUG_VIOLATION) return this.#debugError(operation);
+    return this.#outOfMemory(operation, size);
+  }
+
+  #freeFailure(operation: string, address: number, status: number): Error {
+    if (status === DEBUG_VIOLATION) return this.#debugError(operation);
+    return new InvalidAddressError(operation, address, REASONS[status]);
+  }
+
+  /** The MemoryCorruptionError for the violation the debug hooks just recorded. */
+  #debugError(operation: string): MemoryCorruptionError {
+    this.#ex.debugReport();
+    return debugError(operation, readDebugRecord(this.#ioView()), this.#ex.memory, (p) => this.#allocationTraceback(p));
+  }
+
+  /** The allocation traceback of the block at p, as a report prints it; undefined when not tracing. */
+  #allocationTraceback(_p: number): string[] | undefined {
+    return undefined;
+  }
+
+  #domainMalloc(operation: string, size: number, call: (size: number) => number): number {
+    if (!isU32(size)) throw sizeError('size', size);
+    const address = this.#call(operation, () => call(size));
+    if (address === 0) throw this.#allocationFailure(operation, size);
+    return address >>> 0;
+  }
+
+  #domainCalloc(operation: string, count: number, size: number, call: (count: number, size: number) => number): number {
+    if (!isU32(count)) throw sizeError('count', count);
+    if (!isU32(size)) throw sizeError('size', size);
+    const address = this.#call(operation, () => call(count, size));
+    if (address === 0) throw this.#allocationFailure(operation, count * size);
+    return address >>> 0;
+  }
+
+  #domainRealloc(operation: string, address: number, size: number, call: (address: number, size: number) => number): number {
+    if (!isU32(address)) throw addressError(address);
+    if (!isU32(size)) throw sizeError('size', size);
+    const moved = this.#call(operation, () => call(address, size));
+    if (moved === 0) throw this.#failure(operation, address, size);
+    return moved >>> 0;
+  }
+
+  #domainFree(operation: string, address: number, call: (address: number) => number): void {
+    if (!isU32(address)) throw addressError(address);
+    const status = this.#call(operation, () => call(address));
+    if (status !== 0) throw this.#freeFailure(operation, address, status);
   }
 }
