@@ -135,6 +135,7 @@ function describeImport(path: string, summary: TraceSummary): string {
   return (
     `${path}: ${summary.ops} ops (${summary.allocs} allocs, ${summary.frees} frees, ${summary.reallocs} reallocs) ` +
     `imported from ${summary.format}, ${summary.liveAtEnd} live at the end, id limit ${summary.idLimit}` +
+    (summary.sites > 0 ? `, ${summary.sites} call ${summary.sites === 1 ? 'site' : 'sites'}` : '') +
     (mended.length > 0 ? `; ${mended.join(', ')}` : '')
   );
 }

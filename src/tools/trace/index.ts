@@ -4,18 +4,21 @@
 export { TraceFileError, TraceFormatError, RecordError, MissingCompilerError } from './errors.js';
 export {
   MAX_U32,
+  NO_SITE,
   OP_ALLOC,
   OP_FIELDS,
   OP_FREE,
   OP_REALLOC,
+  SITES_COMMENT,
   TRACE_HEADER,
+  type CallSite,
   type OpKind,
   type TraceChunk,
   type TraceFormat,
   type TraceSummary,
 } from './format.js';
 export { detectFormat } from './detect.js';
-export { openTrace, parseTraceText, readTrace, type ReadTraceOptions } from './reader.js';
+export { openTrace, parseTraceText, readTrace, type ParsedTrace, type ReadTraceOptions } from './reader.js';
 export { TraceWriter, writeTrace, isGzipPath, type TraceWriterOptions } from './writer.js';
 export { convertTrace } from './convert.js';
 export {
