@@ -1,7 +1,7 @@
 // The trace layer: read, convert, write and record allocation traces. See format.ts for the
 // canonical format and traces/README.md for how to use it.
 
-export { TraceFileError, TraceFormatError, RecordError, MissingCompilerError } from './errors.js';
+export { TraceFileError, TraceFormatError, RecordError, MissingCompilerError, SitesMissingError } from './errors.js';
 export {
   MAX_U32,
   NO_SITE,
@@ -30,3 +30,13 @@ export {
   type RecordSummary,
   type UntracedProcess,
 } from './record.js';
+export {
+  describeSite,
+  formatSiteLine,
+  formatSize,
+  siteStatistics,
+  type SiteStatistic,
+  type SitesMoment,
+  type SitesReport,
+} from './sites.js';
+export { symbolizeSites, type SymbolizedSite } from './symbolize.js';
