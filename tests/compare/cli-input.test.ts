@@ -12,6 +12,7 @@ import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { runBench } from '../../src/tools/compare/bench.js';
+import { SITES_COMMENT } from '../../src/tools/trace/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'src', 'tools', 'cli', 'index.ts');
@@ -48,8 +49,9 @@ const MENDED_MTRACE = [
   `${CALLER} - 0x2000`,
   '= End',
 ].join('\n') + '\n';
-/** MENDED_MTRACE in the canonical format, as convert writes it. */
-const MENDED_CANONICAL = ['a 0 32', 'a 1 64', 'f 0', 'a 0 48', 'f 1'];
+/** MENDED_MTRACE in the canonical format, as convert writes it: the caller kept as site 1. */
+const MENDED_CANONICAL = ['a 0 32 1', 'a 1 64 1', 'f 0', 'a 0 48 1', 'f 1'];
+const MENDED_SITES = [SITES_COMMENT, '# site 1 0x4005d3 main+0x1c ./prog'];
 
 let dir: string;
 
@@ -77,13 +79,13 @@ describe('pymalloc convert', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(
-      `${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) imported from mtrace, 1 live at the end, id limit 2; ` +
+      `${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) imported from mtrace, 1 live at the end, id limit 2, 1 call site; ` +
         '1 free of a block allocated before tracing began skipped, 1 untraced free implied\n',
     );
     const compressed = await readFile(output);
     expect([compressed[0], compressed[1]]).toEqual([0x1f, 0x8b]);
     expect(gunzipSync(compressed).toString('utf8')).toBe(
-      ['# pymalloc-trace v1', `# converted from ${JSON.stringify(input)}`, ...MENDED_CANONICAL, ''].join('\n'),
+      ['# pymalloc-trace v1', `# converted from ${JSON.stringify(input)}`, ...MENDED_SITES, ...MENDED_CANONICAL, ''].join('\n'),
     );
   });
 
@@ -95,7 +97,7 @@ describe('pymalloc convert', () => {
     const output = join(dir, 'again.trace');
     const run = await pymalloc('convert', input, output);
     expect(run.code).toBe(0);
-    expect(run.stdout).toBe(`${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) imported from pymalloc, 1 live at the end, id limit 2\n`);
+    expect(run.stdout).toBe(`${output}: 5 ops (3 allocs, 2 frees, 0 reallocs) imported from pymalloc, 1 live at the end, id limit 2, 1 call site\n`);
     const text = await readFile(output, 'utf8');
     expect(text.split('\n').filter((line) => !line.startsWith('#'))).toEqual([...MENDED_CANONICAL, '']);
   });

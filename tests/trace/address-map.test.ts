@@ -13,6 +13,7 @@ class OpList implements OpSink {
   push(kind: OpKind, id: number, size: number): void {
     this.ops.push([kind, id, size]);
   }
+  declareSite(): void {}
 }
 
 /**
@@ -151,7 +152,7 @@ describe('AddressMap', () => {
   it('stays exact while 100k blocks are live and 8 addresses are freed and reused 300k times', () => {
     // The churn of a real mtrace: malloc hands the address it just got back straight out again.
     // A JS Map took 24 s for this; the table's cost does not depend on the live count.
-    const sink = { count: 0, push: () => sink.count++ };
+    const sink = { count: 0, push: () => sink.count++, declareSite: () => {} };
     const map = new AddressMap(sink);
     const base = 0x55cc_0000_0000;
     for (let i = 0; i < 100_000; i++) map.allocate(`0x${(base + i * 0x30).toString(16)}`, 32);

@@ -53,6 +53,7 @@ describe('canonical format', () => {
       impliedFrees: 0,
       otherProcessEvents: 0,
       truncatedLines: 0,
+      sites: 0,
     });
   });
 

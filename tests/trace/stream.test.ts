@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   OP_ALLOC,
   OP_FREE,
+  parseTraceText,
+  SITES_COMMENT,
   OP_REALLOC,
   openTrace,
   readTrace,
@@ -75,7 +77,51 @@ describe('writeTrace and openTrace', () => {
     await writeFile(mtrace, '= Start\n@ ./p:[0x1] + 0x10 0x8\n@ ./p:[0x1] - 0x20\n@ ./p:[0x1] - 0x10\n= End\n');
     const converted = join(dir, 'prog.trace');
     await writeTrace(converted, openTrace(mtrace));
-    expect(await readFile(converted, 'utf8')).toBe('# pymalloc-trace v1\na 0 8\nf 0\n');
+    expect(await readFile(converted, 'utf8')).toBe(
+      ['# pymalloc-trace v1', SITES_COMMENT, '# site 1 0x1 - ./p', 'a 0 8 1', 'f 0', ''].join('\n'),
+    );
+  });
+
+  it('keeps the call sites of an mtrace through writing and reading again', async () => {
+    const mtrace = join(dir, 'sites.mtrace');
+    const lines = [
+      '= Start',
+      '@ ./prog:(main+0x1c)[0x11c9] + 0x10 0x8',
+      '@ /lib/x86_64-linux-gnu/libc.so.6:(__strdup+1a)[0x9e9aa] + 0x20 0x6',
+      '@ [0x7f3a4c0a] < 0x20',
+      '@ [0x7f3a4c0a] > 0x30 0x40',
+      '- 0x10',
+      '+ 0x40 0x5',
+      '@ ./prog:(main+0x1c)[0x11c9] + 0x50 0x9',
+    ];
+    await writeFile(mtrace, `${lines.join('\n')}\n`);
+    const converted = join(dir, 'sites.trace');
+    await writeTrace(converted, openTrace(mtrace, { moduleDir: '/work/bin' }));
+    const text = await readFile(converted, 'utf8');
+    expect(text).toBe(
+      [
+        '# pymalloc-trace v1',
+        SITES_COMMENT,
+        '# site 1 0x11c9 main+0x1c /work/bin/prog',
+        '# site 2 0x9e9aa __strdup+1a /lib/x86_64-linux-gnu/libc.so.6',
+        '# site 3 0x7f3a4c0a - -',
+        'a 0 8 1',
+        'a 1 6 2',
+        'r 1 64 3',
+        'f 0',
+        'a 0 5',
+        'a 2 9 1',
+        '',
+      ].join('\n'),
+    );
+    const again = parseTraceText(text);
+    expect(again.summary.sites).toBe(3);
+    expect([...again.sites!]).toEqual([1, 2, 3, 0, 0, 1]);
+    expect(again.declaredSites).toEqual([
+      { id: 1, address: '0x11c9', symbol: 'main+0x1c', module: '/work/bin/prog' },
+      { id: 2, address: '0x9e9aa', symbol: '__strdup+1a', module: '/lib/x86_64-linux-gnu/libc.so.6' },
+      { id: 3, address: '0x7f3a4c0a', symbol: '', module: '' },
+    ]);
   });
 
   it('leaves no file behind when the ops are invalid', async () => {

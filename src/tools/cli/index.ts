@@ -4,6 +4,7 @@
 //   pymalloc compare [--workload a,b,trace:PATH] [--allocators x,y] [--out report/] [--json]
 //   pymalloc replay TRACE [--allocators x,y] [--out DIR] [--json]
 //   pymalloc convert IN OUT                  any trace the reader takes -> canonical (OUT.gz: gzip)
+//   pymalloc sites TRACE [--at peak|end]     allocation sites by live bytes (a trace with call sites)
 //   pymalloc bench [--json] [--steps N] [--runs N]
 //   pymalloc record -o OUT.trace.gz [--process NAME... | --all-processes] [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
@@ -17,7 +18,17 @@ import { readFileSync } from 'node:fs';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
-import { convertTrace, describePrograms, record, type TraceSummary } from '../trace/index.js';
+import {
+  convertTrace,
+  describePrograms,
+  formatSiteLine,
+  formatSize,
+  record,
+  siteStatistics,
+  type SiteStatistic,
+  type SitesMoment,
+  type TraceSummary,
+} from '../trace/index.js';
 import { C_PEERS, C_TOOLCHAIN_PACKAGES, isPymalloc, PYMALLOC_PRESETS, userPeersDir } from '../compare/allocators.js';
 import { runBench, formatBench, BATCH, MAX_STEPS, MAX_RUNS } from '../compare/bench.js';
 import { compare, comparisonDocument, defaultWorkloads, failedResults, planComparison, type CompareOptions } from '../compare/compare.js';
@@ -124,6 +135,16 @@ function comparisonOptions(command: Command): Command {
     .option('--no-native', 'skip the native glibc reference');
 }
 
+const DEFAULT_TOP_SITES = 10;
+
+/** The orders of `sites --sort`; ties go to the report's order (live bytes, then allocated). */
+const SITE_ORDERS: Readonly<Record<string, (a: SiteStatistic, b: SiteStatistic) => number>> = {
+  size: (a, b) => b.liveBytes - a.liveBytes,
+  count: (a, b) => b.liveBlocks - a.liveBlocks,
+  allocated: (a, b) => b.allocatedBytes - a.allocatedBytes,
+};
+const SITE_ORDER_NAMES: Readonly<Record<string, string>> = { size: 'live bytes', count: 'live blocks', allocated: 'bytes allocated' };
+
 /** The import summary of a trace, as convert prints it. */
 function describeImport(path: string, summary: TraceSummary): string {
   const { skippedFrees, impliedFrees, otherProcessEvents } = summary;
@@ -135,6 +156,7 @@ function describeImport(path: string, summary: TraceSummary): string {
   return (
     `${path}: ${summary.ops} ops (${summary.allocs} allocs, ${summary.frees} frees, ${summary.reallocs} reallocs) ` +
     `imported from ${summary.format}, ${summary.liveAtEnd} live at the end, id limit ${summary.idLimit}` +
+    (summary.sites > 0 ? `, ${summary.sites} call ${summary.sites === 1 ? 'site' : 'sites'}` : '') +
     (mended.length > 0 ? `; ${mended.join(', ')}` : '')
   );
 }
@@ -186,6 +208,29 @@ function buildProgram(): Command {
     .argument('<out>', 'the canonical trace to write')
     .action(async (input: string, output: string) => {
       console.log(describeImport(output, await convertTrace(input, output)));
+    });
+
+  program
+    .command('sites')
+    .description("a trace's allocation sites by live bytes at the peak (or end), like tracemalloc's statistics('lineno'); needs a trace recorded with call sites")
+    .argument('<trace>', 'a trace with call sites: from pymalloc record, or converted from an mtrace')
+    .option('--at <moment>', 'peak (the first op at which live bytes are highest) or end', 'peak')
+    .option('--top <n>', `the sites shown, most first (default ${DEFAULT_TOP_SITES})`, integerIn(1, 0xffff_ffff))
+    .option('--sort <key>', 'size (live bytes), count (live blocks) or allocated (bytes allocated over the whole trace)', 'size')
+    .option('--json', 'print the report as JSON only')
+    .action(async (trace: string, flags: { at: string; top?: number; sort: string; json?: boolean }) => {
+      if (flags.at !== 'peak' && flags.at !== 'end') throw new UsageError(`--at must be peak or end, got ${JSON.stringify(flags.at)}`);
+      const order = SITE_ORDERS[flags.sort];
+      if (order === undefined) throw new UsageError(`--sort must be size, count or allocated, got ${JSON.stringify(flags.sort)}`);
+      const report = await siteStatistics(trace, { at: flags.at as SitesMoment });
+      const shown = [...report.sites].sort(order).slice(0, flags.top ?? DEFAULT_TOP_SITES);
+      if (flags.json === true) {
+        console.log(JSON.stringify({ ...report, sites: shown }, null, 2));
+        return;
+      }
+      const moment = report.at === 'peak' ? `at the peak (after op ${report.opsAtMoment})` : 'at the end';
+      console.log(`${trace}: ${formatSize(report.liveBytes)} live in ${report.liveBlocks} blocks ${moment}; top ${shown.length} of ${report.sites.length} sites by ${SITE_ORDER_NAMES[flags.sort]}`);
+      for (const [i, statistic] of shown.entries()) console.log(`#${i + 1}: ${formatSiteLine(statistic)}`);
     });
 
   program

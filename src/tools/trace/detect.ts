@@ -62,13 +62,14 @@ export function detectFormat(firstLines: readonly string[], source = '<text>'): 
   throw new TraceFormatError(source, 0, '', `no trace header and no events in the first ${firstLines.length} lines`);
 }
 
-/** The importer of a format. A pymalloc trace's header has been consumed by detection. */
-export function createImporter(format: TraceFormat, sink: OpSink, source: string): LineImporter {
+/** The importer of a format. A pymalloc trace's header has been consumed by detection.
+ *  `moduleDir` resolves mtrace's relative module paths (ReadTraceOptions). */
+export function createImporter(format: TraceFormat, sink: OpSink, source: string, moduleDir?: string): LineImporter {
   switch (format) {
     case 'pymalloc':
       return new CanonicalImporter(sink, source);
     case 'mtrace':
-      return new MtraceImporter(sink, source);
+      return new MtraceImporter(sink, source, moduleDir);
     case 'logalloc':
       return new LogallocImporter(sink, source);
   }

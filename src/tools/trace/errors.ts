@@ -109,3 +109,16 @@ export class MissingCompilerError extends RecordError {
     );
   }
 }
+
+/** `sites` on a trace that carries no call sites: it was recorded or converted without them. */
+export class SitesMissingError extends Error {
+  override readonly name = 'SitesMissingError';
+
+  constructor(readonly path: string) {
+    super(
+      `${path} has no call-site data: its alloc lines carry no site (a trace recorded before sites were kept, ` +
+        `or made by a tool that drops them). Record one with: npx pymalloc record -o OUT.trace.gz -- COMMAND ` +
+        `(glibc mtrace keeps each allocation's caller), or convert an mtrace file with: npx pymalloc convert IN.mtrace OUT.trace.gz`,
+    );
+  }
+}

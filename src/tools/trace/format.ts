@@ -14,11 +14,27 @@
 // Grammar (fields separated by spaces or tabs; blank lines and comments allowed anywhere, but
 // the header must come before the first op):
 //
-//     a <id> <size>     allocate
-//     f <id>            free
-//     r <id> <size>     reallocate
+//     a <id> <size> [<site>]     allocate
+//     f <id>                     free
+//     r <id> <size> [<site>]     reallocate
+//     # site <site> <address> <symbol> <module>     declares a call site (a comment to old readers)
 //
 // where <id> and <size> are decimal integers in [0, 2^32).
+//
+// Call sites (optional): an alloc or realloc may end in the id of the code that called the
+// allocator, a decimal in [1, 2^32) declared by an earlier "# site" line:
+//
+//     # site 1 0x1184 - /tmp/prog                      module-relative address, no symbol known
+//     # site 2 0x9e9aa __strdup+1a /lib/x86_64-linux-gnu/libc.so.6
+//     # site 3 0x7f3a4c0a - -                           an absolute address outside any module
+//     a 0 1000 1
+//
+// <address> is hex: relative to the module's load address (what mtrace prints for a caller in a
+// program or shared object), or absolute when <module> is "-". <symbol> is the nearest dynamic
+// symbol and offset as the recorder saw it, or "-". <module> is the rest of the line (it may hold
+// spaces). A trace with sites also says so in a comment before its first declaration. Readers
+// older than sites take "a 0 1000 1" for a malformed line and stop there, naming it: they never
+// misread a size. Traces without sites read as before.
 //
 // Invariants, checked by the reader (a violation is a TraceFormatError naming the line):
 //   - `a id` is allowed iff id is not live; afterwards id is live.
@@ -48,6 +64,25 @@ export const OP_FIELDS = 3;
 /** Largest id or size: both must fit a u32. */
 export const MAX_U32 = 0xffff_ffff;
 
+/** The id a site field may not take: in a per-op sites array it means "no site". */
+export const NO_SITE = 0;
+
+/** Where an allocation was called from, as recorded: before symbolization (sites.ts). */
+export interface CallSite {
+  /** Its id, from 1, declared before the first op that uses it. */
+  id: number;
+  /** Hex ("0x1184"): relative to the module's load address, or absolute when module is ''. */
+  address: string;
+  /** The nearest dynamic symbol and offset the recorder saw ("__strdup+1a"), or ''. */
+  symbol: string;
+  /** The program or shared object the address is in, or '' when none is known. */
+  module: string;
+}
+
+/** The comment a trace with sites carries before its first "# site" line. */
+export const SITES_COMMENT =
+  '# sites: "a" and "r" lines end in a call-site id declared by a "# site <id> <address> <symbol> <module>" line';
+
 /** The text formats a trace file can be in; see detect.ts for how each is recognised. */
 export type TraceFormat = 'pymalloc' | 'mtrace' | 'logalloc';
 
@@ -57,6 +92,11 @@ export type TraceFormat = 'pymalloc' | 'mtrace' | 'logalloc';
 export interface TraceChunk {
   /** Triples [kind, id, size]; a fresh array the consumer may keep. */
   ops: Uint32Array;
+  /** The call site of each op (NO_SITE for frees and for ops without one); absent when no op
+   *  of the chunk has a site. */
+  sites?: Uint32Array;
+  /** The sites first used in this chunk (or earlier in it declared), before the ops use them. */
+  declaredSites?: CallSite[];
   /** Set on the last chunk only (which may hold no ops); the stream ends after it. */
   summary?: TraceSummary;
 }
@@ -86,16 +126,27 @@ export interface TraceSummary {
    *  (the program _exit()ed with its trace buffer unwritten), and a malformed line just before
    *  a "= Start" (an exec cut it off). Always 0 for the other formats. */
   truncatedLines: number;
+  /** Call sites declared: 0 for a trace without call-site data. */
+  sites: number;
 }
 
 // ---- writing the canonical format ---------------------------------------------------------------
 
 const LETTER_OF_KIND = ['a', 'f', 'r'] as const;
 
-/** The canonical lines of ops (triples), each ending in a newline. */
-export function formatOps(ops: Uint32Array): string {
+/** The "# site" line declaring a site. */
+export function formatSiteDeclaration(site: CallSite): string {
+  return `# site ${site.id} ${site.address} ${site.symbol || '-'} ${site.module || '-'}\n`;
+}
+
+/** The canonical lines of ops (triples), each ending in a newline; `sites` (one per op) adds
+ *  the site field to the allocs and reallocs that have one. */
+export function formatOps(ops: Uint32Array, sites?: Uint32Array): string {
   if (ops.length % OP_FIELDS !== 0) {
     throw new RangeError(`ops.length must be a multiple of ${OP_FIELDS} (triples [kind, id, size]), got ${ops.length}`);
+  }
+  if (sites !== undefined && sites.length * OP_FIELDS !== ops.length) {
+    throw new RangeError(`sites must hold one entry per op (${ops.length / OP_FIELDS}), got ${sites.length}`);
   }
   let text = '';
   for (let i = 0; i < ops.length; i += OP_FIELDS) {
@@ -104,7 +155,8 @@ export function formatOps(ops: Uint32Array): string {
     if (kind === OP_FREE) {
       text += `f ${id}\n`;
     } else if (kind === OP_ALLOC || kind === OP_REALLOC) {
-      text += `${LETTER_OF_KIND[kind]} ${id} ${ops[i + 2]!}\n`;
+      const site = sites === undefined ? NO_SITE : sites[i / OP_FIELDS]!;
+      text += site === NO_SITE ? `${LETTER_OF_KIND[kind]} ${id} ${ops[i + 2]!}\n` : `${LETTER_OF_KIND[kind]} ${id} ${ops[i + 2]!} ${site}\n`;
     } else {
       throw new RangeError(`ops[${i}] is not an op kind (0 alloc, 1 free, 2 realloc): ${kind}`);
     }

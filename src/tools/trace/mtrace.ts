@@ -25,8 +25,10 @@
 // may be the front of "- 0x55d8ef1a2b30". The lines dropped, there and before a "= Start", are
 // counted in truncatedLines.
 
+import { isAbsolute, resolve } from 'node:path';
+
 import { TraceFormatError } from './errors.js';
-import { MAX_U32 } from './format.js';
+import { MAX_U32, NO_SITE } from './format.js';
 import { AddressMap, type ImportCounts, type LineImporter, type OpSink } from './ops.js';
 
 /**
@@ -36,6 +38,13 @@ import { AddressMap, type ImportCounts, type LineImporter, type OpSink } from '.
 const EVENT = /(?:^|\] )([-+<>!]) (0x[0-9a-f]{1,16}|\(nil\))(?: (0x[0-9a-f]+|0))?$/;
 
 const NULL_ADDRESS = '(nil)';
+
+/**
+ * The caller part: "@ <module>:(<symbol>)[<address>] " or "@ [<address>] ". glibc prints the
+ * address relative to the module's load address when it knows the module (dladdr), absolute
+ * otherwise; the symbol is the nearest dynamic one, with its offset, when dladdr found one.
+ */
+const CALLER = /^@ (?:(.*?):(?:\(([^()]*)\))?)?\[(0x[0-9a-f]{1,16})\] /;
 
 /** The mtrace event letters that carry a size. */
 const SIZED = new Set(['+', '>', '!']);
@@ -53,10 +62,15 @@ export class MtraceImporter implements LineImporter {
   /** The error for a malformed line, thrown at the next line unless that one is "= Start". */
   private cutLine: TraceFormatError | undefined;
   private truncatedLines = 0;
+  /** The site of each caller part seen, keyed by its text: callers repeat, lines are many. */
+  private readonly siteOfCaller = new Map<string, number>();
+  private siteCount = 0;
 
   constructor(
-    sink: OpSink,
+    private readonly sink: OpSink,
     private readonly source: string,
+    /** Resolves relative module paths (ReadTraceOptions.moduleDir). */
+    private readonly moduleDir?: string,
   ) {
     this.addresses = new AddressMap(sink);
   }
@@ -91,14 +105,14 @@ export class MtraceImporter implements LineImporter {
       }
       const from = this.reallocFrom;
       this.reallocFrom = undefined;
-      this.addresses.reallocate(from, address, this.size(sizeText!, text, lineNumber));
+      this.addresses.reallocate(from, address, this.size(sizeText!, text, lineNumber), this.siteOf(text, event.index));
       return;
     }
     this.expectNoPendingRealloc(text, lineNumber);
     if (address === NULL_ADDRESS) return; // a failed allocation: nothing changed
     switch (letter) {
       case '+':
-        this.addresses.allocate(address, this.size(sizeText!, text, lineNumber));
+        this.addresses.allocate(address, this.size(sizeText!, text, lineNumber), this.siteOf(text, event.index));
         break;
       case '-':
         this.addresses.free(address);
@@ -123,6 +137,26 @@ export class MtraceImporter implements LineImporter {
       throw new TraceFormatError(this.source, lineNumber, '', `the trace ends inside the realloc begun on line ${this.reallocLine}`);
     }
     return { ...this.addresses.counts(), truncatedLines: this.truncatedLines };
+  }
+
+  /** The site of the line's caller part (the text before the event, at eventIndex), declared
+   *  the first time it is seen; NO_SITE when the line has none. */
+  private siteOf(text: string, eventIndex: number): number {
+    if (eventIndex === 0) return NO_SITE;
+    const caller = text.slice(0, eventIndex + 2);
+    const known = this.siteOfCaller.get(caller);
+    if (known !== undefined) return known;
+    const parts = CALLER.exec(caller);
+    if (parts === null) {
+      this.siteOfCaller.set(caller, NO_SITE);
+      return NO_SITE;
+    }
+    const [, module = '', symbol = '', address] = parts as unknown as [string, string | undefined, string | undefined, string];
+    const id = ++this.siteCount;
+    this.siteOfCaller.set(caller, id);
+    const resolved = module !== '' && this.moduleDir !== undefined && !isAbsolute(module) ? resolve(this.moduleDir, module) : module;
+    this.sink.declareSite({ id, address, symbol, module: resolved });
+    return id;
   }
 
   private expectNoPendingRealloc(text: string, lineNumber: number): void {

@@ -10,11 +10,24 @@
 //   live      allocated and not yet freed
 //   slot      one entry of AddressMap's hash table: an address and the id of its block
 
-import { OP_ALLOC, OP_FIELDS, OP_FREE, OP_REALLOC, type OpKind, type TraceSummary } from './format.js';
+import {
+  NO_SITE,
+  OP_ALLOC,
+  OP_FIELDS,
+  OP_FREE,
+  OP_REALLOC,
+  type CallSite,
+  type OpKind,
+  type TraceChunk,
+  type TraceSummary,
+} from './format.js';
 
 /** Where an importer puts the ops it produces. */
 export interface OpSink {
-  push(kind: OpKind, id: number, size: number): void;
+  /** `site` is the call site of an alloc or realloc, declared before, or NO_SITE. */
+  push(kind: OpKind, id: number, size: number, site?: number): void;
+  /** Declares a site before the first op that uses it. */
+  declareSite(site: CallSite): void;
 }
 
 /** What an importer knows at the end that the op counts do not say (TraceSummary documents each). */
@@ -31,47 +44,69 @@ export interface LineImporter {
    * every line (mtrace) drops it, as the writer was cut off mid-line; the others read it as a line.
    */
   unterminatedLine(text: string, lineNumber: number): void;
+  /** Takes a comment line, for a format whose comments may carry data ("# site" lines). */
+  comment?(text: string, lineNumber: number): void;
   /** Called once after the last line; throws TraceFormatError if the input stopped mid-event. */
   end(lineNumber: number): ImportCounts;
 }
 
 /**
  * Packs ops into chunks of a fixed number of ops. Full chunks wait in `ready` until the reader
- * hands them out, which it does after every piece of input: the queue stays short.
+ * hands them out, which it does after every piece of input: the queue stays short. A chunk gets
+ * a sites array only once one of its ops has a site, so traces without sites cost nothing more.
  */
 export class ChunkBuilder implements OpSink {
-  readonly ready: Uint32Array[] = [];
+  readonly ready: TraceChunk[] = [];
   allocs = 0;
   frees = 0;
   reallocs = 0;
+  /** Sites declared in all. */
+  siteCount = 0;
   private chunk: Uint32Array;
+  private sites: Uint32Array | undefined;
+  private declared: CallSite[] = [];
   private filled = 0;
 
   constructor(private readonly chunkOps: number) {
     this.chunk = new Uint32Array(chunkOps * OP_FIELDS);
   }
 
-  push(kind: OpKind, id: number, size: number): void {
+  push(kind: OpKind, id: number, size: number, site = NO_SITE): void {
     const at = this.filled;
     this.chunk[at] = kind;
     this.chunk[at + 1] = id;
     this.chunk[at + 2] = size;
+    if (site !== NO_SITE) (this.sites ??= new Uint32Array(this.chunkOps))[at / OP_FIELDS] = site;
     this.filled = at + OP_FIELDS;
     if (kind === OP_ALLOC) this.allocs++;
     else if (kind === OP_FREE) this.frees++;
     else this.reallocs++;
     if (this.filled === this.chunk.length) {
-      this.ready.push(this.chunk);
+      this.ready.push(this.finish(this.chunk));
       this.chunk = new Uint32Array(this.chunkOps * OP_FIELDS);
       this.filled = 0;
     }
   }
 
-  /** The ops pushed since the last full chunk, copied into an array of their own size. */
-  takePartial(): Uint32Array {
-    const partial = this.chunk.slice(0, this.filled);
+  declareSite(site: CallSite): void {
+    this.declared.push(site);
+    this.siteCount++;
+  }
+
+  /** The ops pushed since the last full chunk, copied into arrays of their own size. */
+  takePartial(): TraceChunk {
+    const partial = this.finish(this.chunk.slice(0, this.filled));
     this.filled = 0;
     return partial;
+  }
+
+  private finish(ops: Uint32Array): TraceChunk {
+    const chunk: TraceChunk = { ops };
+    if (this.sites !== undefined) chunk.sites = this.sites.slice(0, ops.length / OP_FIELDS);
+    if (this.declared.length > 0) chunk.declaredSites = this.declared;
+    this.sites = undefined;
+    this.declared = [];
+    return chunk;
   }
 }
 
@@ -193,7 +228,7 @@ export class AddressMap {
 
   constructor(private readonly sink: OpSink) {}
 
-  allocate(address: string, size: number): void {
+  allocate(address: string, size: number, site = NO_SITE): void {
     readAddress(address);
     const at = this.find();
     const stillLive = this.slots[at + FORM] !== EMPTY;
@@ -205,7 +240,7 @@ export class AddressMap {
     const id = this.releasedIds.pop() ?? this.nextId++;
     if (stillLive) this.slots[at + ID] = id;
     else this.insert(at, id);
-    this.sink.push(OP_ALLOC, id, size);
+    this.sink.push(OP_ALLOC, id, size, site);
   }
 
   free(address: string): void {
@@ -220,13 +255,13 @@ export class AddressMap {
     this.release(id);
   }
 
-  reallocate(oldAddress: string, newAddress: string, size: number): void {
+  reallocate(oldAddress: string, newAddress: string, size: number, site = NO_SITE): void {
     readAddress(oldAddress);
     const from = this.find();
     if (this.slots[from + FORM] === EMPTY) {
       // Allocated before tracing began: the block is new to us, so it starts here.
       this.skippedFrees++;
-      this.allocate(newAddress, size);
+      this.allocate(newAddress, size, site);
       return;
     }
     const id = this.slots[from + ID]!;
@@ -240,7 +275,7 @@ export class AddressMap {
     } else {
       this.insert(to, id);
     }
-    this.sink.push(OP_REALLOC, id, size);
+    this.sink.push(OP_REALLOC, id, size, site);
   }
 
   /** Frees every live block, in id order: the process image that owned them is gone (exec). */

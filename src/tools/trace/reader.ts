@@ -14,7 +14,7 @@ import { createGunzip } from 'node:zlib';
 
 import { createImporter, formatOfLine, isBlankOrComment } from './detect.js';
 import { TraceFileError, TraceFormatError } from './errors.js';
-import type { TraceChunk, TraceFormat, TraceSummary } from './format.js';
+import { OP_FIELDS, type CallSite, type TraceChunk, type TraceFormat, type TraceSummary } from './format.js';
 import { ChunkBuilder, type LineImporter } from './ops.js';
 
 export interface ReadTraceOptions {
@@ -23,9 +23,14 @@ export interface ReadTraceOptions {
    * @default 65536
    */
   chunkOps?: number;
+  /**
+   * The directory that relative module paths in mtrace callers ("./prog:[0x1184]") are resolved
+   * against: the recorded program's working directory. Unset, they are kept as written.
+   */
+  moduleDir?: string;
 }
 
-const DEFAULT_READ_OPTIONS: Required<ReadTraceOptions> = { chunkOps: 65536 };
+const DEFAULT_READ_OPTIONS: Required<Omit<ReadTraceOptions, 'moduleDir'>> = { chunkOps: 65536 };
 
 const MAX_CHUNK_OPS = 1 << 24;
 
@@ -46,6 +51,7 @@ class TraceDecoder {
   constructor(
     private readonly source: string,
     chunkOps: number,
+    private readonly moduleDir?: string,
   ) {
     this.chunks = new ChunkBuilder(chunkOps);
   }
@@ -58,9 +64,10 @@ class TraceDecoder {
     if (this.importer === undefined) {
       this.format = formatOfLine(text, this.source, lineNumber);
       if (this.format === undefined) return;
-      this.importer = createImporter(this.format, this.chunks, this.source);
+      this.importer = createImporter(this.format, this.chunks, this.source, this.moduleDir);
       if (this.format === 'pymalloc') return; // that line was the header
     } else if (isBlankOrComment(text)) {
+      this.importer.comment?.(text, lineNumber);
       return;
     }
     if (terminated) this.importer.line(text, lineNumber);
@@ -73,7 +80,8 @@ class TraceDecoder {
     }
     const counts = this.importer.end(this.lineNumber);
     const { allocs, frees, reallocs } = this.chunks;
-    return { format: this.format, ops: allocs + frees + reallocs, allocs, frees, reallocs, ...counts };
+    const sites = this.chunks.siteCount;
+    return { format: this.format, ops: allocs + frees + reallocs, allocs, frees, reallocs, ...counts, sites };
   }
 }
 
@@ -132,7 +140,7 @@ async function* gunzipIfCompressed(bytes: AsyncIterable<Buffer>, source: string)
 
 // ---- entry points -------------------------------------------------------------------------------
 
-function resolveReadOptions(options: ReadTraceOptions): Required<ReadTraceOptions> {
+function resolveReadOptions(options: ReadTraceOptions): ReadTraceOptions & { chunkOps: number } {
   const settings = { ...DEFAULT_READ_OPTIONS, ...options };
   const { chunkOps } = settings;
   if (!Number.isInteger(chunkOps) || chunkOps < 1 || chunkOps > MAX_CHUNK_OPS) {
@@ -151,8 +159,8 @@ export async function* readTrace(
   source: string,
   options: ReadTraceOptions = {},
 ): AsyncGenerator<TraceChunk> {
-  const { chunkOps } = resolveReadOptions(options);
-  const decoder = new TraceDecoder(source, chunkOps);
+  const { chunkOps, moduleDir } = resolveReadOptions(options);
+  const decoder = new TraceDecoder(source, chunkOps, moduleDir);
   const ready = decoder.chunks.ready;
   const text = new StringDecoder('utf8');
   let carry = '';
@@ -165,13 +173,13 @@ export async function* readTrace(
     if (carry.length > MAX_LINE_LENGTH) {
       throw new TraceFormatError(source, lineCount + 1, carry, `line {line} is longer than ${MAX_LINE_LENGTH} characters: not a text trace`);
     }
-    while (ready.length > 0) yield { ops: ready.shift()! };
+    while (ready.length > 0) yield ready.shift()!;
   }
   const tail = carry + text.end();
   if (tail.length > 0) decoder.line(tail, false);
   const summary = decoder.end();
-  while (ready.length > 0) yield { ops: ready.shift()! };
-  yield { ops: decoder.chunks.takePartial(), summary };
+  while (ready.length > 0) yield ready.shift()!;
+  yield { ...decoder.chunks.takePartial(), summary };
 }
 
 /**
@@ -185,22 +193,36 @@ export function openTrace(path: string, options: ReadTraceOptions = {}): AsyncIt
   return readTrace(fileBytes(path), path, settings);
 }
 
+/** A whole trace in memory: its ops and, when it has call sites, each op's site and the sites. */
+export interface ParsedTrace {
+  ops: Uint32Array;
+  summary: TraceSummary;
+  /** One per op (NO_SITE where it has none); absent when no op has a site. */
+  sites?: Uint32Array;
+  /** The sites declared, in order of declaration. */
+  declaredSites: CallSite[];
+}
+
 /**
  * Parses a whole trace held in memory (any format, not compressed): for small traces and tests.
  * The text is taken as whole, so its last line is read even without a newline.
  */
-export function parseTraceText(text: string, options: { source?: string } = {}): { ops: Uint32Array; summary: TraceSummary } {
-  const decoder = new TraceDecoder(options.source ?? '<text>', DEFAULT_READ_OPTIONS.chunkOps);
+export function parseTraceText(text: string, options: { source?: string; moduleDir?: string } = {}): ParsedTrace {
+  const decoder = new TraceDecoder(options.source ?? '<text>', DEFAULT_READ_OPTIONS.chunkOps, options.moduleDir);
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   for (const line of lines) decoder.line(line);
   const summary = decoder.end();
   const chunks = [...decoder.chunks.ready, decoder.chunks.takePartial()];
-  const ops = new Uint32Array(chunks.reduce((length, chunk) => length + chunk.length, 0));
+  const ops = new Uint32Array(chunks.reduce((length, chunk) => length + chunk.ops.length, 0));
+  const anySites = chunks.some((chunk) => chunk.sites !== undefined);
+  const sites = anySites ? new Uint32Array(ops.length / OP_FIELDS) : undefined;
   let at = 0;
   for (const chunk of chunks) {
-    ops.set(chunk, at);
-    at += chunk.length;
+    ops.set(chunk.ops, at);
+    if (chunk.sites !== undefined) sites!.set(chunk.sites, at / OP_FIELDS);
+    at += chunk.ops.length;
   }
-  return { ops, summary };
+  const declaredSites = chunks.flatMap((chunk) => chunk.declaredSites ?? []);
+  return sites === undefined ? { ops, summary, declaredSites } : { ops, summary, sites, declaredSites };
 }

@@ -360,10 +360,10 @@ async function* drainPipe(fd: number, options: DrainOptions): AsyncGenerator<Buf
 }
 
 /** Streams mtrace output into the writer; resolves with the summary of the converted trace. */
-async function convert(input: AsyncIterable<Buffer>, writer: TraceWriter, source: string): Promise<TraceSummary> {
+async function convert(input: AsyncIterable<Buffer>, writer: TraceWriter, source: string, moduleDir: string): Promise<TraceSummary> {
   let summary: TraceSummary | undefined;
-  for await (const chunk of readTrace(input, source)) {
-    await writer.write(chunk.ops);
+  for await (const chunk of readTrace(input, source, { moduleDir })) {
+    await writer.writeChunk(chunk);
     summary = chunk.summary ?? summary;
   }
   return summary!;
@@ -406,6 +406,8 @@ class Recording {
     private readonly comments: readonly string[],
     /** Whether the traces name their process: in every mode but the command's own process. */
     private readonly nameEachProcess: boolean,
+    /** The command's working directory, which relative module paths in callers are taken from. */
+    private readonly cwd: string,
     private readonly onFailure: () => void,
   ) {}
 
@@ -494,7 +496,7 @@ class Recording {
     process.trace = (async () => {
       const writer = await TraceWriter.create(this.output, { comments });
       try {
-        return { writer, summary: await convert(bytes(), writer, source) };
+        return { writer, summary: await convert(bytes(), writer, source, this.cwd) };
       } catch (error) {
         await writer.abort();
         throw error;
@@ -616,6 +618,7 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
       display,
       settings.comments,
       settings.processes !== 'command',
+      settings.cwd,
       () => {
         if (child !== undefined && child.exitCode === null && child.signalCode === null) killedByUs = child.kill('SIGKILL');
       },

@@ -11,7 +11,7 @@ import type { Writable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 
 import { TraceFileError } from './errors.js';
-import { formatOps, OP_FIELDS, TRACE_HEADER, type TraceChunk } from './format.js';
+import { formatOps, formatSiteDeclaration, OP_FIELDS, SITES_COMMENT, TRACE_HEADER, type TraceChunk } from './format.js';
 
 export interface TraceWriterOptions {
   /**
@@ -31,6 +31,7 @@ export function isGzipPath(path: string): boolean {
 
 export class TraceWriter {
   private closed = false;
+  private sitesAnnounced = false;
 
   private constructor(
     readonly path: string,
@@ -63,9 +64,22 @@ export class TraceWriter {
 
   /** Appends ops (triples [kind, id, size]); resolves when the stream can take more. */
   async write(ops: Uint32Array): Promise<void> {
+    await this.writeChunk({ ops });
+  }
+
+  /** Appends a chunk from a reader: its site declarations, then its ops with their sites. */
+  async writeChunk(chunk: TraceChunk): Promise<void> {
+    const declared = chunk.declaredSites ?? [];
+    if (declared.length > 0) {
+      const announcement = this.sitesAnnounced ? '' : `${SITES_COMMENT}\n`;
+      this.sitesAnnounced = true;
+      await this.writeText(announcement + declared.map(formatSiteDeclaration).join(''));
+    }
+    const { ops, sites } = chunk;
     const step = BATCH_OPS * OP_FIELDS;
     for (let at = 0; at < ops.length; at += step) {
-      await this.writeText(formatOps(ops.subarray(at, at + step)));
+      const batchSites = sites?.subarray(at / OP_FIELDS, (at + step) / OP_FIELDS);
+      await this.writeText(formatOps(ops.subarray(at, at + step), batchSites));
     }
   }
 
@@ -121,7 +135,7 @@ export async function writeTrace(
     if (ops instanceof Uint32Array) {
       await writer.write(ops);
     } else {
-      for await (const chunk of ops) await writer.write(chunk.ops);
+      for await (const chunk of ops) await writer.writeChunk(chunk);
     }
   } catch (error) {
     await writer.abort();
