@@ -422,7 +422,7 @@ function sitesSectionHtml(comparison: Comparison, sites: readonly WorkloadSites[
     const tables = w.pinning.map((p) => pinningTableHtml(p, `pinning-${index}-${p.allocator}`)).join('\n');
     return `<h3>${escapeHtml(workloadLabel(w.workload))}</h3>
 <p class="note">${(w.liveBytes / MiB).toFixed(2)} MiB live at the peak, after op ${w.peakOp.toLocaleString('en-US')}.</p>
-<div class="chart"><canvas id="sites-${i}"></canvas></div>
+<div class="chart" style="height: ${80 + 24 * w.bars.length}px"><canvas id="sites-${i}"></canvas></div>
 ${tables}`;
   });
   return `<h2>Live bytes by call site</h2>
