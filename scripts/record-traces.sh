@@ -25,7 +25,7 @@ SELECTED=("$@")
 PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 want py-ast && PYTHONMALLOC=malloc PYTHONHASHSEED=0 record py-ast "$PYTHON" "$PROGRAMS/py-ast.py"
 want perl-hash && record perl-hash perl "$PROGRAMS/perl-hash.pl"
-want sqlite && record sqlite sqlite3 :memory: ".read $PROGRAMS/sqlite.sql"
+want sqlite && record sqlite "$(command -v sqlite3)" :memory: ".read $PROGRAMS/sqlite.sql"
 want jq-group && record jq-group jq -n -c -f "$PROGRAMS/jq-group.jq"
 want git-log && record git-log git log -p --stat -n 40 ba4bfc8
 if want cc1; then

@@ -169,7 +169,7 @@ export function failedResults(comparison: Comparison): (ReplayResult | NativeRes
 }
 
 /** One row of the JSON: a replay's figures without its curves and pymalloc's internals. */
-export type ComparisonRow = (Omit<ReplayResult, 'samples' | 'arenaMap' | 'debugMallocStats'> & { kind: 'wasm' }) | (NativeResult & { kind: 'native' });
+export type ComparisonRow = (Omit<ReplayResult, 'samples' | 'arenaMap' | 'debugMallocStats' | 'liveBlocks'> & { kind: 'wasm' }) | (NativeResult & { kind: 'native' });
 
 /** The whole result of a comparison, as `--json` prints it and results.json holds it. */
 export interface ComparisonDocument {
@@ -204,7 +204,7 @@ export function comparisonDocument(comparison: Comparison, options: { wasmDir?: 
     allocators: [...wasm, ...native],
     workloads: comparison.workloads,
     results: [
-      ...comparison.results.map(({ samples: _samples, arenaMap: _map, debugMallocStats: _stats, ...row }) => ({ kind: 'wasm' as const, ...row })),
+      ...comparison.results.map(({ samples: _samples, arenaMap: _map, debugMallocStats: _stats, liveBlocks: _blocks, ...row }) => ({ kind: 'wasm' as const, ...row })),
       ...comparison.native.map((row) => ({ kind: 'native' as const, ...row })),
     ],
     skipped: comparison.skipped,

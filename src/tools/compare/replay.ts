@@ -155,6 +155,11 @@ export interface ReplayResult extends MeasuredFigures {
   arenaMap?: ArenaMap;
   /** pymalloc only: sys._debugmallocstats() at the end of the workload, before the appended frees. */
   debugMallocStats?: string;
+  /**
+   * pymalloc only: the blocks live at the end of the workload, with arenaMap: their ids and the
+   * addresses the allocator gave them, for attributing its arenas to the blocks' call sites.
+   */
+  liveBlocks?: { ids: Uint32Array; addresses: Uint32Array };
 }
 
 export const DEFAULT_REPEAT = 5;
@@ -313,6 +318,13 @@ class FootprintPass {
     const frees: number[] = [];
     for (let id = 0; id < this.isLive.length; id++) if (this.isLive[id]) frees.push(OP_FREE, id, 0);
     return Uint32Array.from(frees);
+  }
+
+  /** The ids live now and their blocks' addresses, in id order. */
+  liveBlocks(): { ids: Uint32Array; addresses: Uint32Array } {
+    const ids: number[] = [];
+    for (let id = 0; id < this.isLive.length; id++) if (this.isLive[id]) ids.push(id);
+    return { ids: Uint32Array.from(ids), addresses: Uint32Array.from(ids, (id) => this.addresses[id]) };
   }
 
   /** Runs a chunk of ops; false iff one failed (this.failure says which). */
@@ -506,6 +518,7 @@ export async function replay(name: AllocatorName, workload: Workload, options: R
   const workloadOps = pass.ops;
   const { introspection } = allocator;
   const arenaMap = introspection && decodeArenaMap(introspection.arenaMap());
+  const liveBlocks = arenaMap && pass.liveBlocks();
   const stats = introspection && isPymalloc(name) ? debugMallocStats(name, introspection.stats()) : undefined;
   const frees = pass.remainingFrees();
   if (finished) {
@@ -563,7 +576,7 @@ export async function replay(name: AllocatorName, workload: Workload, options: R
     peakLiveOp: pass.peakLiveOp,
     workloadOps,
     samples: pass.samples,
-    ...(arenaMap !== undefined && { arenaMap }),
+    ...(arenaMap !== undefined && { arenaMap, liveBlocks }),
     ...(stats !== undefined && { debugMallocStats: stats }),
     ...(failure !== undefined && { failure }),
   };

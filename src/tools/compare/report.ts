@@ -6,7 +6,9 @@
 // to pymalloc-3.12 beneath). Then per workload, live bytes and each allocator's footprint along
 // the trace; fragmentation per workload and allocator; per pymalloc allocator and workload, a
 // map of its arenas at the end (one cell per pool, coloured by state and fullness), where an
-// arena kept alive by a handful of blocks stands out; and last the full table.
+// arena kept alive by a handful of blocks stands out; per trace workload with call sites, live
+// bytes by site at the peak and, per pymalloc allocator, the arenas each site's blocks hold at
+// the end; and last the full table.
 //
 // Readability rules of the charts: bump (a pointer that never frees: 4x to 460x the live bytes)
 // starts hidden, since its scale would squash every other line against the axis (its legend
@@ -18,12 +20,16 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 
+import { SitesMissingError } from '../trace/errors.js';
+import { NO_SITE } from '../trace/format.js';
+import { siteStatistics, type SiteStatistic } from '../trace/sites.js';
 import { PEER_NOTES } from './allocators.js';
 import { comparisonDocument, type Comparison, type WorkloadInfo } from './compare.js';
 import { ReportDirectoryError } from './errors.js';
 import type { NativeResult } from './native.js';
 import type { ArenaMap } from './pymalloc.js';
 import type { ReplayResult } from './replay.js';
+import { TRACE_PREFIX, tracePath } from './workloads.js';
 
 const MiB = 1024 * 1024;
 
@@ -239,12 +245,206 @@ function summarizeMap(map: ArenaMap): MapSummary {
   return { arenas: map.arenasAttached, shown: map.arenas.length, blocks, pinned };
 }
 
+// ---- call sites: live bytes by site at the peak, arenas held by each site's blocks -----------------
+
+/** Sites drawn in a workload's chart; the rest are summed as one bar. */
+export const TOP_SITES = 15;
+
+/** One bar: a site (or the rest, summed) and its live bytes at the peak. */
+export interface SiteBar {
+  label: string;
+  liveBytes: number;
+  liveBlocks: number;
+}
+
+/**
+ * What a site's blocks hold of one pymalloc allocator's arenas at the end of the workload:
+ * `arenas` attached arenas hold at least one of its blocks; `onlyArenas` of them hold no block
+ * of any other site, so those arenas (onlyArenas × arenaSize bytes) are kept alive by this
+ * site alone.
+ */
+export interface SitePinning {
+  label: string;
+  blocks: number;
+  arenas: number;
+  onlyArenas: number;
+}
+
+export interface AllocatorPinning {
+  allocator: string;
+  arenaSize: number;
+  /** Arenas attached at the end of the workload, and how many of them the map recorded. */
+  arenasAttached: number;
+  arenasMapped: number;
+  /** Blocks live at the end, and how many of them lie outside every mapped arena (raw allocator). */
+  blocks: number;
+  outsideArenas: number;
+  /** Mapped arenas holding no live block (kept attached by the allocator itself). */
+  emptyArenas: number;
+  /** Sites holding an arena, most arenas held alone first. */
+  sites: SitePinning[];
+}
+
+/** A trace workload's sites: the chart's bars and, per pymalloc allocator, the pinning table. */
+export interface WorkloadSites {
+  workload: string;
+  /** Ops up to the peak, and the live bytes then. */
+  peakOp: number;
+  liveBytes: number;
+  /** Sites with live bytes at the peak: the TOP_SITES largest, then "other (N sites)" if any. */
+  bars: SiteBar[];
+  pinning: AllocatorPinning[];
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** A site as a bar is labelled: "function (file:line)", else "function (module+address)", raw. */
+export function siteLabel(statistic: SiteStatistic): string {
+  const { site, file, line } = statistic;
+  const fn = statistic.function;
+  if (site === undefined) return '<unknown caller>';
+  const where = file !== undefined ? `${file}:${line}` : `${site.module === '' ? '' : `${basename(site.module)}+`}${site.address}`;
+  return fn === undefined ? where : `${fn} (${where})`;
+}
+
+function siteBars(sites: readonly SiteStatistic[]): SiteBar[] {
+  const live = sites.filter((s) => s.liveBytes > 0);
+  const bars = live.slice(0, TOP_SITES).map((s) => ({ label: siteLabel(s), liveBytes: s.liveBytes, liveBlocks: s.liveBlocks }));
+  const rest = live.slice(TOP_SITES);
+  if (rest.length > 0) {
+    bars.push({
+      label: `other (${rest.length} ${rest.length === 1 ? 'site' : 'sites'})`,
+      liveBytes: rest.reduce((sum, s) => sum + s.liveBytes, 0),
+      liveBlocks: rest.reduce((sum, s) => sum + s.liveBlocks, 0),
+    });
+  }
+  return bars;
+}
+
+/** The index of the arena (sorted by address) holding `address`, or -1. */
+function arenaHolding(starts: readonly number[], arenaSize: number, address: number): number {
+  let low = 0;
+  let high = starts.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    if (address < starts[middle]) high = middle - 1;
+    else if (address >= starts[middle] + arenaSize) low = middle + 1;
+    else return middle;
+  }
+  return -1;
+}
+
+/** Which sites' blocks each arena of one pymalloc run holds at the end of the workload. */
+function pinningOf(result: ReplayResult, blockSites: Uint32Array, labels: Map<number, string>): AllocatorPinning | undefined {
+  const { arenaMap, liveBlocks } = result;
+  if (arenaMap === undefined || liveBlocks === undefined) return undefined;
+  const { arenaSize } = arenaMap;
+  const starts = arenaMap.arenas.map((a) => a.address).sort((a, b) => a - b);
+  const sitesOfArena = starts.map(() => new Set<number>());
+  const blocksOfSite = new Map<number, number>();
+  let outsideArenas = 0;
+  liveBlocks.ids.forEach((id, i) => {
+    const arena = arenaHolding(starts, arenaSize, liveBlocks.addresses[i]);
+    if (arena < 0) {
+      outsideArenas++;
+      return;
+    }
+    const site = blockSites[id] ?? NO_SITE;
+    sitesOfArena[arena].add(site);
+    blocksOfSite.set(site, (blocksOfSite.get(site) ?? 0) + 1);
+  });
+  const held = new Map<number, { arenas: number; onlyArenas: number }>();
+  for (const sites of sitesOfArena) {
+    for (const site of sites) {
+      const entry = held.get(site) ?? { arenas: 0, onlyArenas: 0 };
+      entry.arenas++;
+      if (sites.size === 1) entry.onlyArenas++;
+      held.set(site, entry);
+    }
+  }
+  const sites = [...held].map(([site, { arenas, onlyArenas }]) => ({
+    label: labels.get(site) ?? '<unknown caller>', blocks: blocksOfSite.get(site)!, arenas, onlyArenas,
+  }));
+  sites.sort((a, b) => b.onlyArenas - a.onlyArenas || b.arenas - a.arenas || b.blocks - a.blocks);
+  return {
+    allocator: result.allocator, arenaSize, arenasAttached: arenaMap.arenasAttached, arenasMapped: arenaMap.arenas.length,
+    blocks: liveBlocks.ids.length, outsideArenas, emptyArenas: sitesOfArena.filter((s) => s.size === 0).length, sites,
+  };
+}
+
+/**
+ * The call sites of every trace workload that has them: its live bytes by site at the peak, and
+ * per pymalloc allocator run on it, the arenas each site's blocks hold at the end of the workload.
+ * @throws TraceFileError, TraceFormatError as openTrace
+ */
+export async function workloadSites(comparison: Comparison): Promise<WorkloadSites[]> {
+  const found: WorkloadSites[] = [];
+  for (const { name } of comparison.workloads) {
+    if (!name.startsWith(TRACE_PREFIX)) continue;
+    const { path } = tracePath(name.slice(TRACE_PREFIX.length));
+    let peak;
+    try {
+      peak = await siteStatistics(path, { at: 'peak' });
+    } catch (error) {
+      if (error instanceof SitesMissingError) continue;
+      throw error;
+    }
+    const end = await siteStatistics(path, { at: 'end' });
+    const labels = new Map(end.sites.map((s) => [s.site?.id ?? NO_SITE, siteLabel(s)]));
+    const pinning = comparison.results
+      .filter((r) => r.workload === name)
+      .flatMap((r) => pinningOf(r, end.blockSites, labels) ?? []);
+    found.push({ workload: name, peakOp: peak.opsAtMoment, liveBytes: peak.liveBytes, bars: siteBars(peak.sites), pinning });
+  }
+  return found;
+}
+
+function pinningTableHtml(p: AllocatorPinning, id: string): string {
+  const mib = (arenas: number) => ((arenas * p.arenaSize) / MiB).toFixed(2);
+  const rows = p.sites
+    .map((s) => `<tr><td>${escapeHtml(s.label)}</td><td class="n">${s.blocks}</td><td class="n">${s.arenas}</td><td class="n">${mib(s.arenas)}</td><td class="n">${s.onlyArenas}</td><td class="n">${mib(s.onlyArenas)}</td></tr>`)
+    .join('\n');
+  const unmapped = p.arenasMapped < p.arenasAttached ? ` (the first ${p.arenasMapped} mapped and attributed)` : '';
+  const heading = `<h4>${escapeHtml(p.allocator)}: ${p.arenasAttached} ${p.arenasAttached === 1 ? 'arena' : 'arenas'} of ${p.arenaSize / 1024} KiB attached${unmapped}, ${p.emptyArenas} holding no live block; ${p.blocks} blocks live, ${p.outsideArenas} of them outside the arenas</h4>`;
+  if (rows === '') return `${heading}\n<p class="note">No live block lies in an arena.</p>`;
+  return `${heading}
+<table class="pinning" id="${id}"><thead><tr><th>site</th><th>blocks in arenas</th><th>arenas holding its blocks</th><th>MiB</th><th>arenas kept alive only by its blocks</th><th>MiB</th></tr></thead><tbody>
+${rows}
+</tbody></table>`;
+}
+
+function sitesSectionHtml(comparison: Comparison, sites: readonly WorkloadSites[]): string {
+  if (sites.length === 0) return '';
+  const sections = sites.map((w, i) => {
+    const index = comparison.workloads.findIndex((x) => x.name === w.workload);
+    const tables = w.pinning.map((p) => pinningTableHtml(p, `pinning-${index}-${p.allocator}`)).join('\n');
+    return `<h3>${escapeHtml(workloadLabel(w.workload))}</h3>
+<p class="note">${(w.liveBytes / MiB).toFixed(2)} MiB live at the peak, after op ${w.peakOp.toLocaleString('en-US')}.</p>
+<div class="chart" style="height: ${80 + 24 * w.bars.length}px"><canvas id="sites-${i}"></canvas></div>
+${tables}`;
+  });
+  return `<h2>Live bytes by call site</h2>
+<p class="note">For each trace recorded with call sites (<code>pymalloc sites TRACE</code> lists them all): the bytes
+live at the peak by the code that allocated them, the ${TOP_SITES} largest sites and the rest summed. A site is the
+allocator's immediate caller as mtrace saw it: <i>function (file:line)</i> where the module has debug info, else the
+function (the nearest dynamic symbol, when known) and the raw module+address. A realloc moves its block to the realloc's site.</p>
+<p class="note">Beneath, per pymalloc allocator, what each site's blocks pin at the end of the workload (before the appended
+frees): an arena is attached while any of its blocks is live, so a site <b>holds</b> each attached arena with at least one of
+its live blocks in it, and <b>keeps alive alone</b> each arena whose live blocks are all its own: those arenas (and their
+bytes, arenas × arena size) would be returned if that site's blocks were freed. Blocks above the small-request threshold
+come from the raw allocator, outside the arenas, and are counted apart.</p>
+${sections.join('\n')}`;
+}
+
 /** What the page's script draws from: the results without what it does not need. */
-function pageData(comparison: Comparison) {
+function pageData(comparison: Comparison, sites: readonly WorkloadSites[]) {
   return {
     workloads: comparison.workloads.map((w) => ({ ...w, label: workloadLabel(w.name) })),
     hiddenAtFirst: HIDDEN_AT_FIRST,
-    results: comparison.results.map(({ arenaMap, debugMallocStats: _stats, ...rest }) => ({
+    sites: sites.map((w) => ({ label: workloadLabel(w.workload), bars: w.bars })),
+    results: comparison.results.map(({ arenaMap, debugMallocStats: _stats, liveBlocks: _blocks, ...rest }) => ({
       ...rest,
       arenaMap: arenaMap && {
         ...summarizeMap(arenaMap),
@@ -297,6 +497,7 @@ th { text-align: left; background: #f4f4f4; } td.n { text-align: right; font-var
 tr.native td { font-style: italic; color: #555; }
 table.matrix td.best { font-weight: bold; background: #e6f4ea; } table.matrix small { color: #666; }
 .chart { position: relative; height: 320px; margin: 1em 0 2em; }
+table.pinning { margin-bottom: 1.5em; }
 .note { color: #555; font-size: 13px; max-width: 60em; }
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: middle; border: 1px solid #999; }
 .legend span.gradient { width: 96px; }
@@ -377,6 +578,15 @@ document.querySelectorAll('canvas.arenas').forEach((canvas) => {
   canvas.title = 'one row per arena, one cell per pool';
   maps++;
 });
+window.siteCharts = data.sites.map((w, i) => new Chart(document.getElementById('sites-' + i), {
+  type: 'bar',
+  data: { labels: w.bars.map((b) => b.label), datasets: [{ label: 'KiB live at the peak', backgroundColor: '#1f77b4',
+    data: w.bars.map((b) => b.liveBytes / 1024), blocks: w.bars.map((b) => b.liveBlocks) }] },
+  options: { indexAxis: 'y', maintainAspectRatio: false, scales: { x: { beginAtZero: true, title: { display: true, text: 'KiB' } } },
+    plugins: { legend: { display: false }, title: { display: true, text: w.label + ': live bytes by call site at the peak' },
+      tooltip: { callbacks: { afterLabel: (c) => c.dataset.blocks[c.dataIndex] + ' blocks' } } } },
+}));
+charts += window.siteCharts.length;
 window.chartsRendered = charts;
 window.arenaMapsRendered = maps;
 `;
@@ -413,7 +623,7 @@ function opsText(w: WorkloadInfo): string {
 }
 
 /** The whole page. */
-export function renderReport(comparison: Comparison, generated = new Date()): string {
+export function renderReport(comparison: Comparison, generated = new Date(), sites: readonly WorkloadSites[] = []): string {
   const curves = comparison.workloads
     .map((w, i) => {
       const note = importNote(w);
@@ -422,7 +632,7 @@ export function renderReport(comparison: Comparison, generated = new Date()): st
     })
     .join('\n');
   const skipped = comparison.skipped.map((s) => `<li>${escapeHtml(s.allocator)}: ${escapeHtml(s.reason)}</li>`).join('');
-  const data = jsonSafe(pageData(comparison));
+  const data = jsonSafe(pageData(comparison, sites));
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pymalloc-wasm: allocator comparison</title>
 <style>${STYLE}</style></head><body>
@@ -448,6 +658,7 @@ ${curves}
 <div class="chart"><canvas id="fragmentation"></canvas></div>
 <h2>pymalloc's arenas</h2>
 ${arenaSections(comparison)}
+${sitesSectionHtml(comparison, sites)}
 <h2>All figures</h2>
 ${summaryTableHtml(comparison)}
 <script>${scriptSafe(chartJsSource())}</script>
@@ -499,7 +710,7 @@ export async function prepareReportDirectory(dir: string): Promise<void> {
 export async function writeReport(dir: string, comparison: Comparison): Promise<string> {
   await prepareReportDirectory(dir);
   const page = join(dir, 'index.html');
-  await writeFile(page, renderReport(comparison));
+  await writeFile(page, renderReport(comparison, new Date(), await workloadSites(comparison)));
   await writeFile(join(dir, 'results.json'), JSON.stringify(comparisonDocument(comparison), null, 2) + '\n');
   return page;
 }

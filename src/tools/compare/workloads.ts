@@ -382,7 +382,7 @@ export function workloadNames(): string[] {
 }
 
 /** A trace workload's file: a shipped trace's by its name (unless a file of that name exists here), else the path. */
-function tracePath(given: string): { path: string; shipped: boolean } {
+export function tracePath(given: string): { path: string; shipped: boolean } {
   const shipped = (SHIPPED_TRACE_NAMES as readonly string[]).includes(given) && !existsSync(given);
   return shipped ? { path: shippedTracePath(given as (typeof SHIPPED_TRACE_NAMES)[number]), shipped } : { path: given, shipped };
 }

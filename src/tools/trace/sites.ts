@@ -39,6 +39,11 @@ export interface SitesReport {
   liveBlocks: number;
   /** Most live bytes first, then most bytes allocated. */
   sites: SiteStatistic[];
+  /**
+   * Per id, the site (CallSite.id, NO_SITE for none) of the block it names at the moment: of its
+   * last alloc or realloc up to then. Meaningless for an id not live then.
+   */
+  blockSites: Uint32Array;
 }
 
 /** Grows a typed array to hold index `at`. */
@@ -155,6 +160,7 @@ export async function siteStatistics(path: string, options: { at?: SitesMoment }
     liveBytes: statistics.reduce((sum, s) => sum + s.liveBytes, 0),
     liveBlocks: statistics.reduce((sum, s) => sum + s.liveBlocks, 0),
     sites: statistics,
+    blockSites: blockSite,
   };
 }
 
