@@ -12,6 +12,8 @@ import {
   type WeakrefCallback,
 } from './objects.js';
 import type { GcModule } from './gc.js';
+import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
+import { Tracemalloc, type Tracer } from './tracemalloc.js';
 
 /** The exports of assembly/abi/index.ts. Addresses come back as i32: callers apply >>> 0. */
 interface CoreExports extends ObjectExports {
@@ -43,6 +45,7 @@ interface CoreExports extends ObjectExports {
   errorAddress(): number;
   corruption(): number;
   placeFirstArena(pools: number): void;
+  objectBlockBytes(o: number): number;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -70,6 +73,8 @@ const REASONS: Record<number, InvalidAddressReason> = {
  * handle passed to the wrong heap is refused (README, "Bad input", says exactly when).
  */
 const FIRST_ARENA_PLACES = 8;
+/** Refcounts from here up are immortal (src/heap/objects.ts). */
+const IMMORTAL = 0x3fff_ffff;
 let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
@@ -153,6 +158,10 @@ export class Heap {
   readonly #space: ObjectSpace;
   #objects: ObjectSpace;
   readonly #guard: CoreGuard;
+  /** The tracer while tracemalloc traces, else undefined: each traced call tests it once, after the core call. */
+  #tracer: Tracer | undefined;
+  /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
+  readonly tracemalloc: Tracemalloc;
 
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports) {
     this.config = config;
@@ -163,6 +172,7 @@ export class Heap {
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
     this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports));
     this.#objects = this.#space;
+    this.tracemalloc = new Tracemalloc(exports, (tracer) => { this.#tracer = tracer; });
     // Once broken, every call is refused before it reaches the core, at no cost until then.
     guard.onBreak(() => {
       this.#ex = guard.refusing<CoreExports>(exports.memory);
@@ -222,6 +232,7 @@ export class Heap {
       throw this.#guard.failure('malloc', error);
     }
     if (address === 0) throw this.#allocationFailure('malloc', size);
+    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, size, DEFAULT_DOMAIN);
     return address >>> 0;
   }
 
@@ -236,6 +247,7 @@ export class Heap {
       throw this.#guard.failure('calloc', error);
     }
     if (address === 0) throw this.#allocationFailure('calloc', count * size);
+    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, count * size, DEFAULT_DOMAIN);
     return address >>> 0;
   }
 
@@ -253,6 +265,7 @@ export class Heap {
       throw this.#guard.failure('realloc', error);
     }
     if (moved === 0) throw this.#failure('realloc', address, size);
+    if (this.#tracer !== undefined) this.#retrace(address, moved >>> 0, size, DEFAULT_DOMAIN);
     return moved >>> 0;
   }
 
@@ -266,6 +279,7 @@ export class Heap {
       throw this.#guard.failure('free', error);
     }
     if (status !== 0) throw this.#freeFailure('free', address, status);
+    if (this.#tracer !== undefined) this.#tracer.remove(address);
   }
 
   // PyMem_Malloc (API 'm') and PyMem_RawMalloc (API 'r'). malloc/free above are
@@ -275,13 +289,13 @@ export class Heap {
 
   /** PyMem_Malloc: pymalloc, API 'm' under the debug hooks. */
   memMalloc(size: number): number {
-    return this.#domainMalloc('memMalloc', size, (n) => this.#ex.memMalloc(n));
+    return this.#domainMalloc('memMalloc', DEFAULT_DOMAIN, size, (n) => this.#ex.memMalloc(n));
   }
   memCalloc(count: number, size: number): number {
-    return this.#domainCalloc('memCalloc', count, size, (c, n) => this.#ex.memCalloc(c, n));
+    return this.#domainCalloc('memCalloc', DEFAULT_DOMAIN, count, size, (c, n) => this.#ex.memCalloc(c, n));
   }
   memRealloc(address: number, size: number): number {
-    return this.#domainRealloc('memRealloc', address, size, (p, n) => this.#ex.memRealloc(p, n));
+    return this.#domainRealloc('memRealloc', DEFAULT_DOMAIN, address, size, (p, n) => this.#ex.memRealloc(p, n));
   }
   memFree(address: number): void {
     this.#domainFree('memFree', address, (p) => this.#ex.memFree(p));
@@ -289,13 +303,13 @@ export class Heap {
 
   /** PyMem_RawMalloc: the raw allocator for any size, API 'r' under the debug hooks. */
   rawMalloc(size: number): number {
-    return this.#domainMalloc('rawMalloc', size, (n) => this.#ex.rawMalloc(n));
+    return this.#domainMalloc('rawMalloc', RAW_DOMAIN, size, (n) => this.#ex.rawMalloc(n));
   }
   rawCalloc(count: number, size: number): number {
-    return this.#domainCalloc('rawCalloc', count, size, (c, n) => this.#ex.rawCalloc(c, n));
+    return this.#domainCalloc('rawCalloc', RAW_DOMAIN, count, size, (c, n) => this.#ex.rawCalloc(c, n));
   }
   rawRealloc(address: number, size: number): number {
-    return this.#domainRealloc('rawRealloc', address, size, (p, n) => this.#ex.rawRealloc(p, n));
+    return this.#domainRealloc('rawRealloc', RAW_DOMAIN, address, size, (p, n) => this.#ex.rawRealloc(p, n));
   }
   rawFree(address: number): void {
     this.#domainFree('rawFree', address, (p) => this.#ex.rawFree(p));
@@ -377,6 +391,9 @@ export class Heap {
       result.set(this.#ioView().subarray(0, batch), done);
       done += batch;
     }
+    if (this.#tracer !== undefined) {
+      for (let i = 0; i < count; i++) this.#tracer.add(result[i], sizes[i], DEFAULT_DOMAIN);
+    }
     return result;
   }
 
@@ -388,6 +405,10 @@ export class Heap {
       }
     }
     const failed = this.#freeBatches(addresses);
+    if (this.#tracer !== undefined) {
+      const freed = failed >= 0 ? failed : addresses.length;
+      for (let i = 0; i < freed; i++) this.#tracer.remove(addresses[i]);
+    }
     if (failed >= 0) {
       throw this.#freeFailure(`freeMany[${failed}]`, addresses[failed], this.#ex.lastError());
     }
@@ -416,6 +437,7 @@ export class Heap {
 
   /** Drops the instance; every later call throws HeapDisposedError. */
   dispose(): void {
+    this.#tracer = undefined;
     this.#ex = DISPOSED;
     this.#objects = this.#space;
     this.#space.dispose();
@@ -456,21 +478,21 @@ export class Heap {
   }
   newObject(type: ObjectType): number {
     try {
-      return this.#survived('newObject', this.#objects.newObject(type));
+      return this.#traced(this.#survived('newObject', this.#objects.newObject(type)));
     } catch (error) {
       throw this.#guard.failure('newObject', error);
     }
   }
   newTuple(items: ArrayLike<number> | number, type?: ObjectType): number {
     try {
-      return this.#survived('newTuple', this.#objects.newTuple(items, type));
+      return this.#traced(this.#survived('newTuple', this.#objects.newTuple(items, type)));
     } catch (error) {
       throw this.#guard.failure('newTuple', error);
     }
   }
   newList(items?: ArrayLike<number>, type?: ObjectType): number {
     try {
-      return this.#survived('newList', this.#objects.newList(items, type));
+      return this.#traced(this.#survived('newList', this.#objects.newList(items, type)));
     } catch (error) {
       throw this.#guard.failure('newList', error);
     }
@@ -492,7 +514,7 @@ export class Heap {
   }
   newInt(value: number | bigint): number {
     try {
-      return this.#survived('newInt', this.#objects.newInt(value));
+      return this.#traced(this.#survived('newInt', this.#objects.newInt(value)));
     } catch (error) {
       throw this.#guard.failure('newInt', error);
     }
@@ -506,7 +528,7 @@ export class Heap {
   }
   newStr(text: string): number {
     try {
-      return this.#survived('newStr', this.#objects.newStr(text));
+      return this.#traced(this.#survived('newStr', this.#objects.newStr(text)));
     } catch (error) {
       throw this.#guard.failure('newStr', error);
     }
@@ -520,7 +542,8 @@ export class Heap {
   }
   intern(s: number | string): number {
     try {
-      return this.#survived('intern', this.#objects.intern(s));
+      const interned = this.#survived('intern', this.#objects.intern(s));
+      return typeof s === 'string' ? this.#traced(interned) : interned;
     } catch (error) {
       throw this.#guard.failure('intern', error);
     }
@@ -544,6 +567,8 @@ export class Heap {
     try {
       this.#objects.decref(o);
       this.#survived('decref');
+      // The object itself, if this freed it; what it freed in turn is dropped when traces are read.
+      if (this.#tracer !== undefined && this.#ex.objectBlockBytes(o) === 0) this.#tracer.remove(o);
     } catch (error) {
       throw this.#guard.failure('decref', error);
     }
@@ -586,7 +611,7 @@ export class Heap {
   }
   weakref(o: number, callback?: WeakrefCallback): number {
     try {
-      return this.#survived('weakref', this.#objects.weakref(o, callback));
+      return this.#traced(this.#survived('weakref', this.#objects.weakref(o, callback)));
     } catch (error) {
       throw this.#guard.failure('weakref', error);
     }
@@ -685,30 +710,47 @@ export class Heap {
   }
 
   /** The allocation traceback of the block at p, as a report prints it; undefined when not tracing. */
-  #allocationTraceback(_p: number): string[] | undefined {
-    return undefined;
+  #allocationTraceback(p: number): string[] | undefined {
+    if (this.#tracer === undefined) return undefined;
+    const traceback = this.#tracer.traceback(p) ?? [];
+    return traceback.map((frame) => `  File "${frame.filename}", line ${frame.lineno}`);
   }
 
-  #domainMalloc(operation: string, size: number, call: (size: number) => number): number {
+  /** A new object's trace (tracemalloc on); immortal objects were not allocated by the call. */
+  #traced(o: number): number {
+    if (this.#tracer !== undefined && this.#ex.objectRefcount(o) >>> 0 < IMMORTAL) this.#tracer.addObject(o);
+    return o;
+  }
+
+  /** Traces a realloc: the block moved (or was allocated, from 0) and now has `size` bytes. */
+  #retrace(address: number, moved: number, size: number, domain: number): void {
+    if (address !== moved) this.#tracer!.remove(address);
+    this.#tracer!.add(moved, size, domain);
+  }
+
+  #domainMalloc(operation: string, domain: number, size: number, call: (size: number) => number): number {
     if (!isU32(size)) throw sizeError('size', size);
     const address = this.#call(operation, () => call(size));
     if (address === 0) throw this.#allocationFailure(operation, size);
+    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, size, domain);
     return address >>> 0;
   }
 
-  #domainCalloc(operation: string, count: number, size: number, call: (count: number, size: number) => number): number {
+  #domainCalloc(operation: string, domain: number, count: number, size: number, call: (count: number, size: number) => number): number {
     if (!isU32(count)) throw sizeError('count', count);
     if (!isU32(size)) throw sizeError('size', size);
     const address = this.#call(operation, () => call(count, size));
     if (address === 0) throw this.#allocationFailure(operation, count * size);
+    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, count * size, domain);
     return address >>> 0;
   }
 
-  #domainRealloc(operation: string, address: number, size: number, call: (address: number, size: number) => number): number {
+  #domainRealloc(operation: string, domain: number, address: number, size: number, call: (address: number, size: number) => number): number {
     if (!isU32(address)) throw addressError(address);
     if (!isU32(size)) throw sizeError('size', size);
     const moved = this.#call(operation, () => call(address, size));
     if (moved === 0) throw this.#failure(operation, address, size);
+    if (this.#tracer !== undefined) this.#retrace(address, moved >>> 0, size, domain);
     return moved >>> 0;
   }
 
@@ -716,5 +758,6 @@ export class Heap {
     if (!isU32(address)) throw addressError(address);
     const status = this.#call(operation, () => call(address));
     if (status !== 0) throw this.#freeFailure(operation, address, status);
+    if (this.#tracer !== undefined) this.#tracer.remove(address);
   }
 }
