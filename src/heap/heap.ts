@@ -136,6 +136,67 @@ function byteError(data: ArrayLike<unknown>): RangeError | undefined {
   return undefined;
 }
 
+/**
+ * The exports as tracemalloc sees them: each allocation call of the host API, passed on to the
+ * core and then, when it succeeded, recorded (see src/heap/tracemalloc.ts for what is traced).
+ */
+function tracingExports(core: CoreExports, tracer: Tracer): CoreExports {
+  const traced: CoreExports = { ...core };
+  const io = () => new Uint32Array(core.memory.buffer, core.ioBuffer(), core.ioWords());
+  type Calls = ['malloc' | 'memMalloc' | 'rawMalloc', 'calloc' | 'memCalloc' | 'rawCalloc',
+    'realloc' | 'memRealloc' | 'rawRealloc', 'free' | 'memFree' | 'rawFree', number];
+  const apis: Calls[] = [
+    ['malloc', 'calloc', 'realloc', 'free', DEFAULT_DOMAIN],
+    ['memMalloc', 'memCalloc', 'memRealloc', 'memFree', DEFAULT_DOMAIN],
+    ['rawMalloc', 'rawCalloc', 'rawRealloc', 'rawFree', RAW_DOMAIN],
+  ];
+  for (const [mallocName, callocName, reallocName, freeName, domain] of apis) {
+    const malloc = core[mallocName];
+    const calloc = core[callocName];
+    const realloc = core[reallocName];
+    const free = core[freeName];
+    traced[mallocName] = (size) => {
+      const p = malloc(size);
+      if (p !== 0) tracer.add(p >>> 0, size, domain);
+      return p;
+    };
+    traced[callocName] = (count, size) => {
+      const p = calloc(count, size);
+      if (p !== 0) tracer.add(p >>> 0, count * size, domain);
+      return p;
+    };
+    traced[reallocName] = (address, size) => {
+      const p = realloc(address, size);
+      if (p === 0) return p;
+      if (p >>> 0 !== address) tracer.remove(address);
+      tracer.add(p >>> 0, size, domain);
+      return p;
+    };
+    traced[freeName] = (address) => {
+      const status = free(address);
+      if (status === 0) tracer.remove(address);
+      return status;
+    };
+  }
+  traced.mallocMany = (n) => {
+    const sizes = io().slice(0, n);
+    const made = core.mallocMany(n);
+    // All or nothing: a short count means the batch's blocks were freed again.
+    if (made === n) {
+      const addresses = io();
+      for (let i = 0; i < n; i++) tracer.add(addresses[i], sizes[i], DEFAULT_DOMAIN);
+    }
+    return made;
+  };
+  traced.freeMany = (n) => {
+    const addresses = io().slice(0, n);
+    const freed = core.freeMany(n);
+    for (let i = 0; i < freed; i++) tracer.remove(addresses[i]);
+    return freed;
+  };
+  return traced;
+}
+
 const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
   get: (_target, name) => () => {
     throw new HeapDisposedError(String(name));
@@ -150,6 +211,8 @@ const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
 export class Heap {
   readonly config: HeapConfig;
   #ex: CoreExports;
+  /** The core's own exports, whatever #ex stands for. */
+  readonly #core: CoreExports;
   #io: Uint32Array;
   readonly #ioAddress: number;
   /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
@@ -158,21 +221,26 @@ export class Heap {
   readonly #space: ObjectSpace;
   #objects: ObjectSpace;
   readonly #guard: CoreGuard;
-  /** The tracer while tracemalloc traces, else undefined: each traced call tests it once, after the core call. */
+  /**
+   * The tracer while tracemalloc traces, else undefined. The allocation calls test nothing: while
+   * tracing, #ex is a tracing view of the exports (tracingExports), so off costs them nothing.
+   * Object constructors and decref test this field once, after the core call.
+   */
   #tracer: Tracer | undefined;
-  /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
-  readonly tracemalloc: Tracemalloc;
+  /** The tracing view of the exports #ex is while tracing. */
+  #tracing: CoreExports | undefined;
+  #tracemalloc: Tracemalloc | undefined;
 
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports) {
     this.config = config;
     this.#ex = exports;
+    this.#core = exports;
     this.#guard = guard;
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
     this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports));
     this.#objects = this.#space;
-    this.tracemalloc = new Tracemalloc(exports, (tracer) => { this.#tracer = tracer; });
     // Once broken, every call is refused before it reaches the core, at no cost until then.
     guard.onBreak(() => {
       this.#ex = guard.refusing<CoreExports>(exports.memory);
@@ -232,7 +300,6 @@ export class Heap {
       throw this.#guard.failure('malloc', error);
     }
     if (address === 0) throw this.#allocationFailure('malloc', size);
-    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, size, DEFAULT_DOMAIN);
     return address >>> 0;
   }
 
@@ -247,7 +314,6 @@ export class Heap {
       throw this.#guard.failure('calloc', error);
     }
     if (address === 0) throw this.#allocationFailure('calloc', count * size);
-    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, count * size, DEFAULT_DOMAIN);
     return address >>> 0;
   }
 
@@ -265,7 +331,6 @@ export class Heap {
       throw this.#guard.failure('realloc', error);
     }
     if (moved === 0) throw this.#failure('realloc', address, size);
-    if (this.#tracer !== undefined) this.#retrace(address, moved >>> 0, size, DEFAULT_DOMAIN);
     return moved >>> 0;
   }
 
@@ -279,7 +344,6 @@ export class Heap {
       throw this.#guard.failure('free', error);
     }
     if (status !== 0) throw this.#freeFailure('free', address, status);
-    if (this.#tracer !== undefined) this.#tracer.remove(address);
   }
 
   // PyMem_Malloc (API 'm') and PyMem_RawMalloc (API 'r'). malloc/free above are
@@ -289,13 +353,13 @@ export class Heap {
 
   /** PyMem_Malloc: pymalloc, API 'm' under the debug hooks. */
   memMalloc(size: number): number {
-    return this.#domainMalloc('memMalloc', DEFAULT_DOMAIN, size, (n) => this.#ex.memMalloc(n));
+    return this.#domainMalloc('memMalloc', size, (n) => this.#ex.memMalloc(n));
   }
   memCalloc(count: number, size: number): number {
-    return this.#domainCalloc('memCalloc', DEFAULT_DOMAIN, count, size, (c, n) => this.#ex.memCalloc(c, n));
+    return this.#domainCalloc('memCalloc', count, size, (c, n) => this.#ex.memCalloc(c, n));
   }
   memRealloc(address: number, size: number): number {
-    return this.#domainRealloc('memRealloc', DEFAULT_DOMAIN, address, size, (p, n) => this.#ex.memRealloc(p, n));
+    return this.#domainRealloc('memRealloc', address, size, (p, n) => this.#ex.memRealloc(p, n));
   }
   memFree(address: number): void {
     this.#domainFree('memFree', address, (p) => this.#ex.memFree(p));
@@ -303,13 +367,13 @@ export class Heap {
 
   /** PyMem_RawMalloc: the raw allocator for any size, API 'r' under the debug hooks. */
   rawMalloc(size: number): number {
-    return this.#domainMalloc('rawMalloc', RAW_DOMAIN, size, (n) => this.#ex.rawMalloc(n));
+    return this.#domainMalloc('rawMalloc', size, (n) => this.#ex.rawMalloc(n));
   }
   rawCalloc(count: number, size: number): number {
-    return this.#domainCalloc('rawCalloc', RAW_DOMAIN, count, size, (c, n) => this.#ex.rawCalloc(c, n));
+    return this.#domainCalloc('rawCalloc', count, size, (c, n) => this.#ex.rawCalloc(c, n));
   }
   rawRealloc(address: number, size: number): number {
-    return this.#domainRealloc('rawRealloc', RAW_DOMAIN, address, size, (p, n) => this.#ex.rawRealloc(p, n));
+    return this.#domainRealloc('rawRealloc', address, size, (p, n) => this.#ex.rawRealloc(p, n));
   }
   rawFree(address: number): void {
     this.#domainFree('rawFree', address, (p) => this.#ex.rawFree(p));
@@ -391,9 +455,6 @@ export class Heap {
       result.set(this.#ioView().subarray(0, batch), done);
       done += batch;
     }
-    if (this.#tracer !== undefined) {
-      for (let i = 0; i < count; i++) this.#tracer.add(result[i], sizes[i], DEFAULT_DOMAIN);
-    }
     return result;
   }
 
@@ -405,10 +466,6 @@ export class Heap {
       }
     }
     const failed = this.#freeBatches(addresses);
-    if (this.#tracer !== undefined) {
-      const freed = failed >= 0 ? failed : addresses.length;
-      for (let i = 0; i < freed; i++) this.#tracer.remove(addresses[i]);
-    }
     if (failed >= 0) {
       throw this.#freeFailure(`freeMany[${failed}]`, addresses[failed], this.#ex.lastError());
     }
@@ -441,6 +498,21 @@ export class Heap {
     this.#ex = DISPOSED;
     this.#objects = this.#space;
     this.#space.dispose();
+  }
+
+  /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
+  get tracemalloc(): Tracemalloc {
+    this.#tracemalloc ??= new Tracemalloc(this.#core, (tracer) => this.#install(tracer));
+    return this.#tracemalloc;
+  }
+
+  /** Switches tracing on (a tracer) or off; a broken or disposed heap keeps its refusing stand-in. */
+  #install(tracer: Tracer | undefined): void {
+    this.#tracer = tracer;
+    if (this.#ex === this.#core || this.#ex === this.#tracing) {
+      this.#tracing = tracer && tracingExports(this.#core, tracer);
+      this.#ex = this.#tracing ?? this.#core;
+    }
   }
 
   // Objects and the cycle collector: see src/heap/objects.ts and src/heap/gc.ts.
@@ -722,35 +794,26 @@ export class Heap {
     return o;
   }
 
-  /** Traces a realloc: the block moved (or was allocated, from 0) and now has `size` bytes. */
-  #retrace(address: number, moved: number, size: number, domain: number): void {
-    if (address !== moved) this.#tracer!.remove(address);
-    this.#tracer!.add(moved, size, domain);
-  }
-
-  #domainMalloc(operation: string, domain: number, size: number, call: (size: number) => number): number {
+  #domainMalloc(operation: string, size: number, call: (size: number) => number): number {
     if (!isU32(size)) throw sizeError('size', size);
     const address = this.#call(operation, () => call(size));
     if (address === 0) throw this.#allocationFailure(operation, size);
-    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, size, domain);
     return address >>> 0;
   }
 
-  #domainCalloc(operation: string, domain: number, count: number, size: number, call: (count: number, size: number) => number): number {
+  #domainCalloc(operation: string, count: number, size: number, call: (count: number, size: number) => number): number {
     if (!isU32(count)) throw sizeError('count', count);
     if (!isU32(size)) throw sizeError('size', size);
     const address = this.#call(operation, () => call(count, size));
     if (address === 0) throw this.#allocationFailure(operation, count * size);
-    if (this.#tracer !== undefined) this.#tracer.add(address >>> 0, count * size, domain);
     return address >>> 0;
   }
 
-  #domainRealloc(operation: string, domain: number, address: number, size: number, call: (address: number, size: number) => number): number {
+  #domainRealloc(operation: string, address: number, size: number, call: (address: number, size: number) => number): number {
     if (!isU32(address)) throw addressError(address);
     if (!isU32(size)) throw sizeError('size', size);
     const moved = this.#call(operation, () => call(address, size));
     if (moved === 0) throw this.#failure(operation, address, size);
-    if (this.#tracer !== undefined) this.#retrace(address, moved >>> 0, size, domain);
     return moved >>> 0;
   }
 
@@ -758,6 +821,5 @@ export class Heap {
     if (!isU32(address)) throw addressError(address);
     const status = this.#call(operation, () => call(address));
     if (status !== 0) throw this.#freeFailure(operation, address, status);
-    if (this.#tracer !== undefined) this.#tracer.remove(address);
   }
 }
