@@ -51,12 +51,27 @@ function limitError(nframe: unknown): Error {
 /** A hash of a block address: its bits above the alignment, spread by a Fibonacci multiply. */
 const slotOf = (address: number, mask: number): number => (Math.imul(address >>> 3, 0x9e3779b1) >>> 0) & mask;
 
+/** Frames between a Heap call and callerFrames (Heap method, tracing export, Tracer.add, #tracebackId), and a margin. */
+const LIBRARY_FRAMES = 6;
+const keepSites = (_error: Error, sites: NodeJS.CallSite[]) => sites;
+/** File names as V8 gives them (file: URLs for ES modules) to paths. */
+const paths = new Map<string, string>();
+
+function pathOf(name: string): string {
+  let path = paths.get(name);
+  if (path === undefined) {
+    path = name.startsWith('file:') ? fileURLToPath(name) : name;
+    paths.set(name, path);
+  }
+  return path;
+}
+
 /** The JS stack of the caller, library frames left out, at most `limit` frames. */
 function callerFrames(limit: number): Frame[] {
   const savedPrepare = Error.prepareStackTrace;
   const savedLimit = Error.stackTraceLimit;
-  Error.prepareStackTrace = (_error, sites) => sites;
-  Error.stackTraceLimit = limit + 16;
+  Error.prepareStackTrace = keepSites;
+  Error.stackTraceLimit = limit + LIBRARY_FRAMES;
   const holder: { stack?: NodeJS.CallSite[] } = {};
   Error.captureStackTrace(holder, callerFrames);
   const sites = holder.stack ?? [];
@@ -64,8 +79,7 @@ function callerFrames(limit: number): Frame[] {
   Error.stackTraceLimit = savedLimit;
   const frames: Frame[] = [];
   for (const site of sites) {
-    let filename = site.getFileName() ?? '<unknown>';
-    if (filename.startsWith('file:')) filename = fileURLToPath(filename);
+    const filename = pathOf(site.getFileName() ?? '<unknown>');
     if (filename.startsWith(LIBRARY_DIR)) continue;
     frames.push({ filename, lineno: site.getLineNumber() ?? 0 });
     if (frames.length === limit) break;
@@ -89,6 +103,8 @@ export class Tracer {
   peak = 0;
   /** The tag of the innermost withTag, or undefined to take the JS stack. */
   tag: string | undefined;
+  /** The tag's traceback id, interned when the tag is set. */
+  #tagId = 0;
 
   constructor(core: TracerCore, limit: number) {
     this.#core = core;
@@ -172,8 +188,17 @@ export class Tracer {
     this.#table = 0;
   }
 
+  /** Sets (or, with undefined, clears) the tag every traceback is until the next call. */
+  setTag(tag: string | undefined): void {
+    this.tag = tag;
+    if (tag !== undefined) this.#tagId = this.#intern([{ filename: tag, lineno: 0 }]);
+  }
+
   #tracebackId(): number {
-    const frames = this.tag === undefined ? callerFrames(this.limit) : [{ filename: this.tag, lineno: 0 }];
+    return this.tag === undefined ? this.#intern(callerFrames(this.limit)) : this.#tagId;
+  }
+
+  #intern(frames: Frame[]): number {
     const key = frames.map((f) => `${f.filename}\0${f.lineno}`).join('\n');
     let id = this.#ids.get(key);
     if (id === undefined) {
@@ -346,11 +371,11 @@ export class Tracemalloc {
     const tracer = this.#tracer;
     if (!tracer) return fn();
     const outer = tracer.tag;
-    tracer.tag = tag;
+    tracer.setTag(tag);
     try {
       return fn();
     } finally {
-      tracer.tag = outer;
+      tracer.setTag(outer);
     }
   }
 
