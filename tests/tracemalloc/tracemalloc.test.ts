@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   Heap, Snapshot, Filter, DomainFilter, RAW_DOMAIN, DEFAULT_DOMAIN, MemoryCorruptionError,
-  TracemallocNotTracingError, NotASnapshotError,
+  TracemallocNotTracingError, NotASnapshotError, formatSize,
 } from '../../src/index.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -225,6 +225,37 @@ describe('tracemalloc', () => {
     expect(heap.gc.collect()).toBe(2);
     expect(tm.takeSnapshot().traces).toEqual([]);
     expect(tm.getTracedMemory().current).toBe(0);
+  });
+
+  it('traces every allocation family, and nothing after stop', () => {
+    const tm = heap.tracemalloc;
+    tm.start();
+    const blocks = tm.withTag('many', () => heap.mallocMany([10, 20, 30]));
+    const m = tm.withTag('mem', () => heap.memRealloc(heap.memCalloc(4, 5), 40));
+    const r = tm.withTag('raw', () => heap.rawRealloc(0, 700));
+    const domains = tm.takeSnapshot().statistics('filename').map((s) => `${s.traceback[0].filename} ${s.size} ${s.count}`);
+    expect(domains).toEqual(['raw 700 1', 'many 60 3', 'mem 40 1']);
+    expect(tm.takeSnapshot().traces.find((t) => t.size === 700)!.domain).toBe(RAW_DOMAIN);
+    heap.freeMany(blocks);
+    heap.memFree(m);
+    expect(tm.getTracedMemory()).toEqual({ current: 700, peak: 800 }); // 60 + 40 (the calloc's 20 resized) + 700
+    tm.start(3); // tracing already: only the limit changes, the traces stay
+    expect(tm.getTracebackLimit()).toBe(3);
+    expect(tm.getTracedMemory().current).toBe(700);
+    tm.stop();
+    heap.rawFree(r);
+    const p = heap.malloc(5);
+    tm.start();
+    expect(tm.getObjectTraceback(p)).toBeNull();
+    expect(tm.takeSnapshot().traces).toEqual([]);
+    heap.free(p);
+  });
+
+  it('formats sizes as CPython does, signs and ties to even included', () => {
+    expect([0, 24.5, 25.5, 1000, 10_240, 20_000, 102_400, -100, 5 * 1024 ** 3].map((n) => formatSize(n))).toEqual([
+      '0 B', '24 B', '26 B', '1000 B', '10.0 KiB', '19.5 KiB', '100 KiB', '-100 B', '5120 MiB',
+    ]);
+    expect([0, 9800, -20_000].map((n) => formatSize(n, true))).toEqual(['+0 B', '+9800 B', '-19.5 KiB']);
   });
 
   it('dumps and loads a snapshot', () => {
