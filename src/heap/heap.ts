@@ -502,7 +502,7 @@ export class Heap {
 
   /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
   get tracemalloc(): Tracemalloc {
-    this.#tracemalloc ??= new Tracemalloc(this.#core, (tracer) => this.#install(tracer));
+    this.#tracemalloc ??= new Tracemalloc(this.#core, this.config.maxMemory, (tracer) => this.#install(tracer));
     return this.#tracemalloc;
   }
 

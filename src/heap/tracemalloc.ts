@@ -1,13 +1,15 @@
 // tracemalloc for a heap (CPython's module, REFERENCE.md section 8): which line allocated what.
 //
-// Heap calls the tracer after each traced call succeeds, and only while tracing: off, a call
-// costs one test of a private field. What is traced: malloc/calloc/realloc/free, mallocMany/
-// freeMany and the mem* calls (domain 0, as CPython's DEFAULT_DOMAIN), the raw* calls (domain
-// RAW_DOMAIN, so that a DomainFilter can tell them apart), and the object constructors newObject,
-// newTuple, newList, newInt, newStr, intern(string) and weakref (domain 0; size: the bytes of
-// the object's block, its GC header included). Not traced: blocks the core allocates for itself
-// (list item arrays as a list grows, type records), and immortal objects (small ints, interned
-// strings already there), which no constructor call allocated.
+// While tracing, the Heap calls the core through a tracing view of its exports, which records
+// each call that succeeded; off, the allocation calls are what they were, and cost nothing more.
+// Object constructors and decref test the tracer once, after the core call.
+//
+// What is traced: malloc/calloc/realloc/free, mallocMany/freeMany and the mem* calls (domain 0,
+// CPython's DEFAULT_DOMAIN), the raw* calls (domain RAW_DOMAIN, so that a DomainFilter can tell
+// them apart), and the object constructors newObject, newTuple, newList, newInt, newStr,
+// intern(string) and weakref (domain 0; size: the bytes of the object's block, its GC header
+// included). Not traced: blocks the core allocates for itself (list item arrays as a list grows,
+// type records), and immortal objects (small ints), which no constructor call allocated.
 //
 // Objects die inside the core (decref, the collector), unseen by the host: a traced object whose
 // address no longer holds a live object is dropped when traces are read (takeSnapshot,
@@ -106,9 +108,12 @@ export class Tracer {
   /** The tag's traceback id, interned when the tag is set. */
   #tagId = 0;
 
-  constructor(core: TracerCore, limit: number) {
+  readonly #maxMemory: number;
+
+  constructor(core: TracerCore, limit: number, maxMemory: number) {
     this.#core = core;
     this.limit = limit;
+    this.#maxMemory = maxMemory;
     this.#view = new Uint32Array(0);
     this.#allocate(FIRST_CAPACITY);
   }
@@ -210,7 +215,15 @@ export class Tracer {
   }
 
   #put(address: number, size: number, traceback: number, domainWord: number): void {
-    if (2 * (this.#used + 1) > this.#capacity) this.#grow();
+    // Past half full the table doubles; if the heap has no room for that, it fills up further,
+    // and only a full table makes the call that allocated throw (its block stays allocated).
+    if (2 * (this.#used + 1) > this.#capacity) {
+      try {
+        this.#grow();
+      } catch (error) {
+        if (!(error instanceof OutOfMemoryError) || this.#used + 1 >= this.#capacity) throw error;
+      }
+    }
     const view = this.#words();
     const mask = this.#capacity - 1;
     let slot = slotOf(address, mask);
@@ -248,7 +261,7 @@ export class Tracer {
     const bytes = capacity * WORDS * 4;
     const table = this.#core.rawMalloc(bytes) >>> 0;
     if (table === 0) {
-      throw new OutOfMemoryError('tracemalloc', bytes, this.#core.memory.buffer.byteLength, this.#core.memory.buffer.byteLength);
+      throw new OutOfMemoryError('tracemalloc', bytes, this.#core.memory.buffer.byteLength, this.#maxMemory, `a trace table of ${capacity} slots`);
     }
     this.#table = table;
     this.#capacity = capacity;
@@ -259,6 +272,7 @@ export class Tracer {
   #grow(): void {
     const old = this.#words().slice(0, this.#capacity * WORDS);
     const oldTable = this.#table;
+    // On failure #allocate throws with the old table still in place.
     this.#allocate(this.#capacity * 2);
     this.#core.rawFree(oldTable);
     this.#used = 0;
@@ -291,8 +305,11 @@ export class Tracemalloc {
   #limit = 1;
 
   /** @internal Heap makes it; `install` switches the heap's tracing on (a tracer) or off. */
-  constructor(core: TracerCore, install: (tracer: Tracer | undefined) => void) {
+  readonly #maxMemory: number;
+
+  constructor(core: TracerCore, maxMemory: number, install: (tracer: Tracer | undefined) => void) {
     this.#core = core;
+    this.#maxMemory = maxMemory;
     this.#install = install;
   }
 
@@ -307,7 +324,7 @@ export class Tracemalloc {
       this.#tracer.limit = nframe;
       return;
     }
-    this.#tracer = new Tracer(this.#core, nframe);
+    this.#tracer = new Tracer(this.#core, nframe, this.#maxMemory);
     this.#install(this.#tracer);
   }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   Heap, Snapshot, Filter, DomainFilter, RAW_DOMAIN, DEFAULT_DOMAIN, MemoryCorruptionError,
-  TracemallocNotTracingError, NotASnapshotError, formatSize,
+  TracemallocNotTracingError, NotASnapshotError, OutOfMemoryError, formatSize,
 } from '../../src/index.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -299,6 +299,28 @@ describe('tracemalloc', () => {
     tm.start(65535);
     expect(tm.getTracebackLimit()).toBe(65535);
     heap.free(heap.malloc(8));
+  });
+});
+
+describe('tracemalloc out of memory', () => {
+  it('keeps tracing in a table it cannot grow, and the heap stays usable', async () => {
+    const heap = await Heap.create({ maxMemory: 2 * 1024 * 1024 });
+    heap.tracemalloc.start();
+    const blocks: number[] = [];
+    let error: unknown;
+    try {
+      heap.tracemalloc.withTag('fill', () => { for (;;) blocks.push(heap.malloc(480)); });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(OutOfMemoryError);
+    // Every block handed out is traced, whichever failed: the heap's or the table's growth.
+    const { current } = heap.tracemalloc.getTracedMemory();
+    expect(current === 480 * blocks.length || current === 480 * (blocks.length + 1)).toBe(true);
+    for (const p of blocks) heap.free(p);
+    heap.check();
+    heap.tracemalloc.stop();
+    heap.free(heap.malloc(480));
   });
 });
 
