@@ -104,7 +104,7 @@ export class Tracer {
   current = 0;
   peak = 0;
   /** The tag of the innermost withTag, or undefined to take the JS stack. */
-  tag: string | undefined;
+  #tag: string | undefined;
   /** The tag's traceback id, interned when the tag is set. */
   #tagId = 0;
 
@@ -193,14 +193,18 @@ export class Tracer {
     this.#table = 0;
   }
 
-  /** Sets (or, with undefined, clears) the tag every traceback is until the next call. */
+  get tag(): string | undefined {
+    return this.#tag;
+  }
+
+  /** Sets (or, with undefined, clears) the tag every traceback is until it is set again. */
   setTag(tag: string | undefined): void {
-    this.tag = tag;
+    this.#tag = tag;
     if (tag !== undefined) this.#tagId = this.#intern([{ filename: tag, lineno: 0 }]);
   }
 
   #tracebackId(): number {
-    return this.tag === undefined ? this.#intern(callerFrames(this.limit)) : this.#tagId;
+    return this.#tag === undefined ? this.#intern(callerFrames(this.limit)) : this.#tagId;
   }
 
   #intern(frames: Frame[]): number {
