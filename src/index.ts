@@ -12,3 +12,9 @@ export type {
 export type { GcModule, GcGenerationStats, GcCallback, GcCallbackInfo } from './heap/gc.js';
 export { InvalidObjectError, ObjectTypeError } from './heap/errors.js';
 export type { InvalidObjectReason } from './heap/errors.js';
+export { Tracemalloc } from './heap/tracemalloc.js';
+export {
+  Snapshot, Statistic, StatisticDiff, Filter, DomainFilter, DEFAULT_DOMAIN, RAW_DOMAIN, formatSize,
+} from './heap/snapshot.js';
+export type { Frame, Traceback, Trace, KeyType } from './heap/snapshot.js';
+export { TracemallocNotTracingError, NotASnapshotError } from './heap/errors.js';

@@ -8,8 +8,9 @@ import {
   ObjectError, Kind, TypeRecord, ListObject, WeakrefObject, FAILED, state, generation,
   generationStats, gcHead, typeOf, liveObjectType, referenceArray, referenceCount, incref,
   decref, xdecref, track, typeRecord, mayBeTracked, allocateObject, objectsInit as initObjects, defineType,
-  typeIsValid, FINALIZED, PERMANENT, NUM_GENERATIONS, GC_HEADER, TRACKED, TYPE_SHIFT,
+  typeIsValid, FINALIZED, PERMANENT, NUM_GENERATIONS, GC_HEADER, TRACKED, TYPE_SHIFT, GC_HEADER_BYTES,
 } from "../objects/object";
+import { usableSize } from "../debug/hooks";
 import {
   Builtin, newTuple, newInt, newStr, intern, initWeakref, listAppend, listPop, tupleNeedsTracking, STR_DATA,
 } from "../objects/builtins";
@@ -152,6 +153,16 @@ export function objectDataBytes(o: usize): usize {
   if (kind == Kind.STR) return load<u32>(o, 8);
   if (kind == Kind.FIXED || kind == Kind.INT) return changetype<TypeRecord>(t).dataBytes;
   return failed(ObjectError.WRONG_KIND);
+}
+
+/**
+ * The bytes of the live object's block (its GC header included), or 0 when o is no live
+ * object: tracemalloc's size for an object, and how it sees that the core freed one.
+ */
+export function objectBlockBytes(o: usize): usize {
+  const t = liveObjectType(o);
+  if (!t) return 0;
+  return usableSize(changetype<TypeRecord>(t).flags & GC_HEADER ? o - GC_HEADER_BYTES : o);
 }
 
 export function objectIncref(o: usize): u32 {

@@ -187,3 +187,19 @@ export class MemoryCorruptionError extends Error {
     super(report);
   }
 }
+
+/** A tracemalloc call that needs tracing was made while it is off (CPython raises RuntimeError). */
+export class TracemallocNotTracingError extends Error {
+  override name = 'TracemallocNotTracingError';
+  constructor(readonly operation: string) {
+    super(`${operation}: tracemalloc is not tracing memory allocations; call heap.tracemalloc.start() first`);
+  }
+}
+
+/** Snapshot.load was given a file that is not a snapshot dump(): the reason names what is wrong. */
+export class NotASnapshotError extends Error {
+  override name = 'NotASnapshotError';
+  constructor(readonly path: string, readonly reason: string) {
+    super(`${path} is not a tracemalloc snapshot: ${reason}`);
+  }
+}

@@ -12,6 +12,8 @@ import {
   type WeakrefCallback,
 } from './objects.js';
 import type { GcModule } from './gc.js';
+import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
+import { Tracemalloc, type Tracer } from './tracemalloc.js';
 
 /** The exports of assembly/abi/index.ts. Addresses come back as i32: callers apply >>> 0. */
 interface CoreExports extends ObjectExports {
@@ -43,6 +45,7 @@ interface CoreExports extends ObjectExports {
   errorAddress(): number;
   corruption(): number;
   placeFirstArena(pools: number): void;
+  objectBlockBytes(o: number): number;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -70,6 +73,8 @@ const REASONS: Record<number, InvalidAddressReason> = {
  * handle passed to the wrong heap is refused (README, "Bad input", says exactly when).
  */
 const FIRST_ARENA_PLACES = 8;
+/** Refcounts from here up are immortal (src/heap/objects.ts). */
+const IMMORTAL = 0x3fff_ffff;
 let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
@@ -131,6 +136,67 @@ function byteError(data: ArrayLike<unknown>): RangeError | undefined {
   return undefined;
 }
 
+/**
+ * The exports as tracemalloc sees them: each allocation call of the host API, passed on to the
+ * core and then, when it succeeded, recorded (see src/heap/tracemalloc.ts for what is traced).
+ */
+function tracingExports(core: CoreExports, tracer: Tracer): CoreExports {
+  const traced: CoreExports = { ...core };
+  const io = () => new Uint32Array(core.memory.buffer, core.ioBuffer(), core.ioWords());
+  type Calls = ['malloc' | 'memMalloc' | 'rawMalloc', 'calloc' | 'memCalloc' | 'rawCalloc',
+    'realloc' | 'memRealloc' | 'rawRealloc', 'free' | 'memFree' | 'rawFree', number];
+  const apis: Calls[] = [
+    ['malloc', 'calloc', 'realloc', 'free', DEFAULT_DOMAIN],
+    ['memMalloc', 'memCalloc', 'memRealloc', 'memFree', DEFAULT_DOMAIN],
+    ['rawMalloc', 'rawCalloc', 'rawRealloc', 'rawFree', RAW_DOMAIN],
+  ];
+  for (const [mallocName, callocName, reallocName, freeName, domain] of apis) {
+    const malloc = core[mallocName];
+    const calloc = core[callocName];
+    const realloc = core[reallocName];
+    const free = core[freeName];
+    traced[mallocName] = (size) => {
+      const p = malloc(size);
+      if (p !== 0) tracer.add(p >>> 0, size, domain);
+      return p;
+    };
+    traced[callocName] = (count, size) => {
+      const p = calloc(count, size);
+      if (p !== 0) tracer.add(p >>> 0, count * size, domain);
+      return p;
+    };
+    traced[reallocName] = (address, size) => {
+      const p = realloc(address, size);
+      if (p === 0) return p;
+      if (p >>> 0 !== address) tracer.remove(address);
+      tracer.add(p >>> 0, size, domain);
+      return p;
+    };
+    traced[freeName] = (address) => {
+      const status = free(address);
+      if (status === 0) tracer.remove(address);
+      return status;
+    };
+  }
+  traced.mallocMany = (n) => {
+    const sizes = io().slice(0, n);
+    const made = core.mallocMany(n);
+    // All or nothing: a short count means the batch's blocks were freed again.
+    if (made === n) {
+      const addresses = io();
+      for (let i = 0; i < n; i++) tracer.add(addresses[i], sizes[i], DEFAULT_DOMAIN);
+    }
+    return made;
+  };
+  traced.freeMany = (n) => {
+    const addresses = io().slice(0, n);
+    const freed = core.freeMany(n);
+    for (let i = 0; i < freed; i++) tracer.remove(addresses[i]);
+    return freed;
+  };
+  return traced;
+}
+
 const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
   get: (_target, name) => () => {
     throw new HeapDisposedError(String(name));
@@ -145,6 +211,8 @@ const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
 export class Heap {
   readonly config: HeapConfig;
   #ex: CoreExports;
+  /** The core's own exports, whatever #ex stands for. */
+  readonly #core: CoreExports;
   #io: Uint32Array;
   readonly #ioAddress: number;
   /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
@@ -153,10 +221,20 @@ export class Heap {
   readonly #space: ObjectSpace;
   #objects: ObjectSpace;
   readonly #guard: CoreGuard;
+  /**
+   * The tracer while tracemalloc traces, else undefined. The allocation calls test nothing: while
+   * tracing, #ex is a tracing view of the exports (tracingExports), so off costs them nothing.
+   * Object constructors and decref test this field once, after the core call.
+   */
+  #tracer: Tracer | undefined;
+  /** The tracing view of the exports #ex is while tracing. */
+  #tracing: CoreExports | undefined;
+  #tracemalloc: Tracemalloc | undefined;
 
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports) {
     this.config = config;
     this.#ex = exports;
+    this.#core = exports;
     this.#guard = guard;
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
@@ -416,9 +494,25 @@ export class Heap {
 
   /** Drops the instance; every later call throws HeapDisposedError. */
   dispose(): void {
+    this.#tracer = undefined;
     this.#ex = DISPOSED;
     this.#objects = this.#space;
     this.#space.dispose();
+  }
+
+  /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
+  get tracemalloc(): Tracemalloc {
+    this.#tracemalloc ??= new Tracemalloc(this.#core, this.config.maxMemory, (tracer) => this.#install(tracer));
+    return this.#tracemalloc;
+  }
+
+  /** Switches tracing on (a tracer) or off; a broken or disposed heap keeps its refusing stand-in. */
+  #install(tracer: Tracer | undefined): void {
+    this.#tracer = tracer;
+    if (this.#ex === this.#core || this.#ex === this.#tracing) {
+      this.#tracing = tracer && tracingExports(this.#core, tracer);
+      this.#ex = this.#tracing ?? this.#core;
+    }
   }
 
   // Objects and the cycle collector: see src/heap/objects.ts and src/heap/gc.ts.
@@ -456,21 +550,21 @@ export class Heap {
   }
   newObject(type: ObjectType): number {
     try {
-      return this.#survived('newObject', this.#objects.newObject(type));
+      return this.#traced(this.#survived('newObject', this.#objects.newObject(type)));
     } catch (error) {
       throw this.#guard.failure('newObject', error);
     }
   }
   newTuple(items: ArrayLike<number> | number, type?: ObjectType): number {
     try {
-      return this.#survived('newTuple', this.#objects.newTuple(items, type));
+      return this.#traced(this.#survived('newTuple', this.#objects.newTuple(items, type)));
     } catch (error) {
       throw this.#guard.failure('newTuple', error);
     }
   }
   newList(items?: ArrayLike<number>, type?: ObjectType): number {
     try {
-      return this.#survived('newList', this.#objects.newList(items, type));
+      return this.#traced(this.#survived('newList', this.#objects.newList(items, type)));
     } catch (error) {
       throw this.#guard.failure('newList', error);
     }
@@ -492,7 +586,7 @@ export class Heap {
   }
   newInt(value: number | bigint): number {
     try {
-      return this.#survived('newInt', this.#objects.newInt(value));
+      return this.#traced(this.#survived('newInt', this.#objects.newInt(value)));
     } catch (error) {
       throw this.#guard.failure('newInt', error);
     }
@@ -506,7 +600,7 @@ export class Heap {
   }
   newStr(text: string): number {
     try {
-      return this.#survived('newStr', this.#objects.newStr(text));
+      return this.#traced(this.#survived('newStr', this.#objects.newStr(text)));
     } catch (error) {
       throw this.#guard.failure('newStr', error);
     }
@@ -520,7 +614,8 @@ export class Heap {
   }
   intern(s: number | string): number {
     try {
-      return this.#survived('intern', this.#objects.intern(s));
+      const interned = this.#survived('intern', this.#objects.intern(s));
+      return typeof s === 'string' ? this.#traced(interned) : interned;
     } catch (error) {
       throw this.#guard.failure('intern', error);
     }
@@ -544,6 +639,8 @@ export class Heap {
     try {
       this.#objects.decref(o);
       this.#survived('decref');
+      // The object itself, if this freed it; what it freed in turn is dropped when traces are read.
+      if (this.#tracer !== undefined && this.#ex.objectBlockBytes(o) === 0) this.#tracer.remove(o);
     } catch (error) {
       throw this.#guard.failure('decref', error);
     }
@@ -586,7 +683,7 @@ export class Heap {
   }
   weakref(o: number, callback?: WeakrefCallback): number {
     try {
-      return this.#survived('weakref', this.#objects.weakref(o, callback));
+      return this.#traced(this.#survived('weakref', this.#objects.weakref(o, callback)));
     } catch (error) {
       throw this.#guard.failure('weakref', error);
     }
@@ -685,8 +782,16 @@ export class Heap {
   }
 
   /** The allocation traceback of the block at p, as a report prints it; undefined when not tracing. */
-  #allocationTraceback(_p: number): string[] | undefined {
-    return undefined;
+  #allocationTraceback(p: number): string[] | undefined {
+    if (this.#tracer === undefined) return undefined;
+    const traceback = this.#tracer.traceback(p) ?? [];
+    return traceback.map((frame) => `  File "${frame.filename}", line ${frame.lineno}`);
+  }
+
+  /** A new object's trace (tracemalloc on); immortal objects were not allocated by the call. */
+  #traced(o: number): number {
+    if (this.#tracer !== undefined && this.#ex.objectRefcount(o) >>> 0 < IMMORTAL) this.#tracer.addObject(o);
+    return o;
   }
 
   #domainMalloc(operation: string, size: number, call: (size: number) => number): number {

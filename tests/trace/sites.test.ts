@@ -218,7 +218,7 @@ describe('sites: bad input', () => {
   });
 
   it('formats sizes as tracemalloc does', () => {
-    expect([0, 1000, 10_239, 10_240, 100_000, 104_000, 5 * 1024 ** 3].map(formatSize)).toEqual([
+    expect([0, 1000, 10_239, 10_240, 100_000, 104_000, 5 * 1024 ** 3].map((n) => formatSize(n))).toEqual([
       '0 B',
       '1000 B',
       '10239 B',

@@ -11,6 +11,7 @@
 // traceback is the realloc's): its bytes are counted live there, and as allocated there.
 // Memory: a size and a site per live id, a few numbers per site; two streams of the file.
 
+import { formatSize } from '../../index.js';
 import { SitesMissingError } from './errors.js';
 import { NO_SITE, OP_ALLOC, OP_FIELDS, OP_FREE, type CallSite } from './format.js';
 import { openTrace } from './reader.js';
@@ -166,18 +167,8 @@ export async function siteStatistics(path: string, options: { at?: SitesMoment }
 
 // ---- formatting, as tracemalloc prints a Statistic ----------------------------------------------
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
-
-/** A size as tracemalloc shows it: "1000 B", "97.7 KiB", "12 MiB" (3 or 4 significant digits). */
-export function formatSize(bytes: number): string {
-  let value = bytes;
-  for (const [i, unit] of UNITS.entries()) {
-    if (Math.abs(value) < 100 && unit !== 'B') return `${value.toFixed(1)} ${unit}`;
-    if (Math.abs(value) < 10 * 1024 || i === UNITS.length - 1) return `${value.toFixed(0)} ${unit}`;
-    value /= 1024;
-  }
-  throw new Error('unreachable: the last unit always returns');
-}
+/** tracemalloc's size rule, from the library (src/heap/snapshot.ts). */
+export { formatSize };
 
 /** Where a site is: "prog.c:9 (keep_blocks)", or its raw module+address and why not. */
 export function describeSite(statistic: SiteStatistic): string {
