@@ -24,3 +24,4 @@ export { nativeReplay, NATIVE_LABEL, type NativeReplayOptions, type NativeResult
 export { formatSummary, importNote, prepareReportDirectory, renderReport, writeReport } from './report.js';
 export { runBench, formatBench, MAX_RUNS, MAX_STEPS, type BenchOptions, type BenchResult } from './bench.js';
 export { decodeArenaMap, debugMallocStats, type ArenaMap, type ArenaRecord, type PoolRecord, type PoolState } from './pymalloc.js';
+export { buildCPeers, cToolchainMissing, missingCPeers, peerStatus, type PeerStatus } from './peers.js';

@@ -42,13 +42,13 @@ function mib(bytes: number): string {
 type Row = ReplayResult | NativeResult;
 
 /** The allocator the matrices give ratios to. */
-export const REFERENCE_ALLOCATOR = 'pymalloc-3.12';
+const REFERENCE_ALLOCATOR = 'pymalloc-3.12';
 
 /** Allocators drawn hidden at first: their scale would hide everyone else's differences. */
-export const HIDDEN_AT_FIRST: readonly string[] = ['bump'];
+const HIDDEN_AT_FIRST: readonly string[] = ['bump'];
 
 /** A workload's name as shown: a shipped or given trace by its file's base name. */
-export function workloadLabel(name: string): string {
+function workloadLabel(name: string): string {
   const match = /^trace:(?:.*\/)?([^/]+?)(?:\.trace)?(?:\.gz)?$/.exec(name);
   return match ? `trace:${match[1]}` : name;
 }
