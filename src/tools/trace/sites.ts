@@ -55,14 +55,16 @@ function ensure<T extends Uint32Array | Float64Array>(array: T, at: number, make
   return grown;
 }
 
-/** The number of ops after which live bytes first reach their maximum. */
-async function peakOp(path: string): Promise<number> {
+/** The number of ops after which live bytes first reach their maximum, and the sites declared. */
+async function peakOp(path: string): Promise<{ peakAt: number; sites: number }> {
   let sizes = new Float64Array(1024);
   let live = 0;
   let peak = 0;
   let peakAt = 0;
   let op = 0;
-  for await (const { ops } of openTrace(path)) {
+  let sites = 0;
+  for await (const { ops, summary } of openTrace(path)) {
+    if (summary !== undefined) sites = summary.sites;
     for (let i = 0; i < ops.length; i += OP_FIELDS, op++) {
       const kind = ops[i]!;
       const id = ops[i + 1]!;
@@ -80,7 +82,7 @@ async function peakOp(path: string): Promise<number> {
       }
     }
   }
-  return peakAt;
+  return { peakAt, sites };
 }
 
 /**
@@ -89,7 +91,13 @@ async function peakOp(path: string): Promise<number> {
  */
 export async function siteStatistics(path: string, options: { at?: SitesMoment } = {}): Promise<SitesReport> {
   const at = options.at ?? 'peak';
-  const moment = at === 'peak' ? await peakOp(path) : Number.POSITIVE_INFINITY;
+  let moment = Number.POSITIVE_INFINITY;
+  if (at === 'peak') {
+    const peak = await peakOp(path);
+    // A trace without sites is known after one pass: no second one to find it out again.
+    if (peak.sites === 0) throw new SitesMissingError(path);
+    moment = peak.peakAt;
+  }
 
   const declared: CallSite[] = [];
   let blockSize = new Float64Array(1024);
