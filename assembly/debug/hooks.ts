@@ -36,7 +36,7 @@
 // Under the hooks realloc always moves the block: a stale pointer to the old one then reads
 // DEAD, as CPython's debug realloc arranges by erasing the old block.
 
-import { IO, Status, header, fail, broken } from "../memory/header";
+import { IO, Status, header, fail, broken, callocBytes } from "../memory/header";
 import { rawAlloc, rawFree, rawRealloc, rawBlockStatus, rawUsableSize, rawNextCallerBlock } from "../raw/tlsf";
 import { PoolHeader, POOL_OVERHEAD, NO_CLASS, poolOf, blockState } from "../pymalloc/pool";
 import { classSize } from "../pymalloc/sizeclass";
@@ -262,11 +262,8 @@ function debugRealloc(api: u32, p: usize, n: usize, held: bool): usize {
 
 /** Debug calloc: count * size zeroed bytes through `api`, or 0. */
 function debugCalloc(api: u32, count: usize, size: usize): usize {
-  const bytes = <u64>count * <u64>size;
-  if (bytes > <u64>u32.MAX_VALUE) {
-    fail(Status.OUT_OF_MEMORY, 0);
-    return 0;
-  }
+  const bytes = callocBytes(count, size);
+  if (bytes < 0) return 0;
   const p = debugMalloc(api, <usize>bytes, false, false);
   if (p) memory.fill(p, 0, <usize>bytes);
   return p;
@@ -392,11 +389,8 @@ export function pyRawMalloc(n: usize): usize {
 
 export function pyRawCalloc(count: usize, size: usize): usize {
   if (hooked()) return debugCalloc(API_RAW, count, size);
-  const bytes = <u64>count * <u64>size;
-  if (bytes > <u64>u32.MAX_VALUE) {
-    fail(Status.OUT_OF_MEMORY, 0);
-    return 0;
-  }
+  const bytes = callocBytes(count, size);
+  if (bytes < 0) return 0;
   const p = rawAlloc(<usize>bytes, 0);
   if (p) memory.fill(p, 0, <usize>bytes);
   return p;

@@ -192,6 +192,17 @@ export function fail(status: Status, address: usize): u32 {
 }
 
 /**
+ * The bytes of calloc(count, size), or -1 with OUT_OF_MEMORY recorded when the product does not
+ * fit the 32-bit address space (every calloc of every domain checks it here).
+ */
+export function callocBytes(count: usize, size: usize): i64 {
+  const bytes = <u64>count * <u64>size;
+  if (bytes <= <u64>u32.MAX_VALUE) return <i64>bytes;
+  fail(Status.OUT_OF_MEMORY, 0);
+  return -1;
+}
+
+/**
  * A checker's verdict on a broken invariant: leaves the offending structure's address in
  * errorAddress (lastError stays OK: nothing failed) and returns the invariant's code.
  */

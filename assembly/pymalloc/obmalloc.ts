@@ -13,7 +13,7 @@
 
 import {
   Status, CHECKED, MAX_SIZE_CLASSES, MAX_SMALL_THRESHOLD, MIN_POOL_SHIFT, MAX_ARENA_SHIFT,
-  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp,
+  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes,
 } from "../memory/header";
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
@@ -118,11 +118,8 @@ export function heldMalloc(n: usize): usize {
 
 /** PyObject_Calloc: count * size zeroed bytes, or 0. */
 export function objectCalloc(count: usize, size: usize): usize {
-  const bytes = <u64>count * <u64>size;
-  if (bytes > <u64>u32.MAX_VALUE) {
-    fail(Status.OUT_OF_MEMORY, 0);
-    return 0;
-  }
+  const bytes = callocBytes(count, size);
+  if (bytes < 0) return 0;
   const p = objectMalloc(<usize>bytes);
   if (p) memory.fill(p, 0, <usize>bytes);
   return p;

@@ -14,8 +14,6 @@
 // Exit codes: 0 ok, 1 a runtime failure (a replay, a trace, a recording failed), 2 a usage
 // error (an unknown command, option or name).
 
-import { readFileSync } from 'node:fs';
-
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import {
@@ -29,7 +27,7 @@ import {
   type SitesMoment,
   type TraceSummary,
 } from '../trace/index.js';
-import { C_PEERS, C_TOOLCHAIN_PACKAGES, isPymalloc, PYMALLOC_PRESETS, userPeersDir } from '../compare/allocators.js';
+import { C_PEERS, C_TOOLCHAIN_PACKAGES, isPymalloc, PACKAGE_VERSION, PYMALLOC_PRESETS, userPeersDir } from '../compare/allocators.js';
 import { runBench, formatBench, BATCH, MAX_STEPS, MAX_RUNS } from '../compare/bench.js';
 import { compare, comparisonDocument, defaultWorkloads, failedResults, planComparison, type CompareOptions } from '../compare/compare.js';
 import { ReplaysFailedError, UsageError } from '../compare/errors.js';
@@ -39,8 +37,6 @@ import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
 import { buildCPeers, cToolchainMissing, missingCPeers, peerStatus } from '../compare/peers.js';
 import { createProgress } from './progress.js';
 
-/** The package's version, from its package.json (three floors up from src/ and dist/ alike). */
-const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -164,7 +160,7 @@ function describeImport(path: string, summary: TraceSummary): string {
 function buildProgram(): Command {
   const program = new Command('pymalloc')
     .description('CPython\'s pymalloc in WebAssembly: compare allocators, replay and record traces')
-    .version(VERSION, '-V, --version', 'print the version of pymalloc-wasm')
+    .version(PACKAGE_VERSION, '-V, --version', 'print the version of pymalloc-wasm')
     .exitOverride()
     .showHelpAfterError();
 

@@ -34,6 +34,9 @@ export function isPymalloc(name: string): name is PymallocName {
 /** The repository root: this file is src/tools/compare/ or dist/tools/compare/. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** The version of this package, from its package.json. */
+export const PACKAGE_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
 /** The modules `npm ci` builds (and the package ships): every peer that needs only npm packages. */
 export const DEFAULT_WASM_DIR = join(PACKAGE_ROOT, 'build', 'peers');
 

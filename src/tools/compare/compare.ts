@@ -1,12 +1,10 @@
 // A comparison: every workload replayed on every allocator asked for (each replay on a fresh
 // instance), plus the native reference where gcc exists.
 
-import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
 
 import {
-  allocatorBuiltFrom, builtAllocators, buildHint, parseAllocatorNames, ALLOCATOR_NAMES, PACKAGE_ROOT, PEER_NOTES,
+  allocatorBuiltFrom, builtAllocators, buildHint, parseAllocatorNames, ALLOCATOR_NAMES, PACKAGE_VERSION, PEER_NOTES,
   type AllocatorName,
 } from './allocators.js';
 import { nativeReplay, NATIVE_LABEL, type NativeResult } from './native.js';
@@ -184,8 +182,6 @@ export interface ComparisonDocument {
   results: ComparisonRow[];
   skipped: SkippedAllocator[];
 }
-
-const PACKAGE_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 export function comparisonDocument(comparison: Comparison, options: { wasmDir?: string } = {}): ComparisonDocument {
   const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ?? null;
