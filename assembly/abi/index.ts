@@ -3,7 +3,7 @@
 // or a Status, and leave the reason in lastError() / errorAddress(). A call that finds the heap
 // corrupted traps (memory/header.ts, `corrupt`) and leaves the invariant in corruption().
 
-import { IO, IO_WORDS, Status, header } from "../memory/header";
+import { HEAP, IO, IO_WORDS, SHARED_STATE_BYTES, SHARED_STATE_OFFSET, Status, header } from "../memory/header";
 import { pyObjectMalloc, pyObjectFree } from "../debug/hooks";
 import { addressInRange } from "../pymalloc/arena";
 import { fillStats } from "../heap/stats";
@@ -66,6 +66,15 @@ export function ioBuffer(): usize {
 
 export function ioWords(): u32 {
   return IO_WORDS;
+}
+
+/** The host's shared state (memory/header.ts): its address, and its bytes below. */
+export function sharedState(): usize {
+  return HEAP + SHARED_STATE_OFFSET;
+}
+
+export function sharedStateBytes(): u32 {
+  return <u32>SHARED_STATE_BYTES;
 }
 
 export function stats(): void {

@@ -8,8 +8,9 @@ import {
   ObjectError, Kind, TypeRecord, ListObject, WeakrefObject, FAILED, state, generation,
   generationStats, gcHead, typeOf, liveObjectType, referenceArray, referenceCount, incref,
   decref, xdecref, track, typeRecord, mayBeTracked, allocateObject, objectsInit as initObjects, defineType,
-  typeIsValid, FINALIZED, PERMANENT, NUM_GENERATIONS, GC_HEADER, TRACKED, TYPE_SHIFT, GC_HEADER_BYTES,
+  typeIsValid, FINALIZED, FINALIZER, PERMANENT, NUM_GENERATIONS, GC_HEADER, TRACKED, TYPE_SHIFT, GC_HEADER_BYTES,
 } from "../objects/object";
+import { IO } from "../memory/header";
 import { usableSize } from "../debug/hooks";
 import {
   Builtin, newTuple, newInt, newStr, intern, initWeakref, listAppend, listPop, tupleNeedsTracking, STR_DATA,
@@ -64,8 +65,12 @@ export function objectError(): u32 {
   return state().error;
 }
 
-/** A host-defined type: FIXED, TUPLE or LIST. Its address, or 0. */
-export function typeDefine(kind: u32, refSlots: u32, dataBytes: u32, finalizer: bool, weakrefable: bool): usize {
+/**
+ * A host-defined type: FIXED, TUPLE or LIST. `name` is 0, or a str naming it (a heap shared by
+ * workers names its types in memory), whose reference the type takes over: it lives as long as
+ * the heap. Its address, or 0.
+ */
+export function typeDefine(kind: u32, refSlots: u32, dataBytes: u32, finalizer: bool, weakrefable: bool, name: usize): usize {
   if (
     (kind != Kind.FIXED && kind != Kind.TUPLE && kind != Kind.LIST) ||
     refSlots > MAX_SLOTS || dataBytes > MAX_DATA_BYTES
@@ -73,7 +78,38 @@ export function typeDefine(kind: u32, refSlots: u32, dataBytes: u32, finalizer: 
     state().error = ObjectError.WRONG_KIND;
     return 0;
   }
-  return defineType(kind, refSlots, dataBytes, finalizer, weakrefable);
+  const nameType = name ? liveObjectType(name) : 0;
+  if (name && (!nameType || changetype<TypeRecord>(nameType).kind != Kind.STR)) {
+    state().error = ObjectError.BAD_VALUE;
+    return 0;
+  }
+  return defineType(kind, refSlots, dataBytes, finalizer, weakrefable, name);
+}
+
+/** Types defined so far, the built-ins first: typeAt(i) for i below it is a type's address. */
+export function typeCount(): u32 {
+  return state().typeCount;
+}
+
+export function typeAt(index: u32): usize {
+  return index < state().typeCount ? changetype<usize>(typeRecord(index)) : 0;
+}
+
+/**
+ * Writes a type's description for the host into IO: kind, whether it has a finalizer, refSlots,
+ * dataBytes, whether it is weakly referenceable, its name (a str, 0 for built-ins). 0 if t is
+ * not a type.
+ */
+export function typeDescribe(t: usize): u32 {
+  if (!typeIsValid(t)) return 0;
+  const record = changetype<TypeRecord>(t);
+  store<u32>(IO, record.kind);
+  store<u32>(IO, record.flags & FINALIZER ? 1 : 0, 4);
+  store<u32>(IO, record.refSlots, 8);
+  store<u32>(IO, record.dataBytes, 12);
+  store<u32>(IO, record.weaklistOffset ? 1 : 0, 16);
+  store<u32>(IO, record.name, 20);
+  return 1;
 }
 
 /** The address of a built-in type record (Builtin index), for the host's type handles. */

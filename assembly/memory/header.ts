@@ -14,13 +14,16 @@
 // Layers, bottom up: linear memory -> raw allocator -> arenas -> pools -> blocks, then objects
 // and the collector; one folder each (assembly/README.md), and each calls only those below it.
 //
-// ╒═══════════════════ Heap header (HEAP, 64-byte aligned) ════════════════════╕
+// ╒═════════════ Heap header (HEAP, below the module's static data) ══════════════╕
 //  +0    HeapHeader            geometry, arena bookkeeping, counters, errors
 //  +HDR  usedpools             2 x usize per size class: the links of a fake pool
 //                              header per class (see pymalloc/pool.ts, "Tricky")
 //  +...  divisibility table    3 x u32 per size class (see pymalloc/sizeclass.ts)
 //  +...  raw allocator root    free-list bitmaps and heads (see raw/tlsf.ts)
 //  +...  object space          reserved for the object layer and the collector
+//  +...  shared state          reserved for the host, when workers share the heap: the GIL,
+//                              its statistics and the attachments (src/heap/gil.ts); the core
+//                              never reads or writes it
 // ╘════════════════════════════════════════════════════════════════════════════╛
 //
 // Tunables and the invariants they must keep (checked once, by heapInit):
@@ -165,18 +168,35 @@ export const enum Status {
 // @ts-ignore: decorator
 @inline export const OBJECT_SPACE_BYTES: usize = 1024;
 // @ts-ignore: decorator
-@inline const HEADER_BYTES: usize = OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES;
-
-/** The address of the heap header. */
-export const HEAP: usize = memory.data(<i32>HEADER_BYTES, 64);
+@inline export const SHARED_STATE_OFFSET: usize = OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES;
+/** Bytes reserved for the host's shared state (src/heap/gil.ts checks that its layout fits). */
+// @ts-ignore: decorator
+@inline export const SHARED_STATE_BYTES: usize = 2048;
+// @ts-ignore: decorator
+@inline const HEADER_BYTES: usize = SHARED_STATE_OFFSET + SHARED_STATE_BYTES;
 
 /**
- * The exchange buffer: batch calls and statistics pass arrays through it.
+ * The address of the heap header. Tricky: not memory.data, because a module that imports its
+ * memory carries every static region as an active data segment, zeros included, and each
+ * instantiation over a shared memory re-applies them: a worker attaching would reset the
+ * header of a heap in use. So the header and the IO buffer sit below the module's static data,
+ * which asconfig.json's memoryBase starts at STATIC_END or above (heapInit refuses to build
+ * otherwise), where no segment reaches.
+ */
+// @ts-ignore: decorator
+@inline export const HEAP: usize = 64;
+
+/**
+ * The exchange buffer, after the header: batch calls and statistics pass arrays through it.
  * IO_WORDS u32 words, so a batch of up to IO_WORDS requests crosses in one call.
  */
 // @ts-ignore: decorator
 @inline export const IO_WORDS: u32 = 16384;
-export const IO: usize = memory.data(<i32>(IO_WORDS << 2), 16);
+// @ts-ignore: decorator
+@inline export const IO: usize = HEAP + HEADER_BYTES;
+/** The end of the header and the IO buffer: the lowest memoryBase the build may have. */
+// @ts-ignore: decorator
+@inline export const STATIC_END: usize = IO + (<usize>IO_WORDS << 2);
 
 // @ts-ignore: decorator
 @inline export function header(): HeapHeader {

@@ -47,6 +47,8 @@
 //  +16  dataOffset      u32   where a fixed type's raw data starts
 //  +20  dataBytes       u32
 //  +24  weaklistOffset  u32   where the weak list head is; 0: no weak references
+//  +28  name            usize a str holding the type's name, owned by the type, in a heap that
+//                             workers share (so that every instance can name it); else 0
 // ╘═══════════════════════════════════════════════════════════════════════════════════╛
 // The type table is one INTERNAL raw block of MAX_TYPES records, made by objectsInit; an
 // object's type word is the address of its record, so checking that a word names a type is
@@ -256,6 +258,7 @@ export const enum Kind {
   dataOffset: u32;
   dataBytes: u32;
   weaklistOffset: u32;
+  name: usize;
 }
 
 /** The head every object starts with. */
@@ -406,7 +409,7 @@ function kindFieldBytes(kind: u32): u32 {
  * GC header when they can hold references, have a finalizer or can be weakly referenced;
  * tuples, lists and weakrefs always have one, ints and strings never.
  */
-export function defineType(kind: u32, refSlots: u32, dataBytes: u32, finalizer: bool, weakrefable: bool): usize {
+export function defineType(kind: u32, refSlots: u32, dataBytes: u32, finalizer: bool, weakrefable: bool, name: usize): usize {
   const st = state();
   if (st.typeCount >= MAX_TYPES) {
     st.error = ObjectError.TOO_MANY_TYPES;
@@ -414,6 +417,7 @@ export function defineType(kind: u32, refSlots: u32, dataBytes: u32, finalizer: 
   }
   const t = typeRecord(st.typeCount++);
   t.kind = kind;
+  t.name = name;
   t.weaklistOffset = 0;
   let flags: u32 = finalizer ? FINALIZER : 0;
   let size = <u32>FIXED_SLOTS;
@@ -829,11 +833,11 @@ export function objectsInit(): bool {
   generation(2).threshold = 10;
   st.enabled = 1;
   // The built-in types, at the indices builtins.ts names them by.
-  defineType(Kind.INT, 0, 0, false, false);
-  defineType(Kind.STR, 0, 0, false, false);
-  defineType(Kind.TUPLE, 0, 0, false, false);
-  defineType(Kind.LIST, 0, 0, false, false);
-  defineType(Kind.WEAKREF, 0, 0, false, false);
+  defineType(Kind.INT, 0, 0, false, false, 0);
+  defineType(Kind.STR, 0, 0, false, false, 0);
+  defineType(Kind.TUPLE, 0, 0, false, false, 0);
+  defineType(Kind.LIST, 0, 0, false, false, 0);
+  defineType(Kind.WEAKREF, 0, 0, false, false, 0);
   st.ready = 1;
   return true;
 }

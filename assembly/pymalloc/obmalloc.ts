@@ -13,7 +13,7 @@
 
 import {
   Status, CHECKED, MAX_SIZE_CLASSES, MAX_SMALL_THRESHOLD, MIN_POOL_SHIFT, MAX_ARENA_SHIFT,
-  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes,
+  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes, STATIC_END,
 } from "../memory/header";
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
@@ -273,7 +273,9 @@ export function heapInit(
   initSizeClasses();
   initUsedpools();
 
-  // Static memory: the arena map, then nfp2lasta; the raw allocator manages all that follows.
+  // Past the static data: the arena map, then nfp2lasta; the raw allocator manages all that
+  // follows.
+  if (STATIC_END > <usize>ASC_MEMORY_BASE) ERROR("asconfig.json: memoryBase must be at least memory/header.ts's STATIC_END");
   const mapBytes = <usize>8 << (32 - arenaShift);
   hdr.arenaMap = alignUp(__heap_base, 16);
   hdr.nfp2lasta = hdr.arenaMap + mapBytes;

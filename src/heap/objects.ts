@@ -7,7 +7,11 @@ import {
 export interface ObjectExports extends GcExports {
   objectsInit(): number;
   objectError(): number;
-  typeDefine(kind: number, refSlots: number, dataBytes: number, finalizer: number, weakrefable: number): number;
+  typeDefine(kind: number, refSlots: number, dataBytes: number, finalizer: number, weakrefable: number, name: number): number;
+  typeCount(): number;
+  typeAt(index: number): number;
+  typeDescribe(type: number): number;
+  ioBuffer(): number;
   builtinType(index: number): number;
   objectNew(type: number): number;
   tupleNew(type: number, size: number): number;
@@ -125,6 +129,9 @@ interface ErrorContext {
 interface TypeEntry {
   type: ObjectType;
   finalizer?: Finalizer;
+  /** The record says the type has a finalizer: one may be defined in another instance only. */
+  finalizes: boolean;
+  weakrefable: boolean;
 }
 
 /** The exports after dispose(): nothing reaches them, as exports() throws first. */
@@ -133,6 +140,16 @@ const DISPOSED = new Proxy({} as ObjectExports, {
     throw new HeapDisposedError(String(name));
   },
 });
+
+/** `a fixed type of 2 references and 8 data bytes, with a finalizer`, for the errors of #adopt. */
+type Layout = Pick<TypeEntry, 'finalizes' | 'weakrefable'> & Pick<ObjectType, 'kind' | 'refSlots' | 'dataBytes'>;
+
+function layoutText(layout: Layout): string {
+  const parts = layout.kind === 'fixed' ? ` of ${layout.refSlots} references and ${layout.dataBytes} data bytes` : '';
+  const finalizer = layout.finalizes ? ', with a finalizer' : '';
+  const weak = layout.kind === 'fixed' && !layout.weakrefable ? ', not weakly referenceable' : '';
+  return `a ${layout.kind} type${parts}${finalizer}${weak}`;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -173,11 +190,17 @@ export class ObjectSpace {
   #u32: Uint32Array;
 
   readonly #maxMemory: number;
+  /**
+   * Other instances share the heap: a type defined in one is known to all by its record (and
+   * its name, a str the record holds), and defining it again by name adopts it.
+   */
+  readonly #shared: boolean;
   /** The exports the gc module calls: `gcExports` (src/heap/guard.ts wraps them), until disposed. */
   #gcEx: GcExports;
 
-  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports) {
+  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports, shared = false) {
     this.#ex = exports;
+    this.#shared = shared;
     this.#gcEx = gcExports;
     this.#maxMemory = maxMemory;
     this.#u32 = new Uint32Array(exports.memory.buffer);
@@ -218,7 +241,7 @@ export class ObjectSpace {
         name, kind: name, address: this.#ex.builtinType(index) >>> 0, refSlots: 0, dataBytes: name === 'int' ? 8 : 0,
       };
       this.#builtins.push(type);
-      this.#types.set(type.address, { type });
+      this.#types.set(type.address, { type, finalizes: false, weakrefable: false });
     });
   }
 
@@ -253,13 +276,63 @@ export class ObjectSpace {
       throw new RangeError(`spec.refSlots and spec.dataBytes are for fixed types, not '${kind}'`);
     }
     const ex = this.exports('defineType');
-    const address = ex.typeDefine(KIND_CODES[kind], refSlots, dataBytes, finalizer ? 1 : 0, weakrefable && kind === 'fixed' ? 1 : 0) >>> 0;
+    const weakrefs = weakrefable && kind === 'fixed';
+    if (this.#shared) {
+      const adopted = this.#adopt(name, { kind, refSlots, dataBytes, finalizes: finalizer !== undefined, weakrefable: weakrefs });
+      if (adopted) {
+        adopted.finalizer = finalizer;
+        return adopted.type;
+      }
+    }
+    const nameStr = this.#shared ? this.newStr(name) : 0;
+    const address = ex.typeDefine(KIND_CODES[kind], refSlots, dataBytes, finalizer ? 1 : 0, weakrefs ? 1 : 0, nameStr) >>> 0;
     if (address === 0) {
+      if (nameStr) ex.objectDecref(nameStr);
       throw ex.objectError() === TOO_MANY_TYPES ? new RangeError('defineType: the type table is full (256 types)') : new RangeError('defineType: the heap refused the type');
     }
     const type: ObjectType = Object.freeze({ name, kind, address, refSlots, dataBytes });
-    this.#types.set(address, { type, finalizer });
+    this.#types.set(address, { type, finalizer, finalizes: finalizer !== undefined, weakrefable: weakrefs });
     return type;
+  }
+
+  /**
+   * In a shared heap, the type another instance defined under `name`, now this instance's too,
+   * or undefined when there is none; a TypeError when its layout is not the one asked for.
+   */
+  #adopt(name: string, layout: Layout): TypeEntry | undefined {
+    const ex = this.#ex;
+    for (let i = this.#builtins.length, count = ex.typeCount(); i < count; i++) {
+      const entry = this.#entry(ex.typeAt(i) >>> 0)!;
+      if (entry.type.name !== name) continue;
+      const { kind, refSlots, dataBytes } = entry.type;
+      if (
+        kind !== layout.kind || refSlots !== layout.refSlots || dataBytes !== layout.dataBytes ||
+        entry.finalizes !== layout.finalizes || entry.weakrefable !== layout.weakrefable
+      ) {
+        throw new TypeError(
+          `defineType: '${name}' is already defined in this shared heap as ${layoutText({ ...entry, ...entry.type })}, not as ${layoutText(layout)}`,
+        );
+      }
+      return entry;
+    }
+    return undefined;
+  }
+
+  /**
+   * The entry of a type record: this instance's own, or, for a type another instance of a
+   * shared heap defined, one read from the record (without a finalizer: see runFinalizer).
+   */
+  #entry(address: number): TypeEntry | undefined {
+    const known = this.#types.get(address);
+    if (known !== undefined || !this.#shared) return known;
+    if (this.#ex.typeDescribe(address) === 0) return undefined;
+    const io = new Uint32Array(this.#ex.memory.buffer, this.#ex.ioBuffer() >>> 0, 6);
+    const [kindCode, finalizes, refSlots, dataBytes, weakrefable, nameStr] = io;
+    const kind = (Object.keys(KIND_CODES) as (keyof typeof KIND_CODES)[]).find((k) => KIND_CODES[k] === kindCode)!;
+    const type: ObjectType = Object.freeze({ name: this.strValue(nameStr), kind, address, refSlots, dataBytes });
+    const entry: TypeEntry = { type, finalizes: finalizes !== 0, weakrefable: weakrefable !== 0 };
+    this.#types.set(address, entry);
+    return entry;
   }
 
   /** The type of a live object. */
@@ -267,7 +340,7 @@ export class ObjectSpace {
     this.#address('typeOf', o);
     const address = this.exports('typeOf').objectType(o) >>> 0;
     if (address === 0) throw new InvalidObjectError('typeOf', o);
-    return this.#types.get(address)!.type;
+    return this.#entry(address)!.type;
   }
 
   /** Whether the address is a live object. */
@@ -279,7 +352,7 @@ export class ObjectSpace {
 
   newObject(type: ObjectType): number {
     const address = this.#typeAddress('newObject', type, 'fixed');
-    const { name, refSlots, dataBytes } = this.#types.get(address)!.type;
+    const { name, refSlots, dataBytes } = this.#entry(address)!.type;
     return this.#made('newObject', this.#ex.objectNew(address), `a ${name} object (${refSlots} references, ${dataBytes} data bytes)`);
   }
 
@@ -288,7 +361,7 @@ export class ObjectSpace {
     const length = typeof items === 'number' ? items : items.length;
     if (!Number.isInteger(length) || length < 0) throw indexError('length', length);
     const address = this.#typeAddress('newTuple', type, 'tuple');
-    const tuple = this.#made('newTuple', this.#ex.tupleNew(address, length), `a ${this.#types.get(address)!.type.name} of ${length} references`);
+    const tuple = this.#made('newTuple', this.#ex.tupleNew(address, length), `a ${this.#entry(address)!.type.name} of ${length} references`);
     if (typeof items !== 'number') this.#fill(tuple, items, (i, item) => this.setRef(tuple, i, item));
     return tuple;
   }
@@ -296,7 +369,7 @@ export class ObjectSpace {
   /** A list holding `items` (each incref'd). */
   newList(items: ArrayLike<number> = [], type?: ObjectType): number {
     const address = this.#typeAddress('newList', type, 'list');
-    const list = this.#made('newList', this.#ex.listNew(address), `a ${this.#types.get(address)!.type.name}`);
+    const list = this.#made('newList', this.#ex.listNew(address), `a ${this.#entry(address)!.type.name}`);
     this.#fill(list, items, (_i, item) => this.listAppend(list, item));
     return list;
   }
@@ -478,8 +551,16 @@ export class ObjectSpace {
   // ───────────── called from Wasm (through ObjectImports) ─────────────
 
   runFinalizer(o: number): void {
-    const entry = this.#types.get(this.#typeWord(o));
-    if (!entry?.finalizer) return;
+    const entry = this.#entry(this.#typeWord(o));
+    if (!entry?.finalizer) {
+      if (entry?.finalizes) {
+        this.reportUnraisable(
+          new Error(`${entry.type.name}'s finalizer is not defined in this instance: define the type here too (defineType adopts it by name)`),
+          o, `Exception ignored in: <finalizer of ${this.#describe(o)}>`,
+        );
+      }
+      return;
+    }
     try {
       entry.finalizer(o);
     } catch (error) {
@@ -515,12 +596,12 @@ export class ObjectSpace {
 
   /** `<Node object at 0x...>`, as CPython's default repr reads. */
   #describe(o: number): string {
-    return `<${this.#types.get(this.#typeWord(o))?.type.name ?? 'object'} object at ${hex(o)}>`;
+    return `<${this.#entry(this.#typeWord(o))?.type.name ?? 'object'} object at ${hex(o)}>`;
   }
 
   /** CPython's debug output names an object as `<Node 0x...>`. */
   debugName(o: number): string {
-    return `<${this.#types.get(this.#typeWord(o))?.type.name ?? 'object'} 0x${o.toString(16)}>`;
+    return `<${this.#entry(this.#typeWord(o))?.type.name ?? 'object'} 0x${o.toString(16)}>`;
   }
 
   /** The type word of an object Wasm handed over (so known to be live). */
@@ -540,7 +621,7 @@ export class ObjectSpace {
   #typeAddress(operation: string, type: ObjectType | undefined, kind: ObjectKind): number {
     this.exports(operation);
     const given = type ?? this.#builtins.find((builtin) => builtin.kind === kind);
-    const entry = given && this.#types.get(given.address);
+    const entry = given && this.#entry(given.address);
     // By identity: another heap's type records sit at the same addresses.
     if (!entry || entry.type !== given) {
       throw new TypeError(`${operation}: type must be a type returned by this heap's defineType`);
