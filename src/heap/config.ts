@@ -46,6 +46,21 @@ export interface HeapOptions {
    * @default false
    */
   debugHooks?: boolean | { serialNumbers?: boolean };
+  /**
+   * Puts the heap in a shared WebAssembly.Memory (its maximum is maxMemory), so that workers can
+   * attach to it: `heap.share()` makes the handle, `Heap.attach(handle)` the worker's heap.
+   * README, "Sharing a heap between workers".
+   * @default false
+   */
+  shared?: boolean;
+  /**
+   * How the instances of a shared heap keep out of each other's way. 'gil': every call into the
+   * heap holds one global lock, as CPython's GIL; 'none': no lock at all, so that the races the
+   * GIL prevents can be seen. 'none' corrupts the heap by design as soon as two workers use it
+   * at once: it is for demonstrations (`pymalloc race`), never for use.
+   * @default 'gil' (for a shared heap)
+   */
+  concurrency?: 'gil' | 'none';
 }
 
 /** The resolved configuration of a heap. */
@@ -63,11 +78,15 @@ export interface HeapConfig {
   build: 'release' | 'debug';
   /** false, or the debug hooks' settings. */
   debugHooks: false | { serialNumbers: boolean };
+  shared: boolean;
+  /** 'gil' or 'none' for a shared heap; undefined for one that is not. */
+  concurrency: 'gil' | 'none' | undefined;
 }
 
 const DEFAULTS = { preset: 'cpython-3.12', maxMemory: MAX_MEMORY, build: 'release' } as const;
 const OPTION_NAMES = new Set([
   'preset', 'alignment', 'poolSize', 'arenaSize', 'smallRequestThreshold', 'maxMemory', 'build', 'debugHooks',
+  'shared', 'concurrency',
 ]);
 export const POOL_HEADER_BYTES = 32;
 
@@ -125,6 +144,15 @@ export function resolveConfig(options: HeapOptions = {}): HeapConfig {
     throw new RangeError("options.build must be 'release' or 'debug'");
   }
   const debugHooks = resolveDebugHooks(options.debugHooks);
+  const shared = options.shared ?? false;
+  if (typeof shared !== 'boolean') throw new TypeError('options.shared must be a boolean');
+  const concurrency = options.concurrency ?? (shared ? 'gil' : undefined);
+  if (concurrency !== undefined && concurrency !== 'gil' && concurrency !== 'none') {
+    throw new RangeError("options.concurrency must be 'gil' or 'none'");
+  }
+  if (concurrency !== undefined && !shared) {
+    throw new RangeError('options.concurrency is for a shared heap: set options.shared to true');
+  }
   return {
     preset,
     alignment,
@@ -137,6 +165,8 @@ export function resolveConfig(options: HeapOptions = {}): HeapConfig {
     maxMemory,
     build,
     debugHooks,
+    shared,
+    concurrency,
   };
 }
 

@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { threadId, type Worker } from 'node:worker_threads';
 import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
 import {
   HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
@@ -14,6 +16,11 @@ import {
 import type { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
+import {
+  Gil, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
+  type SharedHeapHandle,
+} from './shared.js';
+import { GcModule as GcModuleClass } from './gc.js';
 
 /** The exports of assembly/abi/index.ts. Addresses come back as i32: callers apply >>> 0. */
 interface CoreExports extends ObjectExports {
@@ -46,6 +53,8 @@ interface CoreExports extends ObjectExports {
   corruption(): number;
   placeFirstArena(pools: number): void;
   objectBlockBytes(o: number): number;
+  sharedState(): number;
+  sharedStateBytes(): number;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -79,20 +88,57 @@ let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 
-function compiled(build: 'release' | 'debug'): Promise<WebAssembly.Module> {
-  let module = modules.get(build);
+/** The release or debug build; a shared heap's imports its memory, which is shared (asconfig.json). */
+function compiled(build: 'release' | 'debug', shared: boolean): Promise<WebAssembly.Module> {
+  const file = `pymalloc.${build}${shared ? '.shared' : ''}.wasm`;
+  let module = modules.get(file);
   if (!module) {
-    const url = new URL(`../../build/pymalloc.${build}.wasm`, import.meta.url);
+    const url = new URL(`../../build/${file}`, import.meta.url);
     module = readFile(url).then(
       (bytes) => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
       (error: Error) => {
-        modules.delete(build);
+        modules.delete(file);
         throw new Error(`cannot load ${url.pathname} (run 'npm run build'): ${error.message}`);
       },
     );
-    modules.set(build, module);
+    modules.set(file, module);
   }
   return module;
+}
+
+/** The version of this package: a shared heap's handle carries it, and Heap.attach compares. */
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** Wasm pages the shared build declares (asconfig.json's initialMemory): its static data. */
+const SHARED_INITIAL_PAGES = 2;
+const HANDLE_KIND = 'pymalloc-wasm/shared-heap';
+
+/** The heap's methods that a shared heap does not lock: they lock what they need themselves. */
+const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch', 'tracemalloc', 'unraisableHook']);
+const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
+
+/** What an instance of a shared heap holds besides its exports. */
+interface Sharing {
+  state: SharedState;
+  lock: HeapLock;
+  /** This instance's attachment id. */
+  id: number;
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+}
+
+/** The core's imports for one instance: the object layer's, abort, and the memory of a shared heap. */
+function coreImports(objectImports: ObjectImports, memory: () => WebAssembly.Memory | undefined, shared?: WebAssembly.Memory) {
+  return {
+    env: {
+      ...objectImports.functions,
+      ...(shared && { memory: shared }),
+      abort(message: number, file: number, line: number, column: number) {
+        const m = memory();
+        const where = m ? `${readString(m, file)}:${line}:${column}` : '';
+        throw new CoreAssertion(`assertion failed in the heap core: ${m ? readString(m, message) : ''} ${where}`);
+      },
+    },
+  };
 }
 
 /** Reads an AssemblyScript string (UTF-16, byte length in the word before it) for abort(). */
@@ -208,8 +254,24 @@ const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
  * size-class blocks) with a raw allocator for requests of 0 or more than
  * smallRequestThreshold bytes. Addresses are plain numbers into the heap's linear memory.
  */
+/** heap.gil: the GIL of a shared heap (src/heap/shared.ts). */
+export interface GilHandle {
+  /** 'gil' or 'none' for a shared heap; undefined for one that is not. */
+  readonly concurrency: Concurrency | undefined;
+  /** Whether this instance holds the GIL now. */
+  readonly held: boolean;
+  /**
+   * Runs fn holding the GIL across all its calls into the heap, re-entrantly, as bytecode runs
+   * under CPython's GIL; returns fn's result. On a heap that is not shared it just calls fn.
+   */
+  run<T>(fn: () => T): T;
+  /** Acquisitions, contention, waits and handoffs over every instance (zeros when not shared). */
+  stats(): GilStats;
+}
+
 export class Heap {
   readonly config: HeapConfig;
+  readonly gil: GilHandle;
   #ex: CoreExports;
   /** The core's own exports, whatever #ex stands for. */
   readonly #core: CoreExports;
@@ -230,40 +292,61 @@ export class Heap {
   /** The tracing view of the exports #ex is while tracing. */
   #tracing: CoreExports | undefined;
   #tracemalloc: Tracemalloc | undefined;
+  /** The shared state, the lock and the attachment of a shared heap; undefined for one that is not. */
+  readonly #sharing: Sharing | undefined;
+  /** The lock of an unshared heap: runs gil.run's function and counts nothing. */
+  static readonly #unshared: HeapLock = {
+    concurrency: 'gil', held: false, enter() {}, exit() {},
+    run: (fn) => {
+      if (typeof fn !== 'function') throw new TypeError(`gil.run needs a function, not ${fn === null ? 'null' : typeof fn}`);
+      return fn();
+    },
+    stats: () => ({
+      acquisitions: 0, contended: 0, handoffs: 0, sleeps: 0, waitSeconds: 0, maxWaitSeconds: 0,
+      waitHistogram: { le: [], counts: [] }, recoveries: 0, thisInstance: { acquisitions: 0, contended: 0, waitSeconds: 0 },
+    }),
+  };
 
-  private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports) {
+  private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports, sharing?: Sharing) {
     this.config = config;
     this.#ex = exports;
     this.#core = exports;
     this.#guard = guard;
+    this.#sharing = sharing;
+    const lock = sharing?.lock ?? Heap.#unshared;
+    this.gil = {
+      concurrency: sharing?.lock.concurrency,
+      get held() { return lock.held; },
+      run: (fn) => lock.run(fn),
+      stats: () => lock.stats(),
+    };
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
-    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports));
+    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports), sharing !== undefined);
     this.#objects = this.#space;
     // Once broken, every call is refused before it reaches the core, at no cost until then.
     guard.onBreak(() => {
       this.#ex = guard.refusing<CoreExports>(exports.memory);
       this.#objects = guard.refusing<ObjectSpace>(exports.memory);
+      sharing?.state.markBroken(exports.corruption(), exports.errorAddress());
     });
+    if (sharing) {
+      lockMethods(this, Heap.prototype, sharing.lock, UNLOCKED);
+      lockMethods(this.#space.gc, GcModuleClass.prototype, sharing.lock, UNLOCKED_GC, 'gc.');
+    }
   }
 
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
   static async create(options: HeapOptions = {}): Promise<Heap> {
     const config = resolveConfig(options);
-    const module = await compiled(config.build);
+    const module = await compiled(config.build, config.shared);
     let memory: WebAssembly.Memory | undefined;
+    const maxPages = Math.floor(config.maxMemory / 65536);
+    if (config.shared) memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: maxPages, shared: true });
     const objectImports = new ObjectImports();
-    const instance = await WebAssembly.instantiate(module, {
-      env: {
-        ...objectImports.functions,
-        abort(message: number, file: number, line: number, column: number) {
-          const where = memory ? `${readString(memory, file)}:${line}:${column}` : '';
-          throw new CoreAssertion(`assertion failed in the heap core: ${memory ? readString(memory, message) : ''} ${where}`);
-        },
-      },
-    });
-    const raw = instance.exports as unknown as CoreExports;
+    const instance = await WebAssembly.instantiate(module, coreImports(objectImports, () => memory, memory));
+    const raw = (config.shared ? { ...instance.exports, memory } : instance.exports) as unknown as CoreExports;
     memory = raw.memory;
     const guard = new CoreGuard(raw);
     const status = raw.heapInit(
@@ -271,7 +354,7 @@ export class Heap {
       config.smallRequestThreshold,
       Math.log2(config.poolSize),
       Math.log2(config.arenaSize),
-      Math.floor(config.maxMemory / 65536),
+      maxPages,
     );
     if (status === OUT_OF_MEMORY) {
       throw new RangeError(
@@ -281,7 +364,131 @@ export class Heap {
     if (status === BAD_GEOMETRY) throw new RangeError('the heap core refused the geometry');
     raw.placeFirstArena(heapsCreated++ % FIRST_ARENA_PLACES);
     if (config.debugHooks) raw.debugHooksInit(HOOKS_ON | (config.debugHooks.serialNumbers ? SERIAL_NUMBERS : 0));
-    return new Heap(config, raw, guard, objectImports);
+    let sharing: Sharing | undefined;
+    if (config.shared) {
+      const state = new SharedState(memory, raw.sharedState() >>> 0, raw.sharedStateBytes());
+      state.create(config.concurrency!);
+      sharing = Heap.#attachment(state, config.concurrency!, module, memory);
+    }
+    return new Heap(config, raw, guard, objectImports, sharing);
+  }
+
+  /**
+   * The heap `heap.share()` handed over, in this worker: a new instance of the core over the same
+   * memory, which sees the same arenas, pools, blocks and objects. TypeError for anything that
+   * is not a handle; an Error naming both versions for a handle from another version.
+   */
+  static async attach(handle: SharedHeapHandle): Promise<Heap> {
+    if (typeof handle !== 'object' || handle === null || (handle as { kind?: unknown }).kind !== HANDLE_KIND) {
+      throw new TypeError('Heap.attach needs the handle heap.share() returns');
+    }
+    const { version, build, concurrency, module, memory, config } = handle;
+    if (!(module instanceof WebAssembly.Module) || !(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError('Heap.attach: the handle has no compiled module and shared memory (was it posted whole?)');
+    }
+    if (version !== PACKAGE_VERSION) {
+      throw new Error(`Heap.attach: the handle comes from pymalloc-wasm ${version} (${build} build), this is pymalloc-wasm ${PACKAGE_VERSION}: both sides must run the same version`);
+    }
+    if (build !== 'release' && build !== 'debug') throw new TypeError(`Heap.attach: the handle's build '${String(build)}' is neither 'release' nor 'debug'`);
+    if (concurrency !== 'gil' && concurrency !== 'none') throw new TypeError(`Heap.attach: the handle's concurrency '${String(concurrency)}' is neither 'gil' nor 'none'`);
+    const given = config as HeapConfig;
+    const resolved = resolveConfig({
+      preset: given.preset, alignment: given.alignment, poolSize: given.poolSize, arenaSize: given.arenaSize,
+      smallRequestThreshold: given.smallRequestThreshold, maxMemory: given.maxMemory, build, debugHooks: given.debugHooks,
+      shared: true, concurrency,
+    });
+    const objectImports = new ObjectImports();
+    const instance = await WebAssembly.instantiate(module, coreImports(objectImports, () => memory, memory));
+    const raw = { ...instance.exports, memory } as unknown as CoreExports;
+    const state = new SharedState(memory, raw.sharedState() >>> 0, raw.sharedStateBytes());
+    const refusal = state.refusal(concurrency);
+    if (refusal !== undefined) throw new Error(`Heap.attach: ${refusal}`);
+    return new Heap(resolved, raw, new CoreGuard(raw), objectImports, Heap.#attachment(state, concurrency, module, memory));
+  }
+
+  static #attachment(state: SharedState, concurrency: Concurrency, module: WebAssembly.Module, memory: WebAssembly.Memory): Sharing {
+    const id = state.attach(threadId);
+    if (id === 0) throw new RangeError(`the shared heap has ${MAX_ATTACHMENTS} attachments already: detach some first`);
+    const lock = concurrency === 'gil' ? new Gil(state, id) : new NoLock(state);
+    return { state, lock, id, module, memory };
+  }
+
+  /**
+   * The structured-cloneable handle that `Heap.attach` takes in another worker (post it with
+   * postMessage). TypeError for a heap that is not shared.
+   */
+  share(): SharedHeapHandle {
+    const sharing = this.#shared('share');
+    const config = this.config;
+    return {
+      kind: HANDLE_KIND, version: PACKAGE_VERSION, build: config.build, concurrency: sharing.lock.concurrency,
+      module: sharing.module, memory: sharing.memory, config: { ...config },
+    };
+  }
+
+  /** Instances attached to this shared heap now (this one included). */
+  attachments(): number {
+    return this.#shared('attachments').state.attachments();
+  }
+
+  /**
+   * Leaves a shared heap: this instance refuses every later call (HeapDisposedError), and the
+   * heap lives on for the others. Called inside gil.run, it leaves once the run is over.
+   */
+  detach(): void {
+    const sharing = this.#shared('detach');
+    if (this.#ex === DISPOSED) return;
+    if (sharing.state.refusing) {
+      this.#leave();
+      sharing.state.detach(sharing.id);
+      return;
+    }
+    sharing.lock.enter('detach');
+    try {
+      this.#leave();
+      sharing.state.detach(sharing.id);
+    } finally {
+      sharing.lock.exit();
+    }
+  }
+
+  /**
+   * Recovers the GIL if `worker` exits holding it (terminated in the middle of gil.run, say):
+   * this instance takes the GIL over, checks the heap (a worker stopped inside a call may have
+   * left it half changed: then every instance refuses it with the HeapCorruptionError naming
+   * the invariant) and releases it to the waiters. The worker's attachments are freed either
+   * way. The recovery runs on this thread's event loop: this thread must not itself be blocked
+   * waiting for the GIL (README, "A worker that dies holding the GIL").
+   */
+  watch(worker: Worker): void {
+    const sharing = this.#shared('watch');
+    const workerThread = worker.threadId;
+    worker.once('exit', () => {
+      const ids = sharing.state.releaseThread(workerThread);
+      const lock = sharing.lock;
+      if (!(lock instanceof Gil) || !ids.some((id) => lock.takeOver(id))) return;
+      try {
+        const broken = this.#core.check();
+        if (broken !== 0) sharing.state.markBroken(broken, this.#core.errorAddress());
+      } catch {
+        sharing.state.markBroken(this.#core.corruption(), this.#core.errorAddress());
+      } finally {
+        lock.exit();
+      }
+    });
+  }
+
+  #shared(operation: string): Sharing {
+    if (!this.#sharing) throw new TypeError(`${operation}: the heap is not shared (create it with { shared: true })`);
+    return this.#sharing;
+  }
+
+  /** This instance stops: every later call throws HeapDisposedError. */
+  #leave(): void {
+    this.#tracer = undefined;
+    this.#ex = DISPOSED;
+    this.#objects = this.#space;
+    this.#space.dispose();
   }
 
   /** The heap's linear memory. Views of it are detached whenever it grows. Throws HeapDisposedError after dispose(). */
@@ -492,12 +699,25 @@ export class Heap {
     }
   }
 
-  /** Drops the instance; every later call throws HeapDisposedError. */
+  /**
+   * Drops the instance; every later call throws HeapDisposedError. For a shared heap, from any
+   * of its instances: the heap ends for every instance (detach() leaves it to the others).
+   */
   dispose(): void {
-    this.#tracer = undefined;
-    this.#ex = DISPOSED;
-    this.#objects = this.#space;
-    this.#space.dispose();
+    const sharing = this.#sharing;
+    if (!sharing || this.#ex === DISPOSED || sharing.state.refusing) {
+      if (sharing && this.#ex !== DISPOSED) sharing.state.detach(sharing.id);
+      this.#leave();
+      return;
+    }
+    sharing.lock.enter('dispose');
+    try {
+      sharing.state.markDisposed();
+      sharing.state.detach(sharing.id);
+      this.#leave();
+    } finally {
+      sharing.lock.exit();
+    }
   }
 
   /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
