@@ -1,4 +1,6 @@
 export { Heap } from './heap/heap.js';
+export type { GilHandle } from './heap/heap.js';
+export type { GilStats, SharedHeapHandle } from './heap/shared.js';
 export { PRESETS, MAX_MEMORY } from './heap/config.js';
 export type { HeapOptions, HeapConfig, PresetName } from './heap/config.js';
 export type { HeapStats, SizeClassStats } from './heap/stats.js';

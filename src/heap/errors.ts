@@ -117,10 +117,14 @@ export class HeapCorruptionError extends Error {
 /** The heap was used after dispose(). */
 export class HeapDisposedError extends Error {
   override name = 'HeapDisposedError';
-  constructor(operation: string) {
-    super(`${operation}: the heap has been disposed`);
+  /** `why` is what ended the heap for the caller: its disposal, or (shared heaps) this instance's detach(). */
+  constructor(operation: string, why = 'the heap has been disposed') {
+    super(`${operation}: ${why}`);
   }
 }
+
+/** Why an instance that detached from a shared heap refuses every call. */
+export const DETACHED = 'this instance has detached from the shared heap';
 
 /** Why an address was refused as an object. */
 export type InvalidObjectReason = 'not-an-object' | 'bad-value';

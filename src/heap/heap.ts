@@ -3,14 +3,14 @@ import { readFileSync } from 'node:fs';
 import { threadId, type Worker } from 'node:worker_threads';
 import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
 import {
-  HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
+  DETACHED, HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
   type InvalidAddressReason, type MemoryCorruptionError,
 } from './errors.js';
 import { debugError, readDebugRecord } from './debug.js';
 import { CoreAssertion, CoreGuard } from './guard.js';
 import { decodeStats, formatDebugMallocStats, type HeapStats } from './stats.js';
 import {
-  ObjectImports, ObjectSpace, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
+  ObjectImports, ObjectSpace, refusingExports, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
   type WeakrefCallback,
 } from './objects.js';
 import type { GcModule } from './gc.js';
@@ -243,11 +243,8 @@ function tracingExports(core: CoreExports, tracer: Tracer): CoreExports {
   return traced;
 }
 
-const DISPOSED: CoreExports = new Proxy({} as CoreExports, {
-  get: (_target, name) => () => {
-    throw new HeapDisposedError(String(name));
-  },
-});
+const DISPOSED = refusingExports<CoreExports>();
+const DETACHED_EXPORTS = refusingExports<CoreExports>(DETACHED);
 
 /**
  * A pymalloc heap in its own WebAssembly instance: CPython's object allocator (arenas, pools,
@@ -437,15 +434,15 @@ export class Heap {
    */
   detach(): void {
     const sharing = this.#shared('detach');
-    if (this.#ex === DISPOSED) return;
+    if (this.#ex === DISPOSED || this.#ex === DETACHED_EXPORTS) return;
     if (sharing.state.refusing) {
-      this.#leave();
+      this.#leave(DETACHED);
       sharing.state.detach(sharing.id);
       return;
     }
     sharing.lock.enter('detach');
     try {
-      this.#leave();
+      this.#leave(DETACHED);
       sharing.state.detach(sharing.id);
     } finally {
       sharing.lock.exit();
@@ -483,12 +480,12 @@ export class Heap {
     return this.#sharing;
   }
 
-  /** This instance stops: every later call throws HeapDisposedError. */
-  #leave(): void {
+  /** This instance stops: every later call throws HeapDisposedError, saying `why`. */
+  #leave(why?: string): void {
     this.#tracer = undefined;
-    this.#ex = DISPOSED;
+    this.#ex = why === DETACHED ? DETACHED_EXPORTS : DISPOSED;
     this.#objects = this.#space;
-    this.#space.dispose();
+    this.#space.dispose(why);
   }
 
   /** The heap's linear memory. Views of it are detached whenever it grows. Throws HeapDisposedError after dispose(). */
@@ -705,8 +702,8 @@ export class Heap {
    */
   dispose(): void {
     const sharing = this.#sharing;
-    if (!sharing || this.#ex === DISPOSED || sharing.state.refusing) {
-      if (sharing && this.#ex !== DISPOSED) sharing.state.detach(sharing.id);
+    if (!sharing || this.#ex === DISPOSED || this.#ex === DETACHED_EXPORTS || sharing.state.refusing) {
+      if (sharing && this.#ex !== DISPOSED && this.#ex !== DETACHED_EXPORTS) sharing.state.detach(sharing.id);
       this.#leave();
       return;
     }
@@ -937,6 +934,7 @@ export class Heap {
   /** Calls that are more than one export name themselves when the heap has been disposed. */
   #expectLive(operation: string): void {
     if (this.#ex === DISPOSED) throw new HeapDisposedError(operation);
+    if (this.#ex === DETACHED_EXPORTS) throw new HeapDisposedError(operation, DETACHED);
   }
 
   /** The view of bytes(), read() and write(), whose errors name the method called. */

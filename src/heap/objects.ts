@@ -135,11 +135,16 @@ interface TypeEntry {
 }
 
 /** The exports after dispose(): nothing reaches them, as exports() throws first. */
-const DISPOSED = new Proxy({} as ObjectExports, {
-  get: (_target, name) => () => {
-    throw new HeapDisposedError(String(name));
-  },
-});
+const DISPOSED = refusingExports<ObjectExports>();
+
+/** Exports whose every function throws HeapDisposedError naming it, and why the heap is gone. */
+export function refusingExports<T extends object>(why?: string): T {
+  return new Proxy({} as T, {
+    get: (_target, name) => () => {
+      throw new HeapDisposedError(String(name), why);
+    },
+  });
+}
 
 /** `a fixed type of 2 references and 8 data bytes, with a finalizer`, for the errors of #adopt. */
 type Layout = Pick<TypeEntry, 'finalizes' | 'weakrefable'> & Pick<ObjectType, 'kind' | 'refSlots' | 'dataBytes'>;
@@ -183,7 +188,8 @@ export class ObjectSpace {
   #ex: ObjectExports;
   /** False until the object space is set up, and again after dispose(), so that exports() checks both at once. */
   #ready = false;
-  #disposed = false;
+  /** Why the space was disposed (HeapDisposedError's reason), or undefined while it is not. */
+  #disposed: string | undefined;
   #types = new Map<number, TypeEntry>();
   #callbacks = new Map<number, WeakrefCallback>();
   #builtins: ObjectType[] = [];
@@ -231,7 +237,7 @@ export class ObjectSpace {
   }
 
   #init(operation: string): void {
-    if (this.#disposed) throw new HeapDisposedError(operation);
+    if (this.#disposed !== undefined) throw new HeapDisposedError(operation, this.#disposed);
     if (this.#ex.objectsInit() !== 0) {
       throw new OutOfMemoryError(operation, 0, this.#ex.memory.buffer.byteLength, this.#maxMemory, 'the object space (its type table)');
     }
@@ -245,11 +251,11 @@ export class ObjectSpace {
     });
   }
 
-  /** Drops the instance; exports() throws HeapDisposedError from now on. */
-  dispose(): void {
+  /** Drops the instance; exports() throws HeapDisposedError (saying `why`) from now on. */
+  dispose(why = 'the heap has been disposed'): void {
     this.#ex = DISPOSED;
     this.#gcEx = DISPOSED;
-    this.#disposed = true;
+    this.#disposed = why;
     this.#ready = false;
   }
 
