@@ -13,14 +13,13 @@ import {
   ObjectImports, ObjectSpace, refusingExports, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
   type WeakrefCallback,
 } from './objects.js';
-import type { GcModule } from './gc.js';
+import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
   Gil, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
-import { GcModule as GcModuleClass } from './gc.js';
 
 /** The exports of assembly/abi/index.ts. Addresses come back as i32: callers apply >>> 0. */
 interface CoreExports extends ObjectExports {
@@ -115,6 +114,7 @@ const HANDLE_KIND = 'pymalloc-wasm/shared-heap';
 /** The heap's methods that a shared heap does not lock: they lock what they need themselves. */
 const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch', 'tracemalloc', 'unraisableHook']);
 const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
+const NOTHING = new Set<string>();
 
 /** What an instance of a shared heap holds besides its exports. */
 interface Sharing {
@@ -330,7 +330,7 @@ export class Heap {
     });
     if (sharing) {
       lockMethods(this, Heap.prototype, sharing.lock, UNLOCKED);
-      lockMethods(this.#space.gc, GcModuleClass.prototype, sharing.lock, UNLOCKED_GC, 'gc.');
+      lockMethods(this.#space.gc, GcModule.prototype, sharing.lock, UNLOCKED_GC, 'gc.');
     }
   }
 
@@ -380,6 +380,7 @@ export class Heap {
       throw new TypeError('Heap.attach needs the handle heap.share() returns');
     }
     const { version, build, concurrency, module, memory, config } = handle;
+    if (typeof config !== 'object' || config === null) throw new TypeError('Heap.attach: the handle has no configuration (was it posted whole?)');
     if (!(module instanceof WebAssembly.Module) || !(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof SharedArrayBuffer)) {
       throw new TypeError('Heap.attach: the handle has no compiled module and shared memory (was it posted whole?)');
     }
@@ -463,7 +464,7 @@ export class Heap {
     worker.once('exit', () => {
       const ids = sharing.state.releaseThread(workerThread);
       const lock = sharing.lock;
-      if (!(lock instanceof Gil) || !ids.some((id) => lock.takeOver(id))) return;
+      if (!(lock instanceof Gil) || sharing.state.disposed || !ids.some((id) => lock.takeOver(id))) return;
       try {
         const broken = this.#core.check();
         if (broken !== 0) sharing.state.markBroken(broken, this.#core.errorAddress());
@@ -719,7 +720,10 @@ export class Heap {
 
   /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
   get tracemalloc(): Tracemalloc {
-    this.#tracemalloc ??= new Tracemalloc(this.#core, this.config.maxMemory, (tracer) => this.#install(tracer));
+    if (this.#tracemalloc === undefined) {
+      this.#tracemalloc = new Tracemalloc(this.#core, this.config.maxMemory, (tracer) => this.#install(tracer));
+      if (this.#sharing) lockMethods(this.#tracemalloc, Tracemalloc.prototype, this.#sharing.lock, NOTHING, 'tracemalloc.');
+    }
     return this.#tracemalloc;
   }
 
