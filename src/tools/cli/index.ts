@@ -6,6 +6,7 @@
 //   pymalloc convert IN OUT                  any trace the reader takes -> canonical (OUT.gz: gzip)
 //   pymalloc sites TRACE [--at peak|end]     allocation sites by live bytes (a trace with call sites)
 //   pymalloc bench [--json] [--steps N] [--runs N]
+//   pymalloc race [--workers N] [--ops N] [--runs N] [--seed N] [--no-price] [--json]
 //   pymalloc record -o OUT.trace.gz [--process NAME... | --all-processes] [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
 //   pymalloc peers [--build]                 which allocators are built; build the C ones
@@ -35,6 +36,7 @@ import { DEFAULT_REPEAT, MAX_REPEAT, replay } from '../compare/replay.js';
 import { formatSummary, prepareReportDirectory, writeReport } from '../compare/report.js';
 import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
 import { buildCPeers, cToolchainMissing, missingCPeers, peerStatus } from '../compare/peers.js';
+import { formatRace, race, raceDocument, RACE_DEFAULTS, MAX_OPS, MAX_RUNS as MAX_RACE_RUNS, MAX_WORKERS, MIN_OPS } from '../race/race.js';
 import { createProgress } from './progress.js';
 
 
@@ -245,6 +247,27 @@ function buildProgram(): Command {
         progress.stop();
       }
       console.log(json ? JSON.stringify({ results }, null, 2) : formatBench(results));
+    });
+
+  program
+    .command('race')
+    .description("the race the GIL prevents: the same work in N workers on one shared heap, under concurrency 'gil' and 'none'")
+    .option('--workers <n>', `workers running at once (default ${RACE_DEFAULTS.workers})`, integerIn(1, MAX_WORKERS))
+    .option('--ops <n>', `ops per worker and run: increfs, or mallocs and frees (default ${RACE_DEFAULTS.ops})`, integerIn(MIN_OPS, MAX_OPS))
+    .option('--runs <n>', `runs of each test under each mode, each in fresh workers (default ${RACE_DEFAULTS.runs})`, integerIn(1, MAX_RACE_RUNS))
+    .option('--seed <n>', 'seed of the alloc loops\' sizes and slots, an integer in [0, 2^32)', seed)
+    .option('--no-price', 'skip the price of the GIL (ns per op against an unshared heap)')
+    .option('--json', 'print the results as JSON only')
+    .action(async (flags: { workers?: number; ops?: number; runs?: number; seed?: number; price: boolean; json?: boolean }) => {
+      const json = flags.json === true;
+      const progress = createProgress(json);
+      let report;
+      try {
+        report = await race({ ...flags, onProgress: (label, done, total) => progress.update(label, done, total) });
+      } finally {
+        progress.stop();
+      }
+      console.log(json ? JSON.stringify(raceDocument(report), null, 2) : formatRace(report));
     });
 
   program
