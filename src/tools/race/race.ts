@@ -224,6 +224,19 @@ interface RunSpec {
   run: number;
 }
 
+/**
+ * One run of `test` under `mode` in fresh workers (options as race()'s; `run` numbers the run
+ * and varies the seed): its row, and what it met. race() is made of these.
+ */
+export async function raceOnce(mode: RaceMode, test: RaceTest, run: number, options: RaceOptions = {}): Promise<{ result: RaceResult; failures: RaceFailure[] }> {
+  if (mode !== 'gil' && mode !== 'none') throw new RangeError(`mode must be 'gil' or 'none', not ${String(mode)}`);
+  if (test !== 'refcount' && test !== 'alloc') throw new RangeError(`test must be 'refcount' or 'alloc', not ${String(test)}`);
+  if (!Number.isSafeInteger(run) || run < 1) throw new RangeError(`run must be a positive integer, not ${String(run)}`);
+  const failures: RaceFailure[] = [];
+  const result = await raceRun({ mode, test, run }, resolveOptions(options), failures);
+  return { result, failures };
+}
+
 async function raceRun(spec: RunSpec, settings: RaceReport['settings'], failures: RaceFailure[]): Promise<RaceResult> {
   const { mode, test, run } = spec;
   const { workers, ops } = settings;
