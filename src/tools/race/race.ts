@@ -154,11 +154,13 @@ async function overlap(heap: Heap | undefined, workers: number, base: Omit<Worke
   const handle = heap?.share();
   const reports: (WorkerReport | undefined)[] = new Array(workers).fill(undefined);
   const failures: Overlap['failures'] = [];
-  let ready = 0;
+  // Workers that are ready, or gone: the loops start once every worker is one or the other.
+  const settled = new Set<number>();
   let timedOut = false;
   const threads = Array.from({ length: workers }, (_, index) => new Worker(WORKER, { workerData: { ...base, handle, index, barrier } satisfies WorkerRequest }));
-  const release = () => {
-    Atomics.store(gate, BARRIER_GO, 1);
+  const settle = (index: number) => {
+    settled.add(index);
+    if (settled.size === workers) Atomics.store(gate, BARRIER_GO, 1);
   };
   await new Promise<void>((resolve) => {
     let exited = 0;
@@ -170,7 +172,7 @@ async function overlap(heap: Heap | undefined, workers: number, base: Omit<Worke
       heap?.watch(thread);
       thread.on('message', (message: WorkerReport | WorkerError | { type: 'ready' }) => {
         if (message.type === 'ready') {
-          if (++ready === workers) release();
+          settle(index);
         } else if (message.type === 'done') {
           reports[index] = message;
           if (message.failure) failures.push({ worker: index, failure: message.failure });
@@ -180,11 +182,7 @@ async function overlap(heap: Heap | undefined, workers: number, base: Omit<Worke
       });
       thread.on('error', (error: Error) => failures.push({ worker: index, failure: { name: error.name, message: error.message } }));
       thread.on('exit', () => {
-        // A worker that failed before its warm-up turn ended would hold the others back: pass it on.
-        if (reports[index] === undefined && !timedOut) {
-          ready++;
-          if (ready === workers) release();
-        }
+        settle(index);
         if (++exited === workers) {
           clearTimeout(timer);
           resolve();

@@ -123,18 +123,35 @@ function held(state: AllocState): { live: Uint32Array; serials: Uint32Array } {
   return { live: Uint32Array.from(slots, (s) => state.window[s]), serials: Uint32Array.from(slots, (s) => state.serials[s]) };
 }
 
+/**
+ * Runs `warmUp` in this worker's turn, and passes the turn on whatever happens. Warm-ups run one
+ * worker at a time, so that even without a lock they cannot race; without one, the first worker
+ * to start would run in V8's baseline tiers while the others waited, and the loops would overlap less.
+ */
+function inTurn(warmUp: () => void): void {
+  for (let turn; (turn = Atomics.load(barrier, BARRIER_TURN)) !== request.index; ) Atomics.wait(barrier, BARRIER_TURN, turn);
+  try {
+    warmUp();
+  } finally {
+    Atomics.add(barrier, BARRIER_TURN, 1);
+    Atomics.notify(barrier, BARRIER_TURN);
+  }
+}
+
 async function main(): Promise<WorkerReport> {
-  const heap = request.handle === undefined ? await Heap.create() : await Heap.attach(request.handle);
+  let heap: Heap;
+  try {
+    heap = request.handle === undefined ? await Heap.create() : await Heap.attach(request.handle);
+  } catch (error) {
+    inTurn(() => {});
+    throw error;
+  }
   const tags = new Tags(heap, request.index + 1);
   const { sizes, slots } = draws(request.seed, Math.min(request.ops, 1 << 16) + WINDOW);
   let state = newAllocState();
   const object = request.object;
 
-  // The warm-up runs the loop's code until V8 has compiled it, one worker at a time (so that
-  // even without a lock it cannot race): otherwise the first worker to start would run in the
-  // baseline tiers while the others waited for it, and the loops would overlap less.
-  for (let turn; (turn = Atomics.load(barrier, BARRIER_TURN)) !== request.index; ) Atomics.wait(barrier, BARRIER_TURN, turn);
-  try {
+  inTurn(() => {
     if (request.test === 'refcount') {
       for (let i = 0; i < WARM_UP_OPS; i++) {
         heap.incref(object!);
@@ -146,10 +163,7 @@ async function main(): Promise<WorkerReport> {
       heap.freeMany(held(state).live);
       state = newAllocState();
     }
-  } finally {
-    Atomics.add(barrier, BARRIER_TURN, 1);
-    Atomics.notify(barrier, BARRIER_TURN);
-  }
+  });
   parentPort!.postMessage({ type: 'ready' });
   while (Atomics.load(barrier, BARRIER_GO) === 0);
 
