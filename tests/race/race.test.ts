@@ -138,11 +138,30 @@ describe("under concurrency 'none'", () => {
     expect(INVARIANTS).toContain(check.invariant);
     // The table says which invariant broke.
     const table = formatRace({ settings: { workers: 2, ops: 500_000, runs: 1, seed: 1 }, results: [broken!.result], price: [], failures: broken!.failures });
-    expect(table).toContain(`check: HeapCorruptionError (invariant: ${check.invariant})`);
+    const named = table.split('\n').find((line) => line.includes(`, HeapCorruptionError (invariant: ${check.invariant}): met by `));
+    expect(named).toMatch(/^  alloc none run \d+, .*: met by (.+, )?check$/);
     expect(table).toMatch(/alloc +none +\d+ .* FAILED /);
-    // A worker stops at its first error and says what it was; any other worker finished its loop or stopped too.
+    // A worker stops at its first error and says what it was.
     for (const f of broken!.failures.filter((x) => x.where.startsWith('worker'))) {
       expect(f.message.length).toBeGreaterThan(0);
+      if (f.name === 'HeapCorruptionError') expect(INVARIANTS).toContain(f.invariant);
+    }
+  });
+});
+
+describe('pymalloc race on a heap it breaks', () => {
+  it("exits 0, and every check that failed names its invariant", async () => {
+    const run = await pymalloc('race', '--workers', '2', '--ops', '500000', '--runs', '4', '--no-price', '--json');
+    expect(run.code).toBe(0);
+    const { results, failures } = JSON.parse(run.stdout) as { results: RaceResult[]; failures: RaceFailure[] };
+    for (const row of results.filter((r) => !r.checkPassed)) {
+      expect(row.mode).toBe('none');
+      const check = failures.find((f) => f.mode === row.mode && f.test === row.test && f.run === row.runs && f.where === 'check');
+      expect(check).toBeDefined();
+      if (check!.name === 'HeapCorruptionError') expect(INVARIANTS).toContain(check!.invariant);
+    }
+    for (const f of failures) {
+      expect(f.mode).toBe('none');
       if (f.name === 'HeapCorruptionError') expect(INVARIANTS).toContain(f.invariant);
     }
   });

@@ -22,7 +22,7 @@ export const TAG_BYTES = 8;
 /** The largest request: every block comes from pymalloc's size classes (the 512-byte threshold). */
 export const MAX_BLOCK = 32;
 /** Ops each worker runs before the barrier, one worker at a time, for V8 to compile the loop. */
-export const WARM_UP_OPS = 20_000;
+export const WARM_UP_OPS = 100_000;
 
 export type RaceTest = 'refcount' | 'alloc';
 

@@ -353,6 +353,21 @@ function table(head: readonly string[], rows: readonly string[][], left: number)
 
 const shown = (value: number | null) => (value === null ? '-' : value.toLocaleString('en-US'));
 
+/**
+ * The failures of each run, one line per error, with every place that met it: once an instance
+ * finds the heap broken, every other refuses it with the same invariant, so one corruption is
+ * met by every worker and by the stats and the check after them.
+ */
+function groupFailures(failures: readonly RaceFailure[]): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const f of failures) {
+    const error = f.invariant !== null ? `${f.name} (invariant: ${f.invariant})` : `${f.name}: ${f.message}`;
+    const what = `${f.test} ${f.mode} run ${f.run}, ${error}`;
+    groups.set(what, [...(groups.get(what) ?? []), f.where]);
+  }
+  return groups;
+}
+
 /** The report as printed on a terminal: the runs, the price of the GIL, then every failure by name. */
 export function formatRace(report: RaceReport): string {
   const { workers, ops, runs } = report.settings;
@@ -383,9 +398,7 @@ export function formatRace(report: RaceReport): string {
   }
   if (report.failures.length > 0) {
     out.push('', 'What the runs met (a worker stops at its first error; the run goes on):');
-    for (const f of report.failures) {
-      out.push(`  ${f.test} ${f.mode} run ${f.run}, ${f.where}: ${f.name}${f.invariant !== null ? ` (invariant: ${f.invariant})` : ''}: ${f.message}`);
-    }
+    for (const [what, places] of groupFailures(report.failures)) out.push(`  ${what}: met by ${places.join(', ')}`);
   }
   return out.join('\n');
 }
