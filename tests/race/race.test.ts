@@ -3,31 +3,11 @@
 // workers really ran at the same moment (on this shared 2-core machine, some runs lose none), so
 // the tests under 'none' run until the race shows, within a bound, and never assume a count.
 
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { INVARIANTS } from '../../src/heap/errors.js';
 import { formatRace, race, raceOnce, type RaceFailure, type RaceResult } from '../../src/tools/race/race.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'src', 'tools', 'cli', 'index.ts');
-const RUN_TIMEOUT_MS = 90_000;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function pymalloc(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...process.env, CI: 'true' }, timeout: RUN_TIMEOUT_MS }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
-    });
-  });
-}
+import { pymalloc, type Run } from './helpers.js';
 
 const ROW_KEYS = ['mode', 'test', 'workers', 'opsPerWorker', 'runs', 'expected', 'observed', 'lostUpdates', 'duplicateBlocks', 'checkPassed', 'nsPerOp'];
 const PRICE_KEYS = ['mode', 'workers', 'opsPerWorker', 'runs', 'nsPerOp', 'opsPerSecond'];

@@ -248,18 +248,11 @@ async function raceRun(spec: RunSpec, settings: RaceReport['settings'], failures
     const result = await overlap(heap, workers, { test, ops, seed, object, batch: 1 }, deadlineMs(ops));
     for (const { worker, failure } of result.failures) fail(`worker ${worker + 1}`, failure);
     if (result.timedOut) fail('deadline', { name: 'Error', message: `the workers were not done after ${deadlineMs(ops) / 1000} s and were terminated` });
-    let expected: number;
+    const expected = test === 'refcount' ? 1 + workers * ops : result.reports.reduce((sum, r) => sum + (r?.live.length ?? 0), 0);
     let observed: number | null = null;
     try {
-      if (test === 'refcount') {
-        expected = 1 + workers * ops;
-        observed = heap.refcount(object!);
-      } else {
-        expected = result.reports.reduce((sum, r) => sum + (r?.live.length ?? 0), 0);
-        observed = blocksInUse(heap) - baseline;
-      }
+      observed = test === 'refcount' ? heap.refcount(object!) : blocksInUse(heap) - baseline;
     } catch (error) {
-      expected = test === 'refcount' ? 1 + workers * ops : result.reports.reduce((sum, r) => sum + (r?.live.length ?? 0), 0);
       fail(test === 'refcount' ? 'refcount' : 'stats', failureOf(error));
     }
     let checkPassed = true;
