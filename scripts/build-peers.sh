@@ -133,11 +133,13 @@ if [[ $MODE != --c-only ]]; then
   fi
   build_as_peer tlsf incremental ""
   build_as_peer bump ./peers/bump/runtime "" peers/bump/runtime.ts
-  readonly CORE=(peers/pymalloc/runtime.ts assembly/*/*.ts)
+  readonly CORE=(peers/pymalloc/runtime.ts assembly/*/*.ts asconfig.json)
+  # The core keeps its header below the static data, which must start above it (asconfig.json).
+  readonly MEMORY_BASE=$(node -p 'require("./asconfig.json").options.memoryBase')
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
-    "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
+    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
-    "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
+    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
 fi
 
 if [[ $MODE != --assemblyscript-only ]]; then

@@ -195,7 +195,7 @@ describe('pymalloc compare and replay: options that were ignored or misread', ()
     const replayed = await pymalloc('replay', path, '--allocators', 'bump');
     expect(replayed.code).toBe(0);
     expect(replayed.stdout.split('\n')).toContain(note);
-    const compared = await pymalloc('compare', '--workload', `trace:${path},lifo`, '--allocators', 'bump', '--scale', '0.01', '--no-native', '--out', join(dir, 'mended-report'));
+    const compared = await pymalloc('compare', '--workload', `trace:${path},lifo`, '--allocators', 'bump', '--scale', '0.01', '--no-native', '--no-race', '--out', join(dir, 'mended-report'));
     expect(compared.code).toBe(0);
     expect(compared.stdout.split('\n').filter((line) => line.includes('tracing began'))).toEqual([note]); // none for lifo
     const saved = JSON.parse(await readFile(join(dir, 'mended-report', 'results.json'), 'utf8')) as { workloads: object[] };

@@ -81,7 +81,7 @@ describe('pymalloc compare', () => {
 
   it('writes the table and the report', async () => {
     const out = join(dir, 'report');
-    const run = await pymalloc('compare', '--workload', 'interleaved', '--allocators', 'bump,pymalloc-3.7', '--scale', '0.01', '--out', out, '--no-native');
+    const run = await pymalloc('compare', '--workload', 'interleaved', '--allocators', 'bump,pymalloc-3.7', '--scale', '0.01', '--out', out, '--no-native', '--no-race');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^workload +allocator +ns\/op/);
     expect(run.stdout).toContain(`report: ${join(out, 'index.html')}`);

@@ -48,6 +48,13 @@ describe('the packed package, installed into an empty project', () => {
     for (const r of results) expect(r.fragmentation).toBeGreaterThanOrEqual(1);
   });
 
+  it('runs npx pymalloc race from the project: its workers and the shared build are in the package', async () => {
+    const { stdout } = await run('npx', ['pymalloc', 'race', '--ops', '1000', '--runs', '1', '--no-price', '--json'], { cwd: project });
+    const { results } = JSON.parse(stdout) as { results: { mode: string; test: string; lostUpdates: number; checkPassed: boolean }[] };
+    expect(results.map((r) => `${r.test}/${r.mode}`)).toEqual(['refcount/gil', 'refcount/none', 'alloc/gil', 'alloc/none']);
+    for (const r of results.filter((x) => x.mode === 'gil')) expect(r).toMatchObject({ lostUpdates: 0, checkPassed: true });
+  });
+
   it('replays a shipped trace by name', async () => {
     const { stdout } = await run('npx', ['pymalloc', 'compare', '--workload', 'trace:git-log', '--allocators', 'pymalloc-3.12', '--json', '--no-native'], { cwd: project });
     const { results } = JSON.parse(stdout) as { results: { workload: string; ops: number }[] };

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // The `pymalloc` command.
 //
-//   pymalloc compare [--workload a,b,trace:PATH] [--allocators x,y] [--out report/] [--json]
+//   pymalloc compare [--workload a,b,trace:PATH] [--allocators x,y] [--out report/] [--no-race] [--json]
 //   pymalloc replay TRACE [--allocators x,y] [--out DIR] [--json]
 //   pymalloc convert IN OUT                  any trace the reader takes -> canonical (OUT.gz: gzip)
 //   pymalloc sites TRACE [--at peak|end]     allocation sites by live bytes (a trace with call sites)
 //   pymalloc bench [--json] [--steps N] [--runs N]
+//   pymalloc race [--workers N] [--ops N] [--runs N] [--seed N] [--no-price] [--json]
 //   pymalloc record -o OUT.trace.gz [--process NAME... | --all-processes] [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
 //   pymalloc peers [--build]                 which allocators are built; build the C ones
@@ -35,6 +36,7 @@ import { DEFAULT_REPEAT, MAX_REPEAT, replay } from '../compare/replay.js';
 import { formatSummary, prepareReportDirectory, writeReport } from '../compare/report.js';
 import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
 import { buildCPeers, cToolchainMissing, missingCPeers, peerStatus } from '../compare/peers.js';
+import { formatRace, race, raceDocument, type RaceReport, RACE_DEFAULTS, MAX_OPS, MAX_RUNS as MAX_RACE_RUNS, MAX_WORKERS, MIN_OPS } from '../race/race.js';
 import { createProgress } from './progress.js';
 
 
@@ -82,7 +84,15 @@ interface ComparisonFlags {
   seed?: number;
   repeat?: number;
   native: boolean;
+  /** compare's --no-race: false; replay has no race. */
+  race?: boolean;
 }
+
+/**
+ * The race `pymalloc compare` runs for its report (unless --no-race): about 2 s on this
+ * 2-core machine, small beside the replays.
+ */
+const REPORT_RACE = { workers: 2, ops: 200_000, runs: 3 } as const;
 
 /** compare and replay: run, then print JSON, or the table and the report's path. */
 async function runComparison(options: CompareOptions, flags: ComparisonFlags, defaultOut: string | undefined): Promise<void> {
@@ -104,15 +114,25 @@ async function runComparison(options: CompareOptions, flags: ComparisonFlags, de
   if (comparison.results.length === 0) {
     throw new Error('no allocator could be run: `pymalloc peers` says which are built and how to build the others');
   }
+  const raced = writesReport && flags.race === true ? await raceForReport(json) : undefined;
   if (json) {
     console.log(JSON.stringify(comparisonDocument(comparison), null, 2));
-    if (writesReport) await writeReport(out, comparison);
+    if (writesReport) await writeReport(out, comparison, raced);
   } else {
     console.log(formatSummary(comparison));
-    if (writesReport) console.log(`\nreport: ${await writeReport(out, comparison)}`);
+    if (writesReport) console.log(`\nreport: ${await writeReport(out, comparison, raced)}`);
   }
   const failed = failedResults(comparison);
   if (failed.length > 0) throw new ReplaysFailedError(failed.map((r) => `${r.workload}: ${r.failure!.message}`));
+}
+
+async function raceForReport(json: boolean): Promise<RaceReport> {
+  const progress = createProgress(json);
+  try {
+    return await race({ ...REPORT_RACE, onProgress: (label, done, total) => progress.update(label, done, total) });
+  } finally {
+    progress.stop();
+  }
 }
 
 /** The C peers asked for (by name or by default) that are not built yet are built now, once. */
@@ -171,7 +191,8 @@ function buildProgram(): Command {
       .option('--workload <names>', `comma-separated workloads, each once (default: ${defaultWorkloads().join(',')})`, workloadList)
       .option('--out <dir>', 'directory of the HTML report (default: report, or none with --json)')
       .option('--scale <factor>', 'scale of the synthetic workloads', positiveNumber)
-      .option('--seed <n>', 'seed of the synthetic workloads, an integer in [0, 2^32)', seed),
+      .option('--seed <n>', 'seed of the synthetic workloads, an integer in [0, 2^32)', seed)
+      .option('--no-race', `leave the race the GIL prevents out of the report (a short \`pymalloc race\`: ${REPORT_RACE.workers} workers x ${REPORT_RACE.ops} ops, ${REPORT_RACE.runs} runs)`),
   ).action(async (flags: ComparisonFlags) => {
     await runComparison(
       { workloads: flags.workload, allocators: flags.allocators, scale: flags.scale, seed: flags.seed },
@@ -245,6 +266,27 @@ function buildProgram(): Command {
         progress.stop();
       }
       console.log(json ? JSON.stringify({ results }, null, 2) : formatBench(results));
+    });
+
+  program
+    .command('race')
+    .description("the race the GIL prevents: the same work in N workers on one shared heap, under concurrency 'gil' and 'none'")
+    .option('--workers <n>', `workers running at once (default ${RACE_DEFAULTS.workers})`, integerIn(1, MAX_WORKERS))
+    .option('--ops <n>', `ops per worker and run: increfs, or mallocs and frees (default ${RACE_DEFAULTS.ops})`, integerIn(MIN_OPS, MAX_OPS))
+    .option('--runs <n>', `runs of each test under each mode, each in fresh workers (default ${RACE_DEFAULTS.runs})`, integerIn(1, MAX_RACE_RUNS))
+    .option('--seed <n>', 'seed of the alloc loops\' sizes and slots, an integer in [0, 2^32)', seed)
+    .option('--no-price', 'skip the price of the GIL (ns per op against an unshared heap)')
+    .option('--json', 'print the results as JSON only')
+    .action(async (flags: { workers?: number; ops?: number; runs?: number; seed?: number; price: boolean; json?: boolean }) => {
+      const json = flags.json === true;
+      const progress = createProgress(json);
+      let report;
+      try {
+        report = await race({ ...flags, onProgress: (label, done, total) => progress.update(label, done, total) });
+      } finally {
+        progress.stop();
+      }
+      console.log(json ? JSON.stringify(raceDocument(report), null, 2) : formatRace(report));
     });
 
   program

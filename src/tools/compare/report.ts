@@ -8,7 +8,9 @@
 // map of its arenas at the end (one cell per pool, coloured by state and fullness), where an
 // arena kept alive by a handful of blocks stands out; per trace workload with call sites, live
 // bytes by site at the peak and, per pymalloc allocator, the arenas each site's blocks hold at
-// the end; and last the full table.
+// the end; when a race was run with the comparison (`pymalloc compare` runs a short one), the
+// race the GIL prevents: lost updates per run under 'gil' and 'none', and throughput against
+// workers; and last the full table.
 //
 // Readability rules of the charts: bump (a pointer that never frees: 4x to 460x the live bytes)
 // starts hidden, since its scale would squash every other line against the axis (its legend
@@ -20,6 +22,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 
+import { raceDocument, type RaceReport } from '../race/race.js';
 import { SitesMissingError } from '../trace/errors.js';
 import { NO_SITE } from '../trace/format.js';
 import { siteStatistics, type SiteStatistic } from '../trace/sites.js';
@@ -438,9 +441,46 @@ come from the raw allocator, outside the arenas, and are counted apart.</p>
 ${sections.join('\n')}`;
 }
 
+// ---- the race the GIL prevents (pymalloc race) --------------------------------------------------
+
+function raceRowsHtml(race: RaceReport): string {
+  const count = (n: number | null) => (n === null ? '-' : n.toLocaleString('en-US'));
+  return race.results
+    .map((r) => `<tr><td>${r.test}</td><td>${r.mode}</td><td class="n">${r.runs}</td><td class="n">${count(r.expected)}</td><td class="n">${count(r.observed)}</td><td class="n">${count(r.lostUpdates)}</td><td class="n">${r.test === 'alloc' ? count(r.duplicateBlocks) : '-'}</td><td>${r.checkPassed ? 'passed' : '<b>FAILED</b>'}</td><td class="n">${r.nsPerOp.toFixed(1)}</td></tr>`)
+    .join('\n');
+}
+
+function raceSectionHtml(race: RaceReport | undefined): string {
+  if (race === undefined) return '';
+  const { workers, ops, runs } = race.settings;
+  const failures = race.failures
+    .map((f) => `<li>${escapeHtml(`${f.test} ${f.mode} run ${f.run}, ${f.where}: ${f.name}`)}${f.invariant === null ? '' : ` (invariant: <b>${escapeHtml(f.invariant)}</b>)`}: ${escapeHtml(f.message)}</li>`)
+    .join('\n');
+  const throughput = race.price.length === 0 ? '' : `<div class="chart"><canvas id="race-throughput"></canvas></div>
+<p class="note">Throughput of the alloc loop (malloc and free calls) over all workers, the median of ${runs} runs: under the GIL
+with 1 to ${workers} workers, against an unshared heap in one thread (the dashed line). Every call takes and releases the GIL;
+more workers only take turns, and each turn handed to another worker costs a cache-line transfer, so the line does not rise.</p>`;
+  return `<h2>The race the GIL prevents</h2>
+<p class="note">${workers} workers on one shared heap (<code>pymalloc race --workers ${workers} --ops ${ops} --runs ${runs}</code>),
+under <code>concurrency: 'gil'</code> and under <code>'none'</code> (no lock at all), each run in fresh workers released
+together at a barrier so that their loops overlap. <b>refcount</b>: every worker increfs one shared object ${ops.toLocaleString('en-US')}
+times; an incref is a plain load, add and store, so two workers doing it at once lose one of the two. <b>alloc</b>: every worker
+mallocs and frees tagged blocks; pymalloc's free lists and pool counts are plain linked lists and integers, so two workers
+in the same size class at once can take the same block, or lose a count, and heap.check() finds the structure broken. How
+many updates are lost depends on how often the workers really ran at the same moment: on a loaded machine, some runs lose none.</p>
+<div class="chart"><canvas id="race-refcount"></canvas></div>
+<div class="chart"><canvas id="race-alloc"></canvas></div>
+${throughput}
+<table id="race"><thead><tr><th>test</th><th>mode</th><th>run</th><th>expected</th><th>observed</th><th>lost updates</th><th>duplicate blocks</th><th>check</th><th>ns/op</th></tr></thead><tbody>
+${raceRowsHtml(race)}
+</tbody></table>
+${failures ? `<p class="note">What the runs met (a worker stops at its first error; the run goes on):</p>\n<ul class="note">${failures}</ul>` : ''}`;
+}
+
 /** What the page's script draws from: the results without what it does not need. */
-function pageData(comparison: Comparison, sites: readonly WorkloadSites[]) {
+function pageData(comparison: Comparison, sites: readonly WorkloadSites[], race: RaceReport | undefined) {
   return {
+    race: race === undefined ? null : raceDocument(race),
     workloads: comparison.workloads.map((w) => ({ ...w, label: workloadLabel(w.name) })),
     hiddenAtFirst: HIDDEN_AT_FIRST,
     sites: sites.map((w) => ({ label: workloadLabel(w.workload), bars: w.bars })),
@@ -587,6 +627,46 @@ window.siteCharts = data.sites.map((w, i) => new Chart(document.getElementById('
       tooltip: { callbacks: { afterLabel: (c) => c.dataset.blocks[c.dataIndex] + ' blocks' } } } },
 }));
 charts += window.siteCharts.length;
+window.raceCharts = [];
+if (data.race) {
+  const raceBars = (test, title, series) => {
+    const rows = data.race.results.filter((r) => r.test === test);
+    const runs = [...new Set(rows.map((r) => r.runs))];
+    const datasets = series.flatMap(([mode, key, label, colour]) => {
+      const of = rows.filter((r) => r.mode === mode);
+      return of.length === 0 ? [] : [{ label, backgroundColor: colour, data: runs.map((n) => of.find((r) => r.runs === n)?.[key] ?? null) }];
+    });
+    // A run whose heap.check() failed says so under its bars, naming the mode.
+    const failed = (n) => rows.filter((r) => r.runs === n && !r.checkPassed).map((r) => "'" + r.mode + "': check FAILED");
+    return new Chart(document.getElementById('race-' + test), {
+      type: 'bar', data: { labels: runs.map((n) => ['run ' + n, ...failed(n)]), datasets },
+      options: { maintainAspectRatio: false, scales: { y: { beginAtZero: true, title: { display: true, text: 'per run' } } },
+        plugins: { title: { display: true, text: title } } },
+    });
+  };
+  window.raceCharts.push(raceBars('refcount', 'refcount: increfs lost per run', [
+    ['gil', 'lostUpdates', "'gil': increfs lost", '#2ca02c'], ['none', 'lostUpdates', "'none': increfs lost", '#d62728']]));
+  window.raceCharts.push(raceBars('alloc', 'alloc: blocks the heap lost count of, and blocks handed out twice, per run', [
+    ['gil', 'lostUpdates', "'gil': blocks miscounted", '#2ca02c'], ['gil', 'duplicateBlocks', "'gil': blocks handed out twice", '#98df8a'],
+    ['none', 'lostUpdates', "'none': blocks miscounted", '#d62728'], ['none', 'duplicateBlocks', "'none': blocks handed out twice", '#ff9896']]));
+  const gil = data.race.price.filter((p) => p.mode === 'gil');
+  const unshared = data.race.price.find((p) => p.mode === 'unshared');
+  if (gil.length > 0) {
+    const most = Math.max(...gil.map((p) => p.workers));
+    const datasets = [{ label: "shared heap, 'gil'", borderColor: '#1f77b4', backgroundColor: '#1f77b4',
+      data: gil.map((p) => ({ x: p.workers, y: p.opsPerSecond / 1e6 })) }];
+    if (unshared) datasets.push({ label: 'unshared heap, one thread', borderColor: '#000', borderDash: [6, 3], pointRadius: 0,
+      data: [{ x: 1, y: unshared.opsPerSecond / 1e6 }, { x: most, y: unshared.opsPerSecond / 1e6 }] });
+    window.raceCharts.push(new Chart(document.getElementById('race-throughput'), {
+      type: 'line', data: { datasets },
+      options: { maintainAspectRatio: false, parsing: false,
+        scales: { x: { type: 'linear', min: 1, max: Math.max(2, most), ticks: { stepSize: 1 }, title: { display: true, text: 'workers' } },
+          y: { beginAtZero: true, title: { display: true, text: 'M ops/s, all workers' } } },
+        plugins: { title: { display: true, text: 'Throughput against workers' } } },
+    }));
+  }
+}
+charts += window.raceCharts.length;
 window.chartsRendered = charts;
 window.arenaMapsRendered = maps;
 `;
@@ -623,7 +703,7 @@ function opsText(w: WorkloadInfo): string {
 }
 
 /** The whole page. */
-export function renderReport(comparison: Comparison, generated = new Date(), sites: readonly WorkloadSites[] = []): string {
+export function renderReport(comparison: Comparison, generated = new Date(), sites: readonly WorkloadSites[] = [], race?: RaceReport): string {
   const curves = comparison.workloads
     .map((w, i) => {
       const note = importNote(w);
@@ -632,7 +712,7 @@ export function renderReport(comparison: Comparison, generated = new Date(), sit
     })
     .join('\n');
   const skipped = comparison.skipped.map((s) => `<li>${escapeHtml(s.allocator)}: ${escapeHtml(s.reason)}</li>`).join('');
-  const data = jsonSafe(pageData(comparison, sites));
+  const data = jsonSafe(pageData(comparison, sites, race));
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pymalloc-wasm: allocator comparison</title>
 <style>${STYLE}</style></head><body>
@@ -659,6 +739,7 @@ ${curves}
 <h2>pymalloc's arenas</h2>
 ${arenaSections(comparison)}
 ${sitesSectionHtml(comparison, sites)}
+${raceSectionHtml(race)}
 <h2>All figures</h2>
 ${summaryTableHtml(comparison)}
 <script>${scriptSafe(chartJsSource())}</script>
@@ -706,11 +787,15 @@ export async function prepareReportDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Writes index.html and results.json into `dir` (made if need be); returns the page's path. */
-export async function writeReport(dir: string, comparison: Comparison): Promise<string> {
+/**
+ * Writes index.html and results.json into `dir` (made if need be), and race.json with the race
+ * (`pymalloc race --json`'s document) when there is one; returns the page's path.
+ */
+export async function writeReport(dir: string, comparison: Comparison, race?: RaceReport): Promise<string> {
   await prepareReportDirectory(dir);
   const page = join(dir, 'index.html');
-  await writeFile(page, renderReport(comparison, new Date(), await workloadSites(comparison)));
+  await writeFile(page, renderReport(comparison, new Date(), await workloadSites(comparison), race));
   await writeFile(join(dir, 'results.json'), JSON.stringify(comparisonDocument(comparison), null, 2) + '\n');
+  if (race !== undefined) await writeFile(join(dir, 'race.json'), JSON.stringify(raceDocument(race), null, 2) + '\n');
   return page;
 }

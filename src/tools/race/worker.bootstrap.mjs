@@ -1,0 +1,7 @@
+// The race worker's entry when race.ts runs from source (tsx, vitest): Node 20's workers take
+// no --import, so tsx's loader is registered here before worker.ts is imported. From dist,
+// race.ts starts worker.js itself.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('./worker.ts');
