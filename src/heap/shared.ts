@@ -368,8 +368,8 @@ export class NoLock implements HeapLock {
 
 /**
  * Replaces, on `target`, every method (and getter) of `proto` but those in `skip` with one that
- * holds `lock` around the call. Nested calls (a method calling another, a finalizer calling back)
- * find the lock held and pass through.
+ * holds `lock` around the call. Nested calls (a method calling another, a finalizer calling back,
+ * a call inside gil.run) find the lock held and go straight to the method.
  */
 export function lockMethods(target: object, proto: object, lock: HeapLock, skip: ReadonlySet<string>, prefix = ''): void {
   for (const name of Object.getOwnPropertyNames(proto)) {
@@ -382,6 +382,7 @@ export function lockMethods(target: object, proto: object, lock: HeapLock, skip:
         configurable: true,
         writable: true,
         value: (...args: unknown[]) => {
+          if (lock.held) return method.apply(target, args);
           lock.enter(operation);
           try {
             return method.apply(target, args);
@@ -395,6 +396,7 @@ export function lockMethods(target: object, proto: object, lock: HeapLock, skip:
       Object.defineProperty(target, name, {
         configurable: true,
         get: () => {
+          if (lock.held) return get.call(target);
           lock.enter(operation);
           try {
             return get.call(target);
@@ -406,4 +408,28 @@ export function lockMethods(target: object, proto: object, lock: HeapLock, skip:
       });
     }
   }
+}
+
+/**
+ * What gil.run hands its function: `target`'s methods (those of `proto`) without the lock's
+ * test, for the calls of a batch. Each call checks only that this instance holds the lock, so
+ * the view kept past its run refuses to work rather than race. `fields` are copied as they are.
+ */
+export function unlockedView<T extends object>(target: T, proto: object, lock: HeapLock, fields: (keyof T)[]): T {
+  const view: Record<string, unknown> = {};
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    if (name === 'constructor') continue;
+    const descriptor = Object.getOwnPropertyDescriptor(proto, name)!;
+    if (typeof descriptor.value === 'function') {
+      const method = descriptor.value as (...args: unknown[]) => unknown;
+      view[name] = (...args: unknown[]) => {
+        if (!lock.held) throw new Error(`${name}: the heap gil.run handed its function is for calls inside that run`);
+        return method.apply(target, args);
+      };
+    } else if (descriptor.get) {
+      Object.defineProperty(view, name, { get: () => descriptor.get!.call(target) });
+    }
+  }
+  for (const field of fields) view[field as string] = target[field];
+  return view as T;
 }
