@@ -383,12 +383,12 @@ export function scratchFree(block: usize): void {
   rawFreeInternal(block);
 }
 
-/** The graph a build tape describes (a new reference), or 0 (objectError says why). */
-export function jsonBuild(tape: usize, words: u32): usize {
-  return buildGraph(tape, words);
+/** The graph a build tape and its text describe (a new reference), or 0 (objectError says why). */
+export function jsonBuild(tape: usize, words: u32, text: usize, textBytes: u32): usize {
+  return buildGraph(tape, words, text, textBytes);
 }
 
-/** o's graph as a dump tape (heap/json.ts), or 0 with the object at fault in IO[0]. */
+/** o's graph as a dump tape and its text (heap/json.ts), or 0 with the object at fault in IO[0]. */
 export function jsonDump(o: usize): usize {
   if (!liveObjectType(o)) {
     state().error = ObjectError.NOT_AN_OBJECT;

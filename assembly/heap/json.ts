@@ -8,10 +8,16 @@
 //  INT 3                      n is the value, signed (28 bits: arithmetic shift of the head)
 //  INT64 4                    the head, then the value as an i64 (2 words)
 //  FLOAT 5                    the head, then the value as an f64 (2 words)
-//  STR 6                      n UTF-8 bytes follow, padded to a whole word
+//  STR 6                      n UTF-16 code units of text: the next bytes of the tape's text
 //  LIST 7, TUPLE 9            n items (TUPLE only in a dump: the host reads it as an array)
 //  DICT 8                     n (key, value) pairs; a key is a STR, or an INT/INT64 in a dump
 // ╘═════════════════════════════════════════════════════════════════════════════════════════╛
+//
+// The strings' UTF-8 bytes are not in the tape but in its text, one run of bytes holding
+// every string in tape order: the host encodes all of them in one call (TextEncoder) and
+// decodes them in one call (TextDecoder), taking each string as a slice of n UTF-16 units.
+// A string's bytes are found from n by counting units: one per UTF-8 sequence, two for a
+// 4-byte one (a character outside the BMP, a surrogate pair in JS).
 //
 // A build tape is in postorder: a container's items come before its head, so that the
 // builder keeps one stack of finished values and a head takes its n (or 2n) values off it.
@@ -76,6 +82,31 @@ function fail(error: ObjectError): usize {
 
 // ───────────────────────────── build ─────────────────────────────
 
+/** The UTF-8 bytes from `text` that hold `units` UTF-16 code units, or -1 past `end` or mid-character. */
+function utf8Bytes(text: usize, end: usize, units: u32): isize {
+  let p = text;
+  let counted: u32 = 0;
+  while (counted < units) {
+    if (p >= end) return -1;
+    const lead = load<u8>(p);
+    const length: usize = lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+    counted += length == 4 ? 2 : 1;
+    p += length;
+  }
+  return counted == units && p <= end ? <isize>(p - text) : -1;
+}
+
+/** UTF-16 code units of the UTF-8 bytes at p: one per sequence, two for a 4-byte one. */
+function utf16Units(p: usize, bytes: usize): usize {
+  let units: usize = 0;
+  const end = p + bytes;
+  for (; p < end; p++) {
+    const b = load<u8>(p);
+    if ((b & 0xc0) != 0x80) units += b >= 0xf0 ? 2 : 1;
+  }
+  return units;
+}
+
 /** Releases the n values of the stack from `from` up. */
 function releaseValues(from: usize, n: u32): void {
   for (let i: u32 = 0; i < n; i++) decref(load<usize>(from + (<usize>i << 2)));
@@ -136,8 +167,9 @@ function buildDict(values: usize, n: u32): usize {
  * BAD_VALUE for a tape that is not well formed) and nothing left allocated. The tape is
  * overwritten.
  */
-export function buildGraph(tape: usize, words: u32): usize {
+export function buildGraph(tape: usize, words: u32, text: usize, textBytes: usize): usize {
   const end = tape + (<usize>words << 2);
+  const textEnd = text + textBytes;
   let p = tape;
   let sp: u32 = 0; // values on the stack, which starts at `tape`
   while (p < end) {
@@ -164,11 +196,11 @@ export function buildGraph(tape: usize, words: u32): usize {
         break;
       }
       case Tag.STR: {
-        const padded = (<usize>n + 3) & ~3;
-        if (padded > end - p) { error = ObjectError.BAD_VALUE; break; }
-        v = newStr(n);
-        if (v) memory.copy(v + STR_DATA, p, n);
-        p += padded;
+        const bytes = utf8Bytes(text, textEnd, n);
+        if (bytes < 0) { error = ObjectError.BAD_VALUE; break; }
+        v = newStr(<u32>bytes);
+        if (v) memory.copy(v + STR_DATA, text, bytes);
+        text += bytes;
         break;
       }
       case Tag.LIST: {
@@ -248,10 +280,11 @@ function putInt(g: Growing, value: i64): bool {
 }
 
 /**
- * Writes o's item (a container's head, its items to follow) and, for a container with items,
- * pushes its frame. Returns OK, or the error with the offending object in IO[0].
+ * Writes o's item (a container's head, its items to follow; a str's bytes into `text`) and,
+ * for a container with items, pushes its frame. Returns OK, or the error with the offending
+ * object in IO[0].
  */
-function putValue(out: Growing, frames: Growing, o: usize): ObjectError {
+function putValue(out: Growing, text: Growing, frames: Growing, o: usize): ObjectError {
   if (!o) return ObjectError.BAD_VALUE; // an empty slot of a tuple or list: no JSON value
   const t = changetype<TypeRecord>(typeOf(o));
   let n: u32 = 0;
@@ -268,13 +301,13 @@ function putValue(out: Growing, frames: Growing, o: usize): ObjectError {
       return ObjectError.OK;
     }
     case Kind.STR: {
-      const length = load<u32>(o, 8);
-      if (length > MAX_N) return ObjectError.BAD_VALUE;
-      const padded = (<usize>length + 3) & ~3;
-      if (!reserve(out, 4 + padded)) return ObjectError.OUT_OF_MEMORY;
-      putWord(out, (length << TAG_BITS) | Tag.STR);
-      memory.copy(out.block + out.used, o + STR_DATA, length);
-      out.used += padded;
+      const length = <usize>load<u32>(o, 8);
+      const units = utf16Units(o + STR_DATA, length);
+      if (units > MAX_N) return ObjectError.BAD_VALUE;
+      if (!reserve(out, 4) || !reserve(text, length)) return ObjectError.OUT_OF_MEMORY;
+      putWord(out, (<u32>units << TAG_BITS) | Tag.STR);
+      memory.copy(text.block + text.used, o + STR_DATA, length);
+      text.used += length;
       return ObjectError.OK;
     }
     case Kind.LIST:
@@ -311,17 +344,19 @@ function putValue(out: Growing, frames: Growing, o: usize): ObjectError {
 }
 
 /**
- * Writes the graph under o as a preorder tape into a new INTERNAL raw block: returns the
- * block (the host reads IO[0] words from it, then frees it with scratchFree), or 0 with the
+ * Writes the graph under o as a preorder tape and its text into two new INTERNAL raw blocks:
+ * returns the tape (IO[0] words) and leaves the text in IO[1] (its address, 0 if it is
+ * empty) and IO[2] (its bytes); the host frees both with scratchFree. Or 0, with the
  * ObjectError recorded and IO[0] naming the object at fault (WRONG_KIND: not a JSON value;
- * CYCLE; BAD_VALUE: an empty slot or a str or container too large for a head).
+ * CYCLE; BAD_VALUE: an empty slot, or a str or container too large for a head).
  */
 export function dumpGraph(o: usize): usize {
-  const out = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 2), 4));
-  const frames = changetype<Growing>(changetype<usize>(out) + offsetof<Growing>());
-  memory.fill(changetype<usize>(out), 0, offsetof<Growing>() * 2);
+  const out = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 3), 4));
+  const text = changetype<Growing>(changetype<usize>(out) + offsetof<Growing>());
+  const frames = changetype<Growing>(changetype<usize>(out) + offsetof<Growing>() * 2);
+  memory.fill(changetype<usize>(out), 0, offsetof<Growing>() * 3);
   store<usize>(IO, o);
-  let status = putValue(out, frames, o);
+  let status = putValue(out, text, frames, o);
   while (status == ObjectError.OK && frames.used) {
     const frame = frames.block + frames.used - FRAME_BYTES;
     const c = load<usize>(frame);
@@ -339,8 +374,8 @@ export function dumpGraph(o: usize): usize {
       store<u32>(frame, ix + 1, 4);
       const key = load<usize>(entries + (<usize>ix << 3));
       store<usize>(IO, c);
-      status = putValue(out, frames, key);
-      if (status == ObjectError.OK) status = putValue(out, frames, load<usize>(entries + (<usize>ix << 3), 4));
+      status = putValue(out, text, frames, key);
+      if (status == ObjectError.OK) status = putValue(out, text, frames, load<usize>(entries + (<usize>ix << 3), 4));
     } else {
       if (position == changetype<VarObject>(c).size) {
         frames.used -= FRAME_BYTES;
@@ -349,14 +384,17 @@ export function dumpGraph(o: usize): usize {
       store<u32>(frame, position + 1, 4);
       store<usize>(IO, c);
       const items = t.kind == Kind.LIST ? changetype<ListObject>(c).items : c + offsetof<VarObject>();
-      status = putValue(out, frames, load<usize>(items + (<usize>position << 2)));
+      status = putValue(out, text, frames, load<usize>(items + (<usize>position << 2)));
     }
   }
   if (frames.block) rawFreeInternal(frames.block);
   if (status != ObjectError.OK) {
     if (out.block) rawFreeInternal(out.block);
+    if (text.block) rawFreeInternal(text.block);
     return fail(status);
   }
   store<u32>(IO, <u32>(out.used >> 2));
+  store<usize>(IO, text.block, 4);
+  store<u32>(IO, <u32>text.used, 8);
   return out.block;
 }

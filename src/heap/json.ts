@@ -1,7 +1,10 @@
 // JSON values to and from the core's tapes (assembly/heap/json.ts draws the format): the host
-// walks a JS value once into a postorder tape in a JS buffer, the core builds the whole graph
-// from it in one call, and the reverse for toJSON: the core writes a preorder tape of the
-// graph in one call and this side reads JS values out of it.
+// walks a JS value once into a postorder tape in a JS buffer, every string appended to one
+// text, the core builds the whole graph from both in one call; and the reverse for toJSON:
+// the core writes a preorder tape and its text in one call, this side decodes the text in one
+// TextDecoder call and reads JS values out of the tape, each string a slice of the text.
+// Short strings are where the time goes otherwise: one encode or decode call per string
+// costs more than the string.
 
 /** What fromJSON takes and toJSON gives: JSON.parse's results (ints beyond 2^53 as bigints). */
 export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | { [key: string]: JsonValue };
@@ -26,11 +29,8 @@ const SMALL_MAX = 2 ** (31 - TAG_BITS) - 1;
 const TWO_32 = 2 ** 32;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
-/** Strings up to this many UTF-16 units are copied by hand when ASCII: cheaper than a TextEncoder call. */
-const SHORT_STRING = 48;
 const INITIAL_BYTES = 1 << 16;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function notJson(what: string): TypeError {
@@ -43,6 +43,12 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+/** A build tape: its words (a view of the writer's buffer, valid until its next call) and its text. */
+export interface Tape {
+  words: Uint8Array;
+  text: string;
+}
+
 /** Writes JS values as build tapes; one per heap, its buffer reused from call to call. */
 export class TapeWriter {
   #buffer = new ArrayBuffer(INITIAL_BYTES);
@@ -53,13 +59,17 @@ export class TapeWriter {
   #words = 0;
   /** The containers on the path from the root: meeting one again is a cycle. */
   #path = new Set<object>();
+  /** Every string so far, in tape order (V8 keeps the appends as a rope until it is encoded). */
+  #text = '';
 
-  /** The tape of `value`: a view of this writer's buffer, valid until the next call. */
-  write(value: unknown): Uint8Array {
+  write(value: unknown): Tape {
     this.#words = 0;
+    this.#text = '';
     this.#path.clear();
     this.#value(value);
-    return new Uint8Array(this.#buffer, 0, this.#words << 2);
+    const tape = { words: new Uint8Array(this.#buffer, 0, this.#words << 2), text: this.#text };
+    this.#text = '';
+    return tape;
   }
 
   #reserve(bytes: number): void {
@@ -94,22 +104,9 @@ export class TapeWriter {
   }
 
   #string(s: string): void {
-    const length = s.length;
-    this.#reserve(4 + length * 3 + 3);
-    const start = (this.#words + 1) << 2;
-    const u8 = this.#u8;
-    let bytes = 0;
-    if (length <= SHORT_STRING) {
-      while (bytes < length) {
-        const c = s.charCodeAt(bytes);
-        if (c >= 0x80) break;
-        u8[start + bytes++] = c;
-      }
-    }
-    if (bytes < length) bytes = encoder.encodeInto(s, u8.subarray(start)).written;
-    if (bytes > MAX_N) throw new RangeError(`fromJSON: a string of ${bytes} UTF-8 bytes is longer than ${MAX_N}`);
-    this.#u32[this.#words] = ((bytes << TAG_BITS) | STR) >>> 0;
-    this.#words += 1 + ((bytes + 3) >>> 2);
+    if (s.length > MAX_N) throw new RangeError(`fromJSON: a string of ${s.length} UTF-16 units is longer than ${MAX_N}`);
+    this.#head(STR, s.length);
+    this.#text += s;
   }
 
   #number(v: number): void {
@@ -159,22 +156,32 @@ export class TapeWriter {
   }
 }
 
-/** Reads the JS value of a dump tape of `words` words at byte address `address` of `memory`. */
-export function readTape(memory: ArrayBuffer, address: number, words: number): JsonValue {
-  return new TapeReader(memory, address, words).value();
+/** Where a dump tape and its text are in linear memory (byte addresses). */
+export interface DumpedTape {
+  address: number;
+  words: number;
+  text: number;
+  textBytes: number;
+}
+
+/** Reads the JS value of a dump tape. */
+export function readTape(memory: ArrayBuffer, tape: DumpedTape): JsonValue {
+  return new TapeReader(memory, tape).value();
 }
 
 class TapeReader {
   readonly #u32: Uint32Array;
-  readonly #u8: Uint8Array;
   readonly #view: DataView;
+  readonly #text: string;
   /** The word being read, from the start of the tape. */
   #p = 0;
+  /** Where the next string starts in the text, in UTF-16 units. */
+  #at = 0;
 
-  constructor(memory: ArrayBuffer, address: number, words: number) {
+  constructor(memory: ArrayBuffer, { address, words, text, textBytes }: DumpedTape) {
     this.#u32 = new Uint32Array(memory, address, words);
-    this.#u8 = new Uint8Array(memory, address, words << 2);
     this.#view = new DataView(memory, address, words << 2);
+    this.#text = textBytes === 0 ? '' : decoder.decode(new Uint8Array(memory, text, textBytes));
   }
 
   value(): JsonValue {
@@ -191,7 +198,7 @@ class TapeReader {
         this.#p += 2;
         return v;
       }
-      case STR: return this.#string(n);
+      case STR: return this.#text.slice(this.#at, (this.#at += n));
       case LIST:
       case TUPLE: {
         const items: JsonValue[] = new Array(n);
@@ -219,22 +226,5 @@ class TapeReader {
     this.#p += 2;
     const v = high * TWO_32 + low;
     return Number.isSafeInteger(v) ? v : this.#view.getBigInt64((this.#p - 2) << 2, true);
-  }
-
-  #string(length: number): string {
-    const start = this.#p << 2;
-    this.#p += (length + 3) >>> 2;
-    const u8 = this.#u8;
-    if (length <= SHORT_STRING) {
-      let s = '';
-      let i = 0;
-      for (; i < length; i++) {
-        const b = u8[start + i];
-        if (b >= 0x80) break;
-        s += String.fromCharCode(b);
-      }
-      if (i === length) return s;
-    }
-    return decoder.decode(u8.subarray(start, start + length));
   }
 }

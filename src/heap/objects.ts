@@ -41,7 +41,7 @@ export interface ObjectExports extends GcExports {
   noneGet(): number;
   scratchAlloc(bytes: number): number;
   scratchFree(block: number): void;
-  jsonBuild(tape: number, words: number): number;
+  jsonBuild(tape: number, words: number, text: number, textBytes: number): number;
   jsonDump(o: number): number;
 }
 
@@ -611,17 +611,17 @@ export class ObjectSpace {
    * other numbers floats, true/false/null the singletons. Returns a new reference to the root.
    */
   fromJSON(value: unknown): number {
-    const tape = (this.#tapeWriter ??= new TapeWriter()).write(value);
+    const { words, text } = (this.#tapeWriter ??= new TapeWriter()).write(value);
     const ex = this.exports('fromJSON');
-    const block = ex.scratchAlloc(tape.length) >>> 0;
-    if (block === 0) throw new OutOfMemoryError('fromJSON', tape.length, ex.memory.buffer.byteLength, this.#maxMemory, 'the tape of the document');
-    new Uint8Array(ex.memory.buffer, block, tape.length).set(tape);
-    const root = ex.jsonBuild(block, tape.length >>> 2) >>> 0;
+    // The text goes straight into the block, encoded there: at most 3 bytes per UTF-16 unit.
+    const bytes = words.length + text.length * 3;
+    const block = ex.scratchAlloc(bytes) >>> 0;
+    if (block === 0) throw new OutOfMemoryError('fromJSON', bytes, ex.memory.buffer.byteLength, this.#maxMemory, 'the tape of the document');
+    new Uint8Array(ex.memory.buffer, block, words.length).set(words);
+    const textBytes = encoder.encodeInto(text, new Uint8Array(ex.memory.buffer, block + words.length, text.length * 3)).written;
+    const root = ex.jsonBuild(block, words.length >>> 2, block + words.length, textBytes) >>> 0;
     ex.scratchFree(block);
-    if (root === 0) {
-      const status = ex.objectError();
-      throw this.#error('fromJSON', 0, status, { allocating: `the graph of a ${tape.length}-byte tape` });
-    }
+    if (root === 0) throw this.#error('fromJSON', 0, ex.objectError(), { allocating: `the graph of a ${bytes}-byte tape` });
     return root;
   }
 
@@ -633,19 +633,20 @@ export class ObjectSpace {
   toJSON(o: number): JsonValue {
     this.#address('toJSON', o);
     const ex = this.exports('toJSON');
-    const tape = ex.jsonDump(o) >>> 0;
-    const io = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 1);
-    if (tape === 0) {
+    const address = ex.jsonDump(o) >>> 0;
+    const [words, text, textBytes] = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 3);
+    if (address === 0) {
       const status = ex.objectError();
-      const at = io[0];
+      const at = words;
       if (status === WRONG_KIND) return this.#refuse('toJSON', o, `${this.#describe(at)} has no JSON value`);
       if (status === BAD_VALUE) return this.#refuse('toJSON', o, `${this.#describe(at)} has an empty slot or is too large for a tape`);
       throw this.#error('toJSON', o, status, { value: at, allocating: 'the tape of the graph' });
     }
     try {
-      return readTape(ex.memory.buffer, tape, io[0]);
+      return readTape(ex.memory.buffer, { address, words, text, textBytes });
     } finally {
-      ex.scratchFree(tape);
+      ex.scratchFree(address);
+      if (text !== 0) ex.scratchFree(text);
     }
   }
 

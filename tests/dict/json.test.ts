@@ -156,10 +156,11 @@ for (const build of ['release', 'debug'] as const) {
     });
 
     it('runs out of memory as an OutOfMemoryError, with nothing half-built left behind', async () => {
-      const small = await Heap.create({ build, maxMemory: 4 * 1024 * 1024 });
+      const small = await Heap.create({ build, maxMemory: 8 * 1024 * 1024 });
       warm(small);
       const before = footprint(small);
-      const huge = Array.from({ length: 40000 }, (_, i) => ({ i, s: `a string of some length ${i}` }));
+      // About 2 MB of tape for some 10 MB of objects.
+      const huge = Array.from({ length: 60000 }, (_, i) => ({ i: i + 1000, s: `s${i}` }));
       expect(() => small.fromJSON(huge)).toThrow(OutOfMemoryError);
       expect(() => small.fromJSON(huge)).toThrow(/the graph of a \d+-byte tape/); // failed in the build, not before it
       expect(footprint(small)).toBe(before);

@@ -1,0 +1,20 @@
+const u8 = new Uint8Array(1 << 16);
+const words = ['id', 'name', 'email', 'active', 'score', 'tags', 'address', 'street', 'user-123-45678', 'user12@example.org', 'Lisbon', '123 Main Street'];
+const offs: number[] = []; const lens: number[] = [];
+let p = 0;
+for (let k = 0; k < 2000; k++) { const w = words[k % words.length]; offs.push(p); lens.push(w.length); for (let i = 0; i < w.length; i++) u8[p++] = w.charCodeAt(i); }
+const dec = new TextDecoder();
+const time = (name: string, f: () => void, n = 2000) => { for (let i = 0; i < 200; i++) f(); const t = performance.now(); for (let i = 0; i < n; i++) f(); console.log(name, ((performance.now() - t) / n * 1000).toFixed(1), 'us per 2000 strings'); };
+let sink: any;
+time('concat', () => { for (let k = 0; k < 2000; k++) { let s = ''; const o = offs[k]; for (let i = 0; i < lens[k]; i++) s += String.fromCharCode(u8[o + i]); sink = s; } });
+time('TextDecoder', () => { for (let k = 0; k < 2000; k++) sink = dec.decode(u8.subarray(offs[k], offs[k] + lens[k])); });
+time('fromCharCode.apply', () => { for (let k = 0; k < 2000; k++) sink = String.fromCharCode.apply(null, u8.subarray(offs[k], offs[k] + lens[k]) as any); });
+const tmp: number[] = [];
+time('fromCharCode(...args) switch', () => { for (let k = 0; k < 2000; k++) { const o = offs[k]; const n = lens[k]; 
+  switch (n) { case 1: sink = String.fromCharCode(u8[o]); break; case 2: sink = String.fromCharCode(u8[o], u8[o+1]); break; case 3: sink = String.fromCharCode(u8[o], u8[o+1], u8[o+2]); break; case 4: sink = String.fromCharCode(u8[o], u8[o+1], u8[o+2], u8[o+3]); break; default: tmp.length = n; for (let i = 0; i < n; i++) tmp[i] = u8[o+i]; sink = String.fromCharCode.apply(null, tmp); } } });
+const big = dec.decode(u8.subarray(0, p));
+time('one decode + slice', () => { const s = dec.decode(u8.subarray(0, p)); for (let k = 0; k < 2000; k++) sink = s.slice(offs[k], offs[k] + lens[k]); });
+const obj: any = {};
+time('concat as keys', () => { for (let k = 0; k < 2000; k++) { let s = ''; const o = offs[k]; for (let i = 0; i < lens[k]; i++) s += String.fromCharCode(u8[o + i]); obj[s] = 1; } });
+time('slice as keys', () => { const s = dec.decode(u8.subarray(0, p)); for (let k = 0; k < 2000; k++) obj[s.slice(offs[k], offs[k] + lens[k])] = 1; });
+time('latin1 Buffer', () => { for (let k = 0; k < 2000; k++) sink = Buffer.prototype.latin1Slice.call(u8, offs[k], offs[k] + lens[k]); });
