@@ -30,6 +30,8 @@ const TWO_32 = 2 ** 32;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const INITIAL_BYTES = 1 << 16;
+/** From this depth on, each container is looked for on the path (see TapeWriter.#path). */
+const SEARCHED_DEPTH = 64;
 
 const decoder = new TextDecoder();
 
@@ -57,15 +59,19 @@ export class TapeWriter {
   #view = new DataView(this.#buffer);
   /** Words written. */
   #words = 0;
-  /** The containers on the path from the root: meeting one again is a cycle. */
-  #path = new Set<object>();
+  /**
+   * The containers on the path from the root. A cycle makes the path grow without end, so it
+   * is searched only once it is deeper than JSON documents go: a cycle is still found, and
+   * the usual document pays a push and a pop per container.
+   */
+  #path: object[] = [];
   /** Every string so far, in tape order (V8 keeps the appends as a rope until it is encoded). */
   #text = '';
 
   write(value: unknown): Tape {
     this.#words = 0;
     this.#text = '';
-    this.#path.clear();
+    this.#path.length = 0;
     this.#value(value);
     const tape = { words: new Uint8Array(this.#buffer, 0, this.#words << 2), text: this.#text };
     this.#text = '';
@@ -134,8 +140,9 @@ export class TapeWriter {
   }
 
   #container(value: object): void {
-    if (this.#path.has(value)) throw new TypeError('fromJSON: the value is circular (an object contains itself)');
-    this.#path.add(value);
+    const path = this.#path;
+    if (path.length >= SEARCHED_DEPTH && path.includes(value)) throw new TypeError('fromJSON: the value is circular (an object contains itself)');
+    path.push(value);
     if (Array.isArray(value)) {
       if (value.length > MAX_N) throw new RangeError(`fromJSON: an array of ${value.length} items is longer than ${MAX_N}`);
       for (let i = 0; i < value.length; i++) this.#value(value[i]);
@@ -152,7 +159,7 @@ export class TapeWriter {
       if (n > MAX_N) throw new RangeError(`fromJSON: an object of ${n} keys has more than ${MAX_N}`);
       this.#head(DICT, n);
     }
-    this.#path.delete(value);
+    path.pop();
   }
 }
 
