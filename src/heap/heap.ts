@@ -783,7 +783,7 @@ export class Heap {
   }
   fromJSON(value: unknown): number {
     try {
-      return this.#traced(this.#survived('fromJSON', this.#objects.fromJSON(value)));
+      return this.#tracedGraph(this.#survived('fromJSON', this.#objects.fromJSON(value)));
     } catch (error) {
       throw this.#guard.failure('fromJSON', error);
     }
@@ -892,6 +892,19 @@ export class Heap {
   #traced(o: number): number {
     if (this.#tracer !== undefined && this.#ex.objectRefcount(o) >>> 0 < IMMORTAL) this.#tracer.addObject(o);
     return o;
+  }
+
+  /** A new graph's traces (tracemalloc on): every object fromJSON made, found from its root. */
+  #tracedGraph(root: number): number {
+    if (this.#tracer === undefined) return root;
+    const pending = [root];
+    for (let o = pending.pop(); o !== undefined; o = pending.pop()) {
+      this.#traced(o);
+      const kind = this.#objects.typeOf(o).kind;
+      if (kind === 'dict') pending.push(...this.#objects.dictItems(o).flat());
+      else if (kind === 'list') for (let i = this.#objects.length(o) - 1; i >= 0; i--) pending.push(this.#objects.getRef(o, i)!);
+    }
+    return root;
   }
 
   #domainMalloc(operation: string, size: number, call: (size: number) => number): number {

@@ -105,6 +105,20 @@ for (const build of ['release', 'debug'] as const) {
       heap.check();
     });
 
+    it('traces every object it builds while tracemalloc traces, and none once the root is gone', () => {
+      warm();
+      heap.tracemalloc.start();
+      const doc = { a: [1000, 'x', 2.5, { b: 'y' }], c: null };
+      const root = heap.fromJSON(doc);
+      const mortal = [...referencesWithin(root).keys()].filter((o) => heap.refcount(o) < IMMORTAL);
+      // root, 'a', the list, 1000, 'x', 2.5, the inner dict, 'b', 'y', 'c'
+      expect(mortal).toHaveLength(10);
+      expect(heap.tracemalloc.takeSnapshot().traces).toHaveLength(10);
+      heap.decref(root);
+      expect(heap.tracemalloc.getTracedMemory().current).toBe(0);
+      heap.tracemalloc.stop();
+    });
+
     it('presizes each dict as _PyDict_NewPresized: 6 keys in 16 slots, 11 in 32, 5 without a resize', () => {
       const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
       const sizes = [5, 6, 11, 22, 100].map((n) => {
