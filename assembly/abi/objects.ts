@@ -24,7 +24,7 @@ import {
 } from "../objects/dict";
 import { IO, IO_WORDS } from "../memory/header";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
-import { buildGraph, dumpGraph } from "../heap/json";
+import { buildGraph, dumpGraph, parseText } from "../heap/json";
 
 /** Largest slot count and data size of a host-defined type. */
 // @ts-ignore: decorator
@@ -386,6 +386,11 @@ export function scratchFree(block: usize): void {
 /** The graph a build tape and its text describe (a new reference), or 0 (objectError says why). */
 export function jsonBuild(tape: usize, words: u32, text: usize, textBytes: u32): usize {
   return buildGraph(tape, words, text, textBytes);
+}
+
+/** The graph of `bytes` bytes of JSON text (a new reference), or 0 (heap/json.ts, parseText). */
+export function jsonParse(text: usize, bytes: usize): usize {
+  return parseText(text, bytes);
 }
 
 /** o's graph as a dump tape and its text (heap/json.ts), or 0 with the object at fault in IO[0]. */

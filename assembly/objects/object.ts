@@ -125,6 +125,8 @@ export const enum ObjectError {
   KEY = 8,
   /** A graph written as JSON leads back to a container on its own path. */
   CYCLE = 9,
+  /** JSON text that does not parse (heap/json.ts leaves where and why in the IO buffer). */
+  SYNTAX = 10,
 }
 
 /**

@@ -788,6 +788,13 @@ export class Heap {
       throw this.#guard.failure('fromJSON', error);
     }
   }
+  parseJSON(text: string | Uint8Array): number {
+    try {
+      return this.#tracedGraph(this.#survived('parseJSON', this.#objects.parseJSON(text)));
+    } catch (error) {
+      throw this.#guard.failure('parseJSON', error);
+    }
+  }
   toJSON(o: number): JsonValue {
     try {
       return this.#survived('toJSON', this.#objects.toJSON(o));

@@ -43,6 +43,7 @@ export interface ObjectExports extends GcExports {
   scratchFree(block: number): void;
   jsonBuild(tape: number, words: number, text: number, textBytes: number): number;
   jsonDump(o: number): number;
+  jsonParse(text: number, bytes: number): number;
 }
 
 /** What an object is made of. 'fixed': host-defined slots and data. */
@@ -127,6 +128,11 @@ const TOO_MANY_TYPES = 6;
 const UNHASHABLE = 7;
 const KEY = 8;
 const CYCLE = 9;
+const SYNTAX = 10;
+/** Why a parse failed (SyntaxProblem of assembly/heap/json.ts), as a message. */
+const SYNTAX_PROBLEMS = ['', 'unexpected character', 'unexpected end of the text', 'a string that is not UTF-8', 'a bad escape', 'a control character in a string'];
+/** Words per float parseJSON leaves for the host to convert: object, text address, text length. */
+const PENDING_WORDS = 3;
 /** FAILED (2^32 - 1) as the i32 the ABI returns it as. */
 const FAILED = -1;
 /** Refcounts from here up are immortal (assembly/objects/object.ts). */
@@ -623,6 +629,50 @@ export class ObjectSpace {
     ex.scratchFree(block);
     if (root === 0) throw this.#error('fromJSON', 0, ex.objectError(), { allocating: `the graph of a ${bytes}-byte tape` });
     return root;
+  }
+
+  /**
+   * Builds the graph of JSON text (a string, or its UTF-8 bytes as an HTTP body arrives) in
+   * one call into the core, without making JS values: as fromJSON(JSON.parse(text)) would,
+   * except that integers beyond 2^53 stay exact up to 64 bits (floats beyond, as JSON.parse
+   * makes them), dict keys keep the text's order, a duplicate key keeps its last value (as
+   * JSON.parse and json.loads do), and a lone surrogate escape becomes U+FFFD.
+   * Malformed text is a SyntaxError naming the byte offset.
+   */
+  parseJSON(text: string | Uint8Array): number {
+    const isString = typeof text === 'string';
+    if (!isString && !(text instanceof Uint8Array)) throw new TypeError(`text must be a string or a Uint8Array, not ${typeof text}`);
+    const ex = this.exports('parseJSON');
+    const room = isString ? text.length * 3 : text.length;
+    const block = ex.scratchAlloc(room) >>> 0;
+    if (block === 0) throw new OutOfMemoryError('parseJSON', room, ex.memory.buffer.byteLength, this.#maxMemory, 'a copy of the text');
+    try {
+      const into = new Uint8Array(ex.memory.buffer, block, room);
+      const bytes = isString ? encoder.encodeInto(text, into).written : (into.set(text), text.length);
+      const root = ex.jsonParse(block, bytes) >>> 0;
+      const [n, list] = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 2);
+      if (root === 0) {
+        const status = ex.objectError();
+        if (status !== SYNTAX) throw this.#error('parseJSON', 0, status, { allocating: `the graph of ${bytes} bytes of JSON` });
+        throw new SyntaxError(`parseJSON: ${SYNTAX_PROBLEMS[list]} at byte ${n} of ${bytes}`);
+      }
+      if (n > 0) this.#convertFloats(ex, n, list);
+      return root;
+    } finally {
+      ex.scratchFree(block);
+    }
+  }
+
+  /** The floats parseJSON left to the host: each one's text through Number(), the correctly rounded double. */
+  #convertFloats(ex: ObjectExports, n: number, list: number): void {
+    const memory = ex.memory.buffer;
+    const entries = new Uint32Array(memory, list, n * PENDING_WORDS);
+    const view = new DataView(memory);
+    for (let i = 0; i < entries.length; i += PENDING_WORDS) {
+      const digits = String.fromCharCode(...new Uint8Array(memory, entries[i + 1], entries[i + 2]));
+      view.setFloat64(ex.objectData(entries[i]) >>> 0, Number(digits), true);
+    }
+    ex.scratchFree(list);
   }
 
   /**
