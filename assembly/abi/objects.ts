@@ -24,7 +24,7 @@ import {
 } from "../objects/dict";
 import { IO, IO_WORDS } from "../memory/header";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
-import { buildGraph, dumpGraph, parseText } from "../heap/json";
+import { buildGraph, dumpGraph, dumpText, parseText } from "../heap/json";
 
 /** Largest slot count and data size of a host-defined type. */
 // @ts-ignore: decorator
@@ -400,6 +400,15 @@ export function jsonDump(o: usize): usize {
     return 0;
   }
   return dumpGraph(o);
+}
+
+/** o's graph as JSON text and its pending floats (heap/json.ts, dumpText), or 0 as jsonDump. */
+export function jsonDumpText(o: usize): usize {
+  if (!liveObjectType(o)) {
+    state().error = ObjectError.NOT_AN_OBJECT;
+    return 0;
+  }
+  return dumpText(o);
 }
 
 // ───────────────────────────── the gc module ─────────────────────────────

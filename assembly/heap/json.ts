@@ -284,9 +284,10 @@ function putInt(g: Growing, value: i64): bool {
  * for a container with items, pushes its frame. Returns OK, or the error with the offending
  * object in IO[0].
  */
-function putValue(out: Growing, text: Growing, frames: Growing, o: usize): ObjectError {
+function putValue(out: Growing, text: Growing, frames: Growing, o: usize, asText: bool): ObjectError {
   if (!o) return ObjectError.BAD_VALUE; // an empty slot of a tuple or list: no JSON value
   const t = changetype<TypeRecord>(typeOf(o));
+  if (asText && t.kind != Kind.LIST && t.kind != Kind.TUPLE && t.kind != Kind.DICT) return putText(out, text, o, t);
   let n: u32 = 0;
   let head: u32 = 0;
   switch (t.kind) {
@@ -328,7 +329,11 @@ function putValue(out: Growing, text: Growing, frames: Growing, o: usize): Objec
   }
   if (n > MAX_N) return ObjectError.BAD_VALUE;
   if (!reserve(out, 4)) return ObjectError.OUT_OF_MEMORY;
-  putWord(out, (n << TAG_BITS) | head);
+  if (asText) {
+    const open: u32 = head == Tag.DICT ? 0x7b : 0x5b;
+    store<u8>(out.block + out.used++, <u8>open);
+    if (!n) store<u8>(out.block + out.used++, <u8>(open + 2)); // [] or {}
+  } else putWord(out, (n << TAG_BITS) | head);
   if (!n) return ObjectError.OK;
   for (let f = frames.block; f < frames.block + frames.used; f += FRAME_BYTES) {
     if (load<usize>(f) == o) {
@@ -344,6 +349,55 @@ function putValue(out: Growing, text: Growing, frames: Growing, o: usize): Objec
 }
 
 /**
+ * Walks the graph under o, writing each item as it is met (putValue): the preorder tape and
+ * its text, or (asText) JSON text and its pending floats. OK, or the error with the object
+ * at fault in IO[0].
+ */
+function walk(o: usize, out: Growing, text: Growing, frames: Growing, asText: bool): ObjectError {
+  store<usize>(IO, o);
+  let status = putValue(out, text, frames, o, asText);
+  while (status == ObjectError.OK && frames.used) {
+    const frame = frames.block + frames.used - FRAME_BYTES;
+    const c = load<usize>(frame);
+    const position = load<u32>(frame, 4);
+    const t = typeOf(c);
+    const isDict = t.kind == Kind.DICT;
+    let entry: usize = 0;
+    let done: bool;
+    if (isDict) {
+      const keys = changetype<DictKeys>(changetype<DictObject>(c).keys);
+      const entries = dictEntries(changetype<usize>(keys));
+      let ix = position;
+      while (ix < keys.nentries && !load<usize>(entries + (<usize>ix << 3))) ix++;
+      done = ix == keys.nentries;
+      entry = entries + (<usize>ix << 3);
+      store<u32>(frame, ix + 1, 4);
+    } else {
+      done = position == changetype<VarObject>(c).size;
+      const items = t.kind == Kind.LIST ? changetype<ListObject>(c).items : c + offsetof<VarObject>();
+      entry = items + (<usize>position << 2);
+      store<u32>(frame, position + 1, 4);
+    }
+    if (asText && !reserve(out, 1)) return ObjectError.OUT_OF_MEMORY;
+    if (done) {
+      frames.used -= FRAME_BYTES;
+      if (asText) store<u8>(out.block + out.used++, isDict ? 0x7d : 0x5d);
+      continue;
+    }
+    if (asText && position) store<u8>(out.block + out.used++, 0x2c);
+    store<usize>(IO, c);
+    if (!isDict) {
+      status = putValue(out, text, frames, load<usize>(entry), asText);
+      continue;
+    }
+    const key = load<usize>(entry);
+    status = asText ? putTextKey(out, key) : putValue(out, text, frames, key, false);
+    if (status == ObjectError.OK) status = putValue(out, text, frames, load<usize>(entry, 4), asText);
+  }
+  return status;
+}
+
+/**
  * Writes the graph under o as a preorder tape and its text into two new INTERNAL raw blocks:
  * returns the tape (IO[0] words) and leaves the text in IO[1] (its address, 0 if it is
  * empty) and IO[2] (its bytes); the host frees both with scratchFree. Or 0, with the
@@ -351,42 +405,10 @@ function putValue(out: Growing, text: Growing, frames: Growing, o: usize): Objec
  * CYCLE; BAD_VALUE: an empty slot, or a str or container too large for a head).
  */
 export function dumpGraph(o: usize): usize {
-  const out = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 3), 4));
+  const out = dumpState();
   const text = changetype<Growing>(changetype<usize>(out) + offsetof<Growing>());
   const frames = changetype<Growing>(changetype<usize>(out) + offsetof<Growing>() * 2);
-  memory.fill(changetype<usize>(out), 0, offsetof<Growing>() * 3);
-  store<usize>(IO, o);
-  let status = putValue(out, text, frames, o);
-  while (status == ObjectError.OK && frames.used) {
-    const frame = frames.block + frames.used - FRAME_BYTES;
-    const c = load<usize>(frame);
-    const position = load<u32>(frame, 4);
-    const t = typeOf(c);
-    if (t.kind == Kind.DICT) {
-      const keys = changetype<DictObject>(c).keys;
-      const entries = dictEntries(keys);
-      let ix = position;
-      while (ix < changetype<DictKeys>(keys).nentries && !load<usize>(entries + (<usize>ix << 3))) ix++;
-      if (ix == changetype<DictKeys>(keys).nentries) {
-        frames.used -= FRAME_BYTES;
-        continue;
-      }
-      store<u32>(frame, ix + 1, 4);
-      const key = load<usize>(entries + (<usize>ix << 3));
-      store<usize>(IO, c);
-      status = putValue(out, text, frames, key);
-      if (status == ObjectError.OK) status = putValue(out, text, frames, load<usize>(entries + (<usize>ix << 3), 4));
-    } else {
-      if (position == changetype<VarObject>(c).size) {
-        frames.used -= FRAME_BYTES;
-        continue;
-      }
-      store<u32>(frame, position + 1, 4);
-      store<usize>(IO, c);
-      const items = t.kind == Kind.LIST ? changetype<ListObject>(c).items : c + offsetof<VarObject>();
-      status = putValue(out, text, frames, load<usize>(items + (<usize>position << 2)));
-    }
-  }
+  const status = walk(o, out, text, frames, false);
   if (frames.block) rawFreeInternal(frames.block);
   if (status != ObjectError.OK) {
     if (out.block) rawFreeInternal(out.block);
@@ -396,6 +418,160 @@ export function dumpGraph(o: usize): usize {
   store<u32>(IO, <u32>(out.used >> 2));
   store<usize>(IO, text.block, 4);
   store<u32>(IO, <u32>text.used, 8);
+  return out.block;
+}
+
+/** The three Growing records of a dump (out, text or pending floats, frames), emptied. */
+function dumpState(): Growing {
+  const state = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 3), 4));
+  memory.fill(changetype<usize>(state), 0, offsetof<Growing>() * 3);
+  return state;
+}
+
+// ───────────────────────────── dump as text ─────────────────────────────
+// The same walk writing JSON text, as JSON.stringify would write the value toJSON gives,
+// except that dict keys keep their insertion order (JS objects put integer-like keys first)
+// and ints past 2^53 keep every digit (json.dumps's, with separators "," and ":"). A float
+// with a fraction needs the shortest digits that round-trip (ECMAScript's Number::toString),
+// which the host has: its place and value are left in a pending list, and the host writes
+// it (JSON.stringify of the number). Integral floats below 2^53 print as their integer, and
+// NaN and the infinities as null, as JSON.stringify prints them.
+
+/** Floats of 2^53 and above may not print as their integer digits in JS. */
+// @ts-ignore: decorator
+@inline const EXACT_INTEGER: f64 = 9007199254740992;
+// @ts-ignore: decorator
+@inline const PENDING_BYTES: usize = 12;
+
+/** Writes an ASCII word of up to 5 letters (little-endian in a u64). */
+function putLetters(out: Growing, word: u64, length: usize): bool {
+  if (!reserve(out, length)) return false;
+  for (let i: usize = 0; i < length; i++) store<u8>(out.block + out.used + i, <u8>(word >> (<u64>i << 3)));
+  out.used += length;
+  return true;
+}
+
+/** Writes v in decimal. */
+function putDecimal(out: Growing, v: i64): bool {
+  if (!reserve(out, 20)) return false;
+  let magnitude: u64 = v < 0 ? <u64>(-(v + 1)) + 1 : <u64>v;
+  let digits: usize = 1;
+  for (let m = magnitude; m >= 10; m /= 10) digits++;
+  if (v < 0) store<u8>(out.block + out.used++, 0x2d);
+  for (let i = digits; i > 0; i--) {
+    store<u8>(out.block + out.used + i - 1, <u8>(0x30 + magnitude % 10));
+    magnitude /= 10;
+  }
+  out.used += digits;
+  return true;
+}
+
+/** Writes a str as a JSON string: quoted, with JSON.stringify's escapes. */
+function putQuoted(out: Growing, s: usize): bool {
+  const length = <usize>load<u32>(s, 8);
+  if (!reserve(out, length * 6 + 2)) return false;
+  const bytes = s + STR_DATA;
+  let q = out.block + out.used;
+  store<u8>(q++, 0x22);
+  for (let i: usize = 0; i < length; i++) {
+    const b = <u32>load<u8>(bytes + i);
+    if (b >= 0x20 && b != 0x22 && b != 0x5c) {
+      store<u8>(q++, <u8>b);
+      continue;
+    }
+    store<u8>(q++, 0x5c);
+    let short: u32 = 0;
+    switch (b) {
+      case 0x22: short = 0x22; break;
+      case 0x5c: short = 0x5c; break;
+      case 0x08: short = 0x62; break;
+      case 0x0c: short = 0x66; break;
+      case 0x0a: short = 0x6e; break;
+      case 0x0d: short = 0x72; break;
+      case 0x09: short = 0x74; break;
+    }
+    if (short) {
+      store<u8>(q++, <u8>short);
+      continue;
+    }
+    store<u8>(q, 0x75); // u00 and two hex digits: b < 0x20
+    store<u8>(q, 0x30, 1);
+    store<u8>(q, 0x30, 2);
+    store<u8>(q, <u8>(0x30 + (b >> 4)), 3);
+    const low = b & 15;
+    store<u8>(q, <u8>(low < 10 ? 0x30 + low : 0x61 + low - 10), 4);
+    q += 5;
+  }
+  store<u8>(q++, 0x22);
+  out.used = q - out.block;
+  return true;
+}
+
+/** A dict key as JSON: a str quoted, an int as its quoted decimal (json.dumps's). */
+function putTextKey(out: Growing, key: usize): ObjectError {
+  let ok: bool;
+  if (typeOf(key).kind == Kind.STR) ok = putQuoted(out, key);
+  else ok = putLetters(out, 0x22, 1) && putDecimal(out, changetype<IntObject>(key).value) && putLetters(out, 0x22, 1);
+  return ok && putLetters(out, 0x3a, 1) ? ObjectError.OK : ObjectError.OUT_OF_MEMORY;
+}
+
+/** A scalar as JSON text; a float with a fraction goes to `pending` (its byte offset and value). */
+function putText(out: Growing, pending: Growing, o: usize, t: TypeRecord): ObjectError {
+  let ok = true;
+  switch (t.kind) {
+    case Kind.NONE: ok = putLetters(out, 0x6c6c756e, 4); break;
+    case Kind.BOOL: ok = changetype<IntObject>(o).value ? putLetters(out, 0x65757274, 4) : putLetters(out, 0x65736c6166, 5); break;
+    case Kind.INT: ok = putDecimal(out, changetype<IntObject>(o).value); break;
+    case Kind.STR: ok = putQuoted(out, o); break;
+    case Kind.FLOAT: {
+      const v = changetype<FloatObject>(o).value;
+      if (!isFinite(v)) ok = putLetters(out, 0x6c6c756e, 4);
+      else if (Math.trunc(v) == v && Math.abs(v) < EXACT_INTEGER) ok = putDecimal(out, <i64>v);
+      else if ((ok = reserve(pending, PENDING_BYTES))) {
+        store<u32>(pending.block + pending.used, <u32>out.used);
+        store<f64>(pending.block + pending.used, v, 4);
+        pending.used += PENDING_BYTES;
+      }
+      break;
+    }
+    default: {
+      store<usize>(IO, o);
+      return ObjectError.WRONG_KIND;
+    }
+  }
+  return ok ? ObjectError.OK : ObjectError.OUT_OF_MEMORY;
+}
+
+/**
+ * Writes the graph under o as JSON text into a new INTERNAL raw block: returns it, with IO[0]
+ * its bytes, IO[1] the pending floats (0 if none; 12 bytes each: the UTF-16 offset in the
+ * text where the float goes, and its value) and IO[2] how many; the host frees both blocks
+ * with scratchFree. Or 0 as dumpGraph fails.
+ */
+export function dumpText(o: usize): usize {
+  const out = dumpState();
+  const pending = changetype<Growing>(changetype<usize>(out) + offsetof<Growing>());
+  const frames = changetype<Growing>(changetype<usize>(out) + offsetof<Growing>() * 2);
+  // A block even for a text that is only a pending float.
+  const status = reserve(out, 1) ? walk(o, out, pending, frames, true) : ObjectError.OUT_OF_MEMORY;
+  if (frames.block) rawFreeInternal(frames.block);
+  if (status != ObjectError.OK) {
+    if (out.block) rawFreeInternal(out.block);
+    if (pending.block) rawFreeInternal(pending.block);
+    return fail(status);
+  }
+  // The host splices the floats into the decoded text: their byte offsets become UTF-16 ones.
+  let units: usize = 0;
+  let from: usize = 0;
+  for (let e = pending.block; e < pending.block + pending.used; e += PENDING_BYTES) {
+    const at = <usize>load<u32>(e);
+    units += utf16Units(out.block + from, at - from);
+    from = at;
+    store<u32>(e, <u32>units);
+  }
+  store<u32>(IO, <u32>out.used);
+  store<usize>(IO, pending.block, 4);
+  store<u32>(IO, <u32>(pending.used / PENDING_BYTES), 8);
   return out.block;
 }
 

@@ -795,6 +795,13 @@ export class Heap {
       throw this.#guard.failure('parseJSON', error);
     }
   }
+  stringifyJSON(o: number): string {
+    try {
+      return this.#survived('stringifyJSON', this.#objects.stringifyJSON(o));
+    } catch (error) {
+      throw this.#guard.failure('stringifyJSON', error);
+    }
+  }
   toJSON(o: number): JsonValue {
     try {
       return this.#survived('toJSON', this.#objects.toJSON(o));

@@ -44,6 +44,7 @@ export interface ObjectExports extends GcExports {
   jsonBuild(tape: number, words: number, text: number, textBytes: number): number;
   jsonDump(o: number): number;
   jsonParse(text: number, bytes: number): number;
+  jsonDumpText(o: number): number;
 }
 
 /** What an object is made of. 'fixed': host-defined slots and data. */
@@ -133,6 +134,8 @@ const SYNTAX = 10;
 const SYNTAX_PROBLEMS = ['', 'unexpected character', 'unexpected end of the text', 'a string that is not UTF-8', 'a bad escape', 'a control character in a string'];
 /** Words per float parseJSON leaves for the host to convert: object, text address, text length. */
 const PENDING_WORDS = 3;
+/** Bytes per float stringifyJSON leaves for the host to print: UTF-16 offset, value. */
+const PENDING_FLOAT_BYTES = 12;
 /** FAILED (2^32 - 1) as the i32 the ABI returns it as. */
 const FAILED = -1;
 /** Refcounts from here up are immortal (assembly/objects/object.ts). */
@@ -683,21 +686,53 @@ export class ObjectSpace {
   toJSON(o: number): JsonValue {
     this.#address('toJSON', o);
     const ex = this.exports('toJSON');
-    const address = ex.jsonDump(o) >>> 0;
+    const address = this.#dumped('toJSON', ex, ex.jsonDump(o) >>> 0, o);
     const [words, text, textBytes] = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 3);
-    if (address === 0) {
-      const status = ex.objectError();
-      const at = words;
-      if (status === WRONG_KIND) return this.#refuse('toJSON', o, `${this.#describe(at)} has no JSON value`);
-      if (status === BAD_VALUE) return this.#refuse('toJSON', o, `${this.#describe(at)} has an empty slot or is too large for a tape`);
-      throw this.#error('toJSON', o, status, { value: at, allocating: 'the tape of the graph' });
-    }
     try {
       return readTape(ex.memory.buffer, { address, words, text, textBytes });
     } finally {
       ex.scratchFree(address);
       if (text !== 0) ex.scratchFree(text);
     }
+  }
+
+  /**
+   * The JSON text of the graph under o, written in one call into the core: what
+   * JSON.stringify(toJSON(o)) gives, except that dict keys keep their insertion order (a JS
+   * object puts integer-like keys first) and ints past 2^53 keep every digit.
+   */
+  stringifyJSON(o: number): string {
+    this.#address('stringifyJSON', o);
+    const ex = this.exports('stringifyJSON');
+    const address = this.#dumped('stringifyJSON', ex, ex.jsonDumpText(o) >>> 0, o);
+    const [bytes, pending, count] = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 3);
+    try {
+      const text = decoder.decode(new Uint8Array(ex.memory.buffer, address, bytes));
+      if (count === 0) return text;
+      // The floats with a fraction: their shortest digits, which only the host has (Number::toString).
+      const view = new DataView(ex.memory.buffer, pending, count * PENDING_FLOAT_BYTES);
+      let out = '';
+      let from = 0;
+      for (let i = 0; i < count; i++) {
+        const at = view.getUint32(i * PENDING_FLOAT_BYTES, true);
+        out += text.slice(from, at) + JSON.stringify(view.getFloat64(i * PENDING_FLOAT_BYTES + 4, true));
+        from = at;
+      }
+      return out + text.slice(from);
+    } finally {
+      ex.scratchFree(address);
+      if (pending !== 0) ex.scratchFree(pending);
+    }
+  }
+
+  /** A dump's block, or the error of a dump that failed (with the object at fault in IO[0]). */
+  #dumped(operation: string, ex: ObjectExports, address: number, o: number): number {
+    if (address !== 0) return address;
+    const status = ex.objectError();
+    const at = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 1)[0];
+    if (status === WRONG_KIND) return this.#refuse(operation, o, `${this.#describe(at)} has no JSON value`);
+    if (status === BAD_VALUE) return this.#refuse(operation, o, `${this.#describe(at)} has an empty slot or is too large for a tape`);
+    throw this.#error(operation, o, status, { value: at, allocating: 'the tape of the graph' });
   }
 
   #refuse(operation: string, o: number, detail: string): never {

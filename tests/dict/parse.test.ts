@@ -41,6 +41,37 @@ for (const build of ['release', 'debug'] as const) {
       heap.check();
     });
 
+    it('writes the text back byte for byte with stringifyJSON, from parseJSON and from fromJSON (fast-check)', () => {
+      fc.assert(
+        fc.property(fc.jsonValue({ stringUnit: 'grapheme', maxDepth: 6 }), (value) => {
+          const text = JSON.stringify(value);
+          const parsed = heap.parseJSON(text);
+          const built = heap.fromJSON(value);
+          const same = heap.stringifyJSON(parsed) === text && heap.stringifyJSON(built) === text;
+          heap.decref(parsed);
+          heap.decref(built);
+          return same;
+        }),
+        { numRuns: 300 },
+      );
+      heap.check();
+    });
+
+    it('writes what json.dumps would where JSON.stringify cannot: insertion order, 64-bit ints, escapes', () => {
+      const d = heap.newDict();
+      heap.dictSet(d, 'b', heap.newInt(2n ** 62n));
+      // A float prints as JSON.stringify prints it: 2 ** 60 with its shortest digits, -0 as 0, NaN as null.
+      heap.dictSet(d, 5n, heap.newTuple([heap.newFloat(0.1), heap.newFloat(-0), heap.newFloat(NaN), heap.newFloat(2 ** 60)]));
+      heap.dictSet(d, 'a', heap.newStr('q"\\\u0001\u001f\u007f\n é'));
+      expect(heap.stringifyJSON(d)).toBe('{"b":4611686018427387904,"5":[0.1,0,null,1152921504606847000],"a":"q\\"\\\\\\u0001\\u001f\u007f\\n é"}');
+      const cycle = heap.newList();
+      heap.listAppend(cycle, cycle);
+      expect(() => heap.stringifyJSON(cycle)).toThrow(/circular/);
+      const w = heap.weakref(cycle);
+      expect(() => heap.stringifyJSON(heap.newList([w]))).toThrow(/weakref object at 0x[0-9a-f]+> has no JSON value/);
+      heap.check();
+    });
+
     it('rounds every float as JSON.parse does, on the fast path and off it (fast-check)', () => {
       fc.assert(
         fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer({ min: -30, max: 30 }), (x, shift) => {
