@@ -1,7 +1,7 @@
 // fromJSON / toJSON / parseJSON against what a Node program would otherwise do with the same
 // document: structuredClone (a copy of the JS value), JSON.stringify and JSON.parse (a copy
-// through text; JSON.parse is parseJSON's peer, text in), and the heap's own per-object API
-// (newDict, dictSet, ... one call into Wasm each).
+// through text; JSON.parse is parseJSON's peer, text in, and JSON.stringify stringifyJSON's,
+// text out), and the heap's own per-object API (newDict, dictSet, ... one call into Wasm each).
 // Documents of about 10, 50 and 100 KB of JSON: records with strings, ints, floats, bools,
 // nulls, nested objects and arrays. Timed by benchmark.js; every figure is a ratio against a
 // peer measured in the same run.
@@ -72,7 +72,7 @@ for (const [size, records] of sizes) {
   const doc = document(records);
   const text = JSON.stringify(doc);
   const root = heap.fromJSON(doc);
-  if (JSON.stringify(heap.toJSON(root)) !== text) throw new Error('the round trip differs');
+  if (JSON.stringify(heap.toJSON(root)) !== text || heap.stringifyJSON(root) !== text) throw new Error('the round trip differs');
   const cases: Array<[string, () => unknown]> = [
     ['fromJSON + decref', () => heap.decref(heap.fromJSON(doc))],
     ['parseJSON(text) + decref', () => heap.decref(heap.parseJSON(text))],
@@ -82,6 +82,7 @@ for (const [size, records] of sizes) {
     ['JSON.stringify', () => JSON.stringify(doc)],
     ['JSON.parse', () => JSON.parse(text)],
     ['toJSON', () => heap.toJSON(root)],
+    ['stringifyJSON', () => heap.stringifyJSON(root)],
   ];
   for (const [name, fn] of cases) {
     suite.add(`${name} (${size})`, fn, {
@@ -104,11 +105,12 @@ function ratio(reference: number, value: number): string {
 for (const [size] of sizes) {
   const selected = rows.filter((r) => r.size.startsWith(`${size}:`));
   const find = (name: string) => selected.find((r) => r.name === name)!.us;
-  console.log(`\n${selected[0].size}\n  ${'case'.padEnd(28)} ${'µs'.padStart(9)}    ±%   ${'vs structuredClone'.padEnd(20)} ${'vs JSON.parse(JSON.stringify)'.padEnd(30)} vs JSON.parse`);
+  console.log(`\n${selected[0].size}\n  ${'case'.padEnd(28)} ${'µs'.padStart(9)}    ±%   ${'vs structuredClone'.padEnd(20)} ${'vs JSON.parse(JSON.stringify)'.padEnd(30)} ${'vs JSON.parse'.padEnd(20)} vs JSON.stringify`);
   for (const r of selected) {
     console.log(
       `  ${r.name.padEnd(28)} ${r.us.toFixed(1).padStart(9)} ${r.rme.toFixed(1).padStart(5)}   ` +
-        `${ratio(find('structuredClone'), r.us).padEnd(20)} ${ratio(find('JSON.parse(JSON.stringify)'), r.us).padEnd(30)} ${ratio(find('JSON.parse'), r.us)}`,
+        `${ratio(find('structuredClone'), r.us).padEnd(20)} ${ratio(find('JSON.parse(JSON.stringify)'), r.us).padEnd(30)} ` +
+        `${ratio(find('JSON.parse'), r.us).padEnd(20)} ${ratio(find('JSON.stringify'), r.us)}`,
     );
   }
 }

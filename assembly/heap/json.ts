@@ -432,10 +432,10 @@ function dumpState(): Growing {
 // The same walk writing JSON text, as JSON.stringify would write the value toJSON gives,
 // except that dict keys keep their insertion order (JS objects put integer-like keys first)
 // and ints past 2^53 keep every digit (json.dumps's, with separators "," and ":"). A float
-// with a fraction needs the shortest digits that round-trip (ECMAScript's Number::toString),
-// which the host has: its place and value are left in a pending list, and the host writes
-// it (JSON.stringify of the number). Integral floats below 2^53 print as their integer, and
-// NaN and the infinities as null, as JSON.stringify prints them.
+// with a fraction needs the shortest digits that round-trip (ECMAScript's Number::toString):
+// written here when they are few (putShortest), else left, place and value, in a pending
+// list for the host to write (String of the number). Integral floats below 2^53 print as
+// their integer, and NaN and the infinities as null, as JSON.stringify prints them.
 
 /** Floats of 2^53 and above may not print as their integer digits in JS. */
 // @ts-ignore: decorator
@@ -515,6 +515,68 @@ function putTextKey(out: Growing, key: usize): ObjectError {
   return ok && putLetters(out, 0x3a, 1) ? ObjectError.OK : ObjectError.OUT_OF_MEMORY;
 }
 
+/** Exact powers of ten, 10^0 .. 10^22. */
+const POWERS = memory.data<f64>([
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+  1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+]);
+
+// @ts-ignore: decorator
+@inline function power(k: i32): f64 {
+  return load<f64>(POWERS + (<usize>k << 3));
+}
+
+/**
+ * Writes a float with a fraction in its shortest round-tripping digits, when those are at
+ * most 15 and |v| is in [1e-6, 1e15) (where Number::toString writes no exponent); false
+ * otherwise, writing nothing (out has 24 bytes of room).
+ * Why this is Number::toString's answer: for p digits, the candidates are the p-digit
+ * decimals m / 10^k nearest v; m is within 1 of v * 10^k however that product rounds, and
+ * m / 10^k converts back exactly rounded (m < 2^53, 10^k exact: Clinger's fast path), so a
+ * candidate round-trips iff it converts back to v. With p <= 15 at most one p-digit decimal
+ * rounds to v (their spacing, 10^(1-p) of v's magnitude, is wider than v's rounding interval,
+ * about 2^-52 of it), so the first p with a candidate that round-trips gives the shortest
+ * digits, and the only ones.
+ */
+function putShortest(out: Growing, v: f64): bool {
+  const a = Math.abs(v);
+  if (!(a >= 1e-6 && a < 1e15)) return false;
+  let e = <i32>Math.floor(Math.log10(a)); // the decimal exponent of a's first digit, mended below
+  if (e >= 0 ? power(e) > a : a * power(-e) < 1) e--;
+  else if (e + 1 >= 0 ? power(e + 1) <= a : a * power(-(e + 1)) >= 1) e++;
+  for (let p: i32 = 1; p <= EXACT_DIGITS; p++) {
+    const k = p - 1 - e; // digits after the point: v ~ m / 10^k; k >= 1 since v has a fraction
+    if (k < 1 || k > EXACT_POWERS) continue;
+    const nearest = Math.round(a * power(k));
+    for (let m = nearest - 1; m <= nearest + 1; m++) {
+      if (m < power(p - 1) || m >= power(p) || m / power(k) != a) continue;
+      putDigits(out, <u64>m, p, k, v < 0);
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Writes m / 10^k (m of p digits, k >= 1) in positional notation: 0.00ddd or dd.ddd. */
+function putDigits(out: Growing, m: u64, p: i32, k: i32, negative: bool): void {
+  let q = out.block + out.used;
+  if (negative) store<u8>(q++, 0x2d);
+  const integral = p - k; // digits before the point (<= 0: none)
+  if (integral <= 0) {
+    store<u8>(q++, 0x30);
+    store<u8>(q++, 0x2e);
+    for (let i = integral; i < 0; i++) store<u8>(q++, 0x30);
+  }
+  const width = <usize>(p + (integral > 0 ? 1 : 0));
+  let at = q + width;
+  for (let i: i32 = 0; i < p; i++) {
+    if (integral > 0 && i == k) store<u8>(--at, 0x2e);
+    store<u8>(--at, <u8>(0x30 + m % 10));
+    m /= 10;
+  }
+  out.used = q + width - out.block;
+}
+
 /** A scalar as JSON text; a float with a fraction goes to `pending` (its byte offset and value). */
 function putText(out: Growing, pending: Growing, o: usize, t: TypeRecord): ObjectError {
   let ok = true;
@@ -527,6 +589,8 @@ function putText(out: Growing, pending: Growing, o: usize, t: TypeRecord): Objec
       const v = changetype<FloatObject>(o).value;
       if (!isFinite(v)) ok = putLetters(out, 0x6c6c756e, 4);
       else if (Math.trunc(v) == v && Math.abs(v) < EXACT_INTEGER) ok = putDecimal(out, <i64>v);
+      else if (!reserve(out, 24)) ok = false;
+      else if (putShortest(out, v)) break;
       else if ((ok = reserve(pending, PENDING_BYTES))) {
         store<u32>(pending.block + pending.used, <u32>out.used);
         store<f64>(pending.block + pending.used, v, 4);

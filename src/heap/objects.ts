@@ -711,14 +711,17 @@ export class ObjectSpace {
       if (count === 0) return text;
       // The floats with a fraction: their shortest digits, which only the host has (Number::toString).
       const view = new DataView(ex.memory.buffer, pending, count * PENDING_FLOAT_BYTES);
-      let out = '';
+      // String(v) is JSON.stringify(v) for a finite number, and the core wrote the others.
+      const parts: string[] = new Array(count * 2 + 1);
       let from = 0;
       for (let i = 0; i < count; i++) {
         const at = view.getUint32(i * PENDING_FLOAT_BYTES, true);
-        out += text.slice(from, at) + JSON.stringify(view.getFloat64(i * PENDING_FLOAT_BYTES + 4, true));
+        parts[i * 2] = text.slice(from, at);
+        parts[i * 2 + 1] = String(view.getFloat64(i * PENDING_FLOAT_BYTES + 4, true));
         from = at;
       }
-      return out + text.slice(from);
+      parts[count * 2] = text.slice(from);
+      return parts.join('');
     } finally {
       ex.scratchFree(address);
       if (pending !== 0) ex.scratchFree(pending);

@@ -73,6 +73,25 @@ for (const build of ['release', 'debug'] as const) {
       heap.check();
     });
 
+    it('prints every float as JSON.stringify does: short decimals in the core, the rest by the host (fast-check)', () => {
+      const decimals = fc.tuple(fc.integer({ min: -(10 ** 9), max: 10 ** 9 }), fc.integer({ min: 0, max: 14 })).map(([m, k]) => m / 10 ** k);
+      const floats = fc.oneof(fc.double(), decimals, fc.double({ min: 1e-7, max: 1e16 }));
+      fc.assert(
+        fc.property(fc.array(floats, { maxLength: 50 }), (xs) => {
+          const list = heap.newList();
+          for (const x of xs) {
+            const f = heap.newFloat(x);
+            heap.listAppend(list, f);
+            heap.decref(f);
+          }
+          const text = heap.stringifyJSON(list);
+          heap.decref(list);
+          return text === JSON.stringify(xs);
+        }),
+        { numRuns: 400 },
+      );
+    });
+
     it('rounds every float as JSON.parse does, on the fast path and off it (fast-check)', () => {
       fc.assert(
         fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer({ min: -30, max: 30 }), (x, shift) => {
