@@ -24,7 +24,8 @@ import {
 } from "../objects/dict";
 import { IO, IO_WORDS } from "../memory/header";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
-import { buildGraph, dumpGraph, dumpText, parseText } from "../heap/json";
+import { buildGraph, dumpGraph, dumpText } from "../heap/json";
+import { parseText } from "../heap/json-parse";
 
 /** Largest slot count and data size of a host-defined type. */
 // @ts-ignore: decorator
