@@ -8,10 +8,14 @@
 // power of ten up to 10^22, Clinger's fast path) and otherwise left for the host to convert
 // (the IO buffer lists them), so every float is the correctly rounded double JSON.parse
 // would give.
+//
+// Keys are memoized, as CPython's json scanner does (its memo dict): within one parse, every
+// dict key spelled alike (without escapes) is the same str object, made once. A document of
+// records then holds one str per field name, not one per record.
 import { IO } from "../memory/header";
-import { rawFreeInternal } from "../raw/tlsf";
-import { ObjectError, decref } from "../objects/object";
-import { STR_DATA, newInt, newStr, newFloat, boolObject, noneObject } from "../objects/builtins";
+import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
+import { ObjectError, decref, incref } from "../objects/object";
+import { STR_DATA, newInt, newStr, newFloat, boolObject, noneObject, bytesHash } from "../objects/builtins";
 import {
   Growing, reserve, fail, releaseValues, buildList, buildDict, power, EXACT_DIGITS, EXACT_POWERS,
 } from "./json";
@@ -300,6 +304,62 @@ function numberEnd(p: usize, end: usize): usize {
   return true;
 }
 
+/** The first key memo: 64 slots. */
+// @ts-ignore: decorator
+@inline const MEMO_INITIAL: usize = 64;
+
+/**
+ * The key memo: an open-addressed table of strs (block, `capacity` slots, `used` of them
+ * taken), probed linearly from the str's hash and kept at most 2/3 full.
+ */
+function memoSlot(memo: Growing, bytes: usize, length: usize, hash: u32): usize {
+  const mask = memo.capacity - 1;
+  let i = <usize>hash & mask;
+  let s: usize;
+  // At most 2/3 full: the probe meets an empty slot.
+  while ((s = load<usize>(memo.block + (i << 2))) && !(load<u32>(s, 8) == <u32>length && memory.compare(s + STR_DATA, bytes, length) == 0)) {
+    i = (i + 1) & mask;
+  }
+  return memo.block + (i << 2);
+}
+
+/** A key spelled by `length` bytes at `bytes` (no escapes): the memo's str (a new reference), or a new one; 0 if out of memory. */
+function memoKey(memo: Growing, bytes: usize, length: usize): usize {
+  if (memo.used * 3 >= memo.capacity * 2 && !memoGrow(memo)) return 0;
+  const hash = bytesHash(bytes, length);
+  const slot = memoSlot(memo, bytes, length, hash);
+  let s = load<usize>(slot);
+  if (s) {
+    incref(s);
+    return s;
+  }
+  s = newStr(<u32>length);
+  if (!s) return 0;
+  memory.copy(s + STR_DATA, bytes, length);
+  store<u32>(s, hash, 12); // the hash a str caches (objects/builtins.ts)
+  store<usize>(slot, s);
+  memo.used++;
+  return s;
+}
+
+/** Doubles the memo (or makes the first); false if out of memory. */
+function memoGrow(memo: Growing): bool {
+  const size = memo.capacity ? memo.capacity << 1 : MEMO_INITIAL;
+  const table = rawAlloc(size << 2, INTERNAL);
+  if (!table) return false;
+  memory.fill(table, 0, size << 2);
+  const old = memo.block;
+  const oldSize = memo.capacity;
+  memo.block = table;
+  memo.capacity = size;
+  for (let i: usize = 0; i < oldSize; i++) {
+    const s = load<usize>(old + (i << 2));
+    if (s) store<usize>(memoSlot(memo, s + STR_DATA, load<u32>(s, 8), load<u32>(s, 12)), s);
+  }
+  if (old) rawFreeInternal(old);
+  return true;
+}
+
 /**
  * Parses `bytes` bytes of JSON text at `text` into a graph: the root (a new reference), or 0
  * with the ObjectError recorded: SYNTAX (IO[0] the byte offset, IO[1] the SyntaxProblem) or
@@ -308,12 +368,13 @@ function numberEnd(p: usize, end: usize): usize {
  * object, the address of its text and the text's length, 3 words.
  */
 export function parseText(text: usize, bytes: usize): usize {
-  const state3 = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 4), 4));
-  memory.fill(changetype<usize>(state3), 0, offsetof<Growing>() * 4);
-  const values = state3;
-  const open = changetype<Growing>(changetype<usize>(state3) + offsetof<Growing>());
-  const pending = changetype<Growing>(changetype<usize>(state3) + offsetof<Growing>() * 2);
-  const at = changetype<Growing>(changetype<usize>(state3) + offsetof<Growing>() * 3);
+  const parts = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 5), 4));
+  memory.fill(changetype<usize>(parts), 0, offsetof<Growing>() * 5);
+  const values = parts;
+  const open = changetype<Growing>(changetype<usize>(parts) + offsetof<Growing>());
+  const pending = changetype<Growing>(changetype<usize>(parts) + offsetof<Growing>() * 2);
+  const at = changetype<Growing>(changetype<usize>(parts) + offsetof<Growing>() * 3);
+  const memo = changetype<Growing>(changetype<usize>(parts) + offsetof<Growing>() * 4);
   const end = text + bytes;
   let p = text;
   let result: usize = 0;
@@ -347,10 +408,14 @@ export function parseText(text: usize, bytes: usize): usize {
         const length = unescape(p + 1, end, 0, at);
         if (length < 0) { syntax(at.used, text, <SyntaxProblem>at.capacity); error = ObjectError.SYNTAX; break; }
         const close = at.used;
-        v = newStr(<u32>length);
+        const plain = close - (p + 1) == <usize>length;
+        if (expectKey && plain) v = memoKey(memo, p + 1, length);
+        else {
+          v = newStr(<u32>length);
+          if (v && plain) memory.copy(v + STR_DATA, p + 1, length);
+          else if (v) unescape(p + 1, end, v + STR_DATA, at);
+        }
         if (!v) break;
-        if (close - (p + 1) == <usize>length) memory.copy(v + STR_DATA, p + 1, length);
-        else unescape(p + 1, end, v + STR_DATA, at);
         p = close + 1;
       } else if (c == 0x2d || isDigit(c)) {
         const q = numberEnd(p, end);
@@ -416,6 +481,7 @@ export function parseText(text: usize, bytes: usize): usize {
     rawFreeInternal(values.block);
   }
   if (open.block) rawFreeInternal(open.block);
+  if (memo.block) rawFreeInternal(memo.block); // the strs are the graph's (or released with it)
   if (!result) {
     if (pending.block) rawFreeInternal(pending.block);
     return fail(error);

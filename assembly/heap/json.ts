@@ -12,7 +12,11 @@
 //  STR 6                      n UTF-16 code units of text: the next bytes of the tape's text
 //  LIST 7, TUPLE 9            n items (TUPLE only in a dump: the host reads it as an array)
 //  DICT 8                     n (key, value) pairs; a key is a STR, or an INT/INT64 in a dump
+//  KEY 10                     a build tape's dict key met for the first time: a STR, memoized
+//  KEY_AGAIN 11               the key memoized n-th (from 0): the same str, one more reference
 // ╘═════════════════════════════════════════════════════════════════════════════════════════╛
+// Keys are memoized as CPython's json scanner does (its memo dict): a document of records
+// holds one str per field name, not one per record.
 //
 // The strings' UTF-8 bytes are not in the tape but in its text, one run of bytes holding
 // every string in tape order: the host encodes all of them in one call (TextEncoder) and
@@ -38,7 +42,7 @@ import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
 import { heldMalloc } from "../debug/hooks";
 import {
   Kind, ObjectError, ListObject, VarObject, DictObject, DictKeys, TypeRecord, typeOf, typeRecord,
-  allocateObject, freeObject, decref, dictEntries, state,
+  allocateObject, freeObject, incref, decref, dictEntries, state,
 } from "../objects/object";
 import {
   Builtin, IntObject, FloatObject, STR_DATA, newInt, newStr, newFloat, boolObject, noneObject,
@@ -57,6 +61,8 @@ export const enum Tag {
   LIST = 7,
   DICT = 8,
   TUPLE = 9,
+  KEY = 10,
+  KEY_AGAIN = 11,
 }
 
 // @ts-ignore: decorator
@@ -169,6 +175,14 @@ export function buildDict(values: usize, n: u32): usize {
  * overwritten.
  */
 export function buildGraph(tape: usize, words: u32, text: usize, textBytes: usize): usize {
+  const memo = changetype<Growing>(memory.data(<i32>offsetof<Growing>(), 4));
+  memory.fill(changetype<usize>(memo), 0, offsetof<Growing>());
+  const root = build(tape, words, text, textBytes, memo);
+  if (memo.block) rawFreeInternal(memo.block); // borrowed: the strs are the graph's (or released with it)
+  return root;
+}
+
+function build(tape: usize, words: u32, text: usize, textBytes: usize, memo: Growing): usize {
   const end = tape + (<usize>words << 2);
   const textEnd = text + textBytes;
   let p = tape;
@@ -196,12 +210,28 @@ export function buildGraph(tape: usize, words: u32, text: usize, textBytes: usiz
         p += 8;
         break;
       }
-      case Tag.STR: {
+      case Tag.STR:
+      case Tag.KEY: {
         const bytes = utf8Bytes(text, textEnd, n);
         if (bytes < 0) { error = ObjectError.BAD_VALUE; break; }
         v = newStr(<u32>bytes);
         if (v) memory.copy(v + STR_DATA, text, bytes);
         text += bytes;
+        if (v && (head & TAG_MASK) == Tag.KEY) {
+          if (reserve(memo, 4)) {
+            store<usize>(memo.block + memo.used, v);
+            memo.used += 4;
+          } else {
+            decref(v);
+            v = 0;
+          }
+        }
+        break;
+      }
+      case Tag.KEY_AGAIN: {
+        if (<usize>n >= memo.used >> 2) { error = ObjectError.BAD_VALUE; break; }
+        v = load<usize>(memo.block + (<usize>n << 2));
+        incref(v);
         break;
       }
       case Tag.LIST: {

@@ -210,13 +210,16 @@ export function newStr(length: u32): usize {
   return o;
 }
 
+/** The hash a str of these bytes has (see the top of the file). */
+export function bytesHash(bytes: usize, length: usize): u32 {
+  let hash: u32 = 0x811c9dc5;
+  for (let i: usize = 0; i < length; i++) hash = (hash ^ load<u8>(bytes + i)) * 0x01000193;
+  return hash ? hash : 1;
+}
+
 export function strHash(o: usize): u32 {
   const s = changetype<StrObject>(o);
-  if (s.hash) return s.hash;
-  let hash: u32 = 0x811c9dc5;
-  const bytes = o + STR_DATA;
-  for (let i: u32 = 0; i < s.length; i++) hash = (hash ^ load<u8>(bytes + i)) * 0x01000193;
-  s.hash = hash ? hash : 1;
+  if (!s.hash) s.hash = bytesHash(o + STR_DATA, s.length);
   return s.hash;
 }
 

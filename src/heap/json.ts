@@ -1,6 +1,7 @@
 // JSON values to and from the core's tapes (assembly/heap/json.ts draws the format): the host
 // walks a JS value once into a postorder tape in a JS buffer, every string appended to one
-// text, the core builds the whole graph from both in one call; and the reverse for toJSON:
+// text (a dict key only the first time: the core memoizes keys as CPython's json does), the
+// core builds the whole graph from both in one call; and the reverse for toJSON:
 // the core writes a preorder tape and its text in one call, this side decodes the text in one
 // TextDecoder call and reads JS values out of the tape, each string a slice of the text.
 // Short strings are where the time goes otherwise: one encode or decode call per string
@@ -20,6 +21,8 @@ const STR = 6;
 const LIST = 7;
 const DICT = 8;
 const TUPLE = 9;
+const KEY = 10;
+const KEY_AGAIN = 11;
 const TAG_BITS = 4;
 const TAG_MASK = (1 << TAG_BITS) - 1;
 /** The largest count or length a head holds. */
@@ -67,11 +70,14 @@ export class TapeWriter {
   #path: object[] = [];
   /** Every string so far, in tape order (V8 keeps the appends as a rope until it is encoded). */
   #text = '';
+  /** The dict keys met so far, numbered in order: a key met again is a KEY_AGAIN (json's memo). */
+  #keys = new Map<string, number>();
 
   write(value: unknown): Tape {
     this.#words = 0;
     this.#text = '';
     this.#path.length = 0;
+    this.#keys.clear();
     this.#value(value);
     const tape = { words: new Uint8Array(this.#buffer, 0, this.#words << 2), text: this.#text };
     this.#text = '';
@@ -109,10 +115,17 @@ export class TapeWriter {
     }
   }
 
-  #string(s: string): void {
+  #string(s: string, tag = STR): void {
     if (s.length > MAX_N) throw new RangeError(`fromJSON: a string of ${s.length} UTF-16 units is longer than ${MAX_N}`);
-    this.#head(STR, s.length);
+    this.#head(tag, s.length);
     this.#text += s;
+  }
+
+  #key(key: string): void {
+    const seen = this.#keys.get(key);
+    if (seen !== undefined) return this.#head(KEY_AGAIN, seen);
+    this.#keys.set(key, this.#keys.size);
+    this.#string(key, KEY);
   }
 
   #number(v: number): void {
@@ -152,7 +165,7 @@ export class TapeWriter {
       if (proto !== Object.prototype && proto !== null) throw notJson(describe(value));
       let n = 0;
       for (const key in value) {
-        this.#string(key);
+        this.#key(key);
         this.#value((value as Record<string, unknown>)[key]);
         n++;
       }

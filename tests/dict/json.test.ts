@@ -94,6 +94,16 @@ for (const build of ['release', 'debug'] as const) {
       heap.check();
     });
 
+    it('makes one str per key, as CPython\'s json memoizes keys: 100 records share their two key objects', () => {
+      const root = heap.fromJSON(Array.from({ length: 100 }, (_, i) => ({ id: i, name: 'id' })));
+      const [id, name] = heap.dictKeys(heap.getRef(root, 0)!);
+      for (let i = 1; i < 100; i++) expect(heap.dictKeys(heap.getRef(root, i)!)).toEqual([id, name]);
+      expect([heap.refcount(id), heap.refcount(name)]).toEqual([100, 100]);
+      expect(heap.dictGet(heap.getRef(root, 0)!, 'name')).not.toBe(id); // values are not keys
+      heap.decref(root);
+      heap.check();
+    });
+
     it('frees the whole graph when the root goes: every size class and raw block back where it was', () => {
       warm();
       const before = footprint();
@@ -170,11 +180,11 @@ for (const build of ['release', 'debug'] as const) {
     });
 
     it('runs out of memory as an OutOfMemoryError, with nothing half-built left behind', async () => {
-      const small = await Heap.create({ build, maxMemory: 8 * 1024 * 1024 });
+      const small = await Heap.create({ build, maxMemory: 16 * 1024 * 1024 });
       warm(small);
       const before = footprint(small);
-      // About 2 MB of tape for some 10 MB of objects.
-      const huge = Array.from({ length: 60000 }, (_, i) => ({ i: i + 1000, s: `s${i}` }));
+      // About 6 MB of tape for some 20 MB of objects.
+      const huge = Array.from({ length: 150000 }, (_, i) => ({ i: i + 1000, s: `s${i}` }));
       expect(() => small.fromJSON(huge)).toThrow(OutOfMemoryError);
       expect(() => small.fromJSON(huge)).toThrow(/the graph of a \d+-byte tape/); // failed in the build, not before it
       expect(footprint(small)).toBe(before);

@@ -123,6 +123,20 @@ for (const build of ['release', 'debug'] as const) {
       heap.check();
     });
 
+    it('makes one str per key spelled alike, as CPython\'s json scanner memoizes keys', () => {
+      const text = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ id: i, name: `n${i}`, id2: 'id' })));
+      const root = heap.parseJSON(text.replace('"id2"', '"\\u0069d2"'));
+      const keysOf = (i: number) => heap.dictKeys(heap.getRef(root, i)!);
+      const [id, name] = keysOf(0);
+      for (let i = 1; i < 100; i++) expect(keysOf(i).slice(0, 2)).toEqual([id, name]);
+      expect(heap.refcount(id)).toBe(100);
+      // A key written with an escape is a str of its own; a value spelled like a key is not the key.
+      expect(keysOf(0)[2]).not.toBe(keysOf(1)[2]);
+      expect(heap.dictGet(heap.getRef(root, 0)!, 'id2')).not.toBe(id);
+      heap.decref(root);
+      heap.check();
+    });
+
     it('refuses malformed text with a SyntaxError at the byte that is wrong, building nothing', () => {
       heap.decref(heap.parseJSON(`[null, true, false, ${Array.from({ length: 262 }, (_, i) => i - 5).join(',')}]`));
       const before = footprint();
