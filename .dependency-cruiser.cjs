@@ -54,6 +54,20 @@ module.exports = {
     },
     ...upwardRules('src/tools/', TOOL_FLOORS),
     {
+      name: 'metrics-imports-tools',
+      comment: 'pymalloc-wasm/metrics stands beside the tools: it uses the library through src/index.ts and no tool',
+      severity: 'error',
+      from: { path: '^src/tools/metrics/' },
+      to: { path: '^src/tools/(?!metrics/)' },
+    },
+    {
+      name: 'tools-import-metrics',
+      comment: 'no tool depends on pymalloc-wasm/metrics (its prom-client stays out of the others)',
+      severity: 'error',
+      from: { path: '^src/tools/(?!metrics/)' },
+      to: { path: '^src/tools/metrics/' },
+    },
+    {
       name: 'peers-import-host',
       comment: 'peer modules are Wasm: they may use the core, never the host',
       severity: 'error',

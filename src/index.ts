@@ -9,8 +9,9 @@ export {
 } from './heap/errors.js';
 export type { InvalidAddressReason, DebugProblem } from './heap/errors.js';
 export type {
-  ObjectType, ObjectKind, TypeSpec, Finalizer, WeakrefCallback, UnraisableInfo,
+  ObjectType, ObjectKind, TypeSpec, Finalizer, WeakrefCallback, UnraisableInfo, DictKey, DictLayout,
 } from './heap/objects.js';
+export type { JsonValue } from './heap/json.js';
 export type { GcModule, GcGenerationStats, GcCallback, GcCallbackInfo } from './heap/gc.js';
 export { InvalidObjectError, ObjectTypeError } from './heap/errors.js';
 export type { InvalidObjectReason } from './heap/errors.js';

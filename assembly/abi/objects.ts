@@ -9,16 +9,24 @@ import {
   generationStats, gcHead, typeOf, liveObjectType, referenceArray, referenceCount, incref,
   decref, xdecref, track, typeRecord, mayBeTracked, allocateObject, objectsInit as initObjects, defineType,
   typeIsValid, FINALIZED, FINALIZER, PERMANENT, NUM_GENERATIONS, GC_HEADER, TRACKED, TYPE_SHIFT, GC_HEADER_BYTES,
+  DictObject, DictKeys, dictEntries, freeObject,
 } from "../objects/object";
 import { IO } from "../memory/header";
 import { usableSize } from "../debug/hooks";
 import {
   Builtin, newTuple, newInt, newStr, intern, initWeakref, listAppend, listPop, tupleNeedsTracking, STR_DATA,
+  newFloat, boolObject, noneObject,
 } from "../objects/builtins";
 import {
-  countAllocation, collect, freeze, unfreeze, generationSize, clearGarbage, listObjects,
-  listReferents,
+  adopt, collect, freeze, unfreeze, generationSize, clearGarbage, listObjects, listReferents,
 } from "../gc/collector";
+import {
+  isKey, presize, dictGet, dictSet, dictDelete, dictIndexAt,
+} from "../objects/dict";
+import { IO, IO_WORDS } from "../memory/header";
+import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
+import { buildGraph, dumpGraph, dumpText } from "../heap/json";
+import { parseText } from "../heap/json-parse";
 
 /** Largest slot count and data size of a host-defined type. */
 // @ts-ignore: decorator
@@ -41,18 +49,12 @@ function made(o: usize): usize {
 }
 
 /**
- * A constructor's new object, handed to the collector: an object with a GC header is counted
- * first, which may start an automatic collection, and tracked (if its type is) only afterwards,
- * so that the collection does not see it (CPython's _PyObject_GC_Link, then PyObject_GC_Track).
- * The object layer cannot do this itself: the collector is the layer above it.
+ * A constructor's new object, handed to the collector (gc/collector.ts, adopt). The object
+ * layer cannot do this itself: the collector is the layer above it.
  */
 function gcMade(o: usize): usize {
   if (!o) return made(0);
-  const flags = typeOf(o).flags;
-  if (flags & GC_HEADER) {
-    countAllocation();
-    if (flags & TRACKED) track(o);
-  }
+  adopt(o);
   return o;
 }
 
@@ -171,13 +173,19 @@ export function objectType(o: usize): usize {
   return liveObjectType(o);
 }
 
-/** Where the object's raw bytes start: a fixed type's data, an int's value, a str's UTF-8. */
+/** Kinds whose raw bytes sit at their type's dataOffset: fixed objects, and the numbers. */
+// @ts-ignore: decorator
+@inline function hasData(kind: u32): bool {
+  return kind == Kind.FIXED || kind == Kind.INT || kind == Kind.FLOAT || kind == Kind.BOOL;
+}
+
+/** Where the object's raw bytes start: a fixed type's data, a number's value, a str's UTF-8. */
 export function objectData(o: usize): usize {
   const t = liveObjectType(o);
   if (!t) return failed(ObjectError.NOT_AN_OBJECT);
   const kind = changetype<TypeRecord>(t).kind;
   if (kind == Kind.STR) return o + STR_DATA;
-  if (kind == Kind.FIXED || kind == Kind.INT) return o + changetype<TypeRecord>(t).dataOffset;
+  if (hasData(kind)) return o + changetype<TypeRecord>(t).dataOffset;
   return failed(ObjectError.WRONG_KIND);
 }
 
@@ -187,7 +195,7 @@ export function objectDataBytes(o: usize): usize {
   if (!t) return failed(ObjectError.NOT_AN_OBJECT);
   const kind = changetype<TypeRecord>(t).kind;
   if (kind == Kind.STR) return load<u32>(o, 8);
-  if (kind == Kind.FIXED || kind == Kind.INT) return changetype<TypeRecord>(t).dataBytes;
+  if (hasData(kind)) return changetype<TypeRecord>(t).dataBytes;
   return failed(ObjectError.WRONG_KIND);
 }
 
@@ -218,10 +226,11 @@ export function objectRefcount(o: usize): usize {
   return load<u32>(o);
 }
 
-/** References the object has room for (slots, items), or FAILED. */
+/** References the object has room for (slots, items), a dict's entries (len), or FAILED. */
 export function objectLength(o: usize): usize {
   const t = liveObjectType(o);
   if (!t) return failed(ObjectError.NOT_AN_OBJECT);
+  if (changetype<TypeRecord>(t).kind == Kind.DICT) return changetype<DictObject>(o).used;
   return referenceCount(o, changetype<TypeRecord>(t));
 }
 
@@ -230,6 +239,8 @@ export function objectGetRef(o: usize, i: u32): usize {
   const t = liveObjectType(o);
   if (!t) return failed(ObjectError.NOT_AN_OBJECT);
   const tr = changetype<TypeRecord>(t);
+  // A dict's references are reached by key (dictGetItem), not by index.
+  if (tr.kind == Kind.DICT) return failed(ObjectError.WRONG_KIND);
   if (i >= referenceCount(o, tr)) return failed(ObjectError.INDEX);
   return load<usize>(referenceArray(o, tr) + (<usize>i << 2));
 }
@@ -240,6 +251,7 @@ export function objectSetRef(o: usize, i: u32, v: usize): u32 {
   if (!t) return ObjectError.NOT_AN_OBJECT;
   if (v && !liveObjectType(v)) return ObjectError.BAD_VALUE;
   const tr = changetype<TypeRecord>(t);
+  if (tr.kind == Kind.DICT) return ObjectError.WRONG_KIND;
   if (i >= referenceCount(o, tr)) return ObjectError.INDEX;
   const slot = referenceArray(o, tr) + (<usize>i << 2);
   const old = load<usize>(slot);
@@ -293,6 +305,147 @@ export function weakrefGet(wr: usize): usize {
   if (!t) return failed(ObjectError.NOT_AN_OBJECT);
   if (changetype<TypeRecord>(t).kind != Kind.WEAKREF) return failed(ObjectError.WRONG_KIND);
   return changetype<WeakrefObject>(wr).object;
+}
+
+// ───────────────────────────── dicts ─────────────────────────────
+
+export function dictNew(): usize {
+  return gcMade(allocateObject(typeRecord(Builtin.DICT), 0));
+}
+
+/** A dict with room for n entries before its first resize (_PyDict_NewPresized), or 0. */
+export function dictNewPresized(n: u32): usize {
+  const d = allocateObject(typeRecord(Builtin.DICT), 0);
+  if (!d) return made(0);
+  if (!presize(changetype<DictObject>(d), n)) {
+    freeObject(d, typeRecord(Builtin.DICT)); // never counted nor tracked: no decref's bookkeeping
+    return made(0);
+  }
+  return gcMade(d);
+}
+
+/** The status of a dict operation's arguments: OK, or why d or key cannot be used. */
+function dictArguments(d: usize, key: usize): u32 {
+  const t = liveObjectType(d);
+  if (!t) return ObjectError.NOT_AN_OBJECT;
+  if (changetype<TypeRecord>(t).kind != Kind.DICT) return ObjectError.WRONG_KIND;
+  if (!liveObjectType(key)) return ObjectError.BAD_VALUE;
+  return isKey(key) ? ObjectError.OK : ObjectError.UNHASHABLE;
+}
+
+/** d[key] = value (new references to both). */
+export function dictSetItem(d: usize, key: usize, value: usize): u32 {
+  const status = dictArguments(d, key);
+  if (status != ObjectError.OK) return status;
+  if (!liveObjectType(value)) return ObjectError.BAD_VALUE;
+  return dictSet(changetype<DictObject>(d), key, value) ? ObjectError.OK : ObjectError.OUT_OF_MEMORY;
+}
+
+/** d[key]: the value (borrowed), 0 if the key is absent, or FAILED. */
+export function dictGetItem(d: usize, key: usize): usize {
+  const status = dictArguments(d, key);
+  if (status != ObjectError.OK) return failed(status);
+  return dictGet(changetype<DictObject>(d), key);
+}
+
+/** del d[key]: OK, or KEY if it is absent. */
+export function dictDelItem(d: usize, key: usize): u32 {
+  const status = dictArguments(d, key);
+  if (status != ObjectError.OK) return status;
+  return dictDelete(changetype<DictObject>(d), key) ? ObjectError.OK : ObjectError.KEY;
+}
+
+/**
+ * Where d's entries are, for the host to read in order: IO[0] = entries appended (nentries),
+ * and the address of the (key, value) pairs is returned (0 for a dict without a table), or
+ * FAILED. A deleted entry reads (0, 0).
+ */
+export function dictEntriesOf(d: usize): usize {
+  const t = liveObjectType(d);
+  if (!t) return failed(ObjectError.NOT_AN_OBJECT);
+  if (changetype<TypeRecord>(t).kind != Kind.DICT) return failed(ObjectError.WRONG_KIND);
+  const keys = changetype<DictObject>(d).keys;
+  store<u32>(IO, keys ? changetype<DictKeys>(keys).nentries : 0);
+  return keys ? dictEntries(keys) : 0;
+}
+
+/**
+ * d's table, for tests and introspection: IO[0] slots (0 without a table), IO[1] bytes per
+ * index, IO[2] usable, IO[3] nentries, then IO[4 + i] = index slot i (EMPTY -1, DUMMY -2)
+ * for the first IO_WORDS - 4 slots. OK, NOT_AN_OBJECT or WRONG_KIND.
+ */
+export function dictLayout(d: usize): u32 {
+  const t = liveObjectType(d);
+  if (!t) return ObjectError.NOT_AN_OBJECT;
+  if (changetype<TypeRecord>(t).kind != Kind.DICT) return ObjectError.WRONG_KIND;
+  const dict = changetype<DictObject>(d);
+  memory.fill(IO, 0, 16);
+  if (!dict.keys) return ObjectError.OK;
+  const keys = changetype<DictKeys>(dict.keys);
+  const size: u32 = 1 << keys.log2Size;
+  store<u32>(IO, size);
+  store<u32>(IO, 1 << (keys.log2IndexBytes - keys.log2Size), 4);
+  store<u32>(IO, keys.usable, 8);
+  store<u32>(IO, keys.nentries, 12);
+  const shown = min(size, IO_WORDS - 4);
+  for (let i: u32 = 0; i < shown; i++) store<i32>(IO + ((<usize>i + 4) << 2), dictIndexAt(dict, i));
+  return ObjectError.OK;
+}
+
+// ───────────────────────────── floats, bools and None ─────────────────────────────
+
+export function floatNew(value: f64): usize {
+  return made(newFloat(value));
+}
+
+/** False or True (immortal), or 0 if out of memory. */
+export function boolGet(value: bool): usize {
+  return made(boolObject(value));
+}
+
+/** None (immortal), or 0 if out of memory. */
+export function noneGet(): usize {
+  return made(noneObject());
+}
+
+// ───────────────────────────── JSON graphs (heap/json.ts) ─────────────────────────────
+
+/** A block of `bytes` for a tape, or 0; the host frees it with scratchFree. */
+export function scratchAlloc(bytes: usize): usize {
+  return rawAlloc(bytes, INTERNAL);
+}
+
+/** Frees a block scratchAlloc or jsonDump handed out. */
+export function scratchFree(block: usize): void {
+  rawFreeInternal(block);
+}
+
+/** The graph a build tape and its text describe (a new reference), or 0 (objectError says why). */
+export function jsonBuild(tape: usize, words: u32, text: usize, textBytes: u32): usize {
+  return buildGraph(tape, words, text, textBytes);
+}
+
+/** The graph of `bytes` bytes of JSON text (a new reference), or 0 (heap/json.ts, parseText). */
+export function jsonParse(text: usize, bytes: usize): usize {
+  return parseText(text, bytes);
+}
+
+/** o's graph as a dump tape and its text (heap/json.ts), or 0 with the object at fault in IO[0]. */
+export function jsonDump(o: usize): usize {
+  if (!liveObjectType(o)) {
+    state().error = ObjectError.NOT_AN_OBJECT;
+    return 0;
+  }
+  return dumpGraph(o);
+}
+
+/** o's graph as JSON text and its pending floats (heap/json.ts, dumpText), or 0 as jsonDump. */
+export function jsonDumpText(o: usize): usize {
+  if (!liveObjectType(o)) {
+    state().error = ObjectError.NOT_AN_OBJECT;
+    return 0;
+  }
+  return dumpText(o);
 }
 
 // ───────────────────────────── the gc module ─────────────────────────────

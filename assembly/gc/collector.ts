@@ -41,10 +41,11 @@ import {
   listIsEmpty, listAppend, listMove, listMerge, listSize, prevOf, setPrev,
   incref, decref, finalizeOnce, mayBeTracked, hostWeakrefCallback, weakrefUnlink, clearReferences,
   releaseHeld, walked, quarantineIsValid, ObjectLayerBroken,
-  GC_HEADER, FINALIZER, FINALIZED, COLLECTING, PREV_SHIFT, PREV_FLAGS, UNREACHABLE,
+  track, GC_HEADER, TRACKED, FINALIZER, FINALIZED, COLLECTING, PREV_SHIFT, PREV_FLAGS, UNREACHABLE,
   NUM_GENERATIONS, PERMANENT,
 } from "../objects/object";
 import { heldRealloc } from "../debug/hooks";
+import { dictIsValid } from "../objects/dict";
 
 // @ts-ignore: decorator
 @external("env", "gcEvent")
@@ -442,6 +443,19 @@ function collectGenerations(): void {
   }
 }
 
+/**
+ * Hands a new object to the collector: an object with a GC header is counted first, which
+ * may start an automatic collection, and tracked (if its type is) only afterwards, so that
+ * the collection does not see it (CPython's _PyObject_GC_Link, then PyObject_GC_Track).
+ */
+export function adopt(o: usize): void {
+  const flags = typeOf(o).flags;
+  if (flags & GC_HEADER) {
+    countAllocation();
+    if (flags & TRACKED) track(o);
+  }
+}
+
 /** Counts a new GC-header object; may start an automatic collection (the object is not tracked yet). */
 export function countAllocation(): void {
   const gen0 = generation(0);
@@ -582,6 +596,11 @@ function referencesAreValid(list: GcHead): u32 {
     steps = step(steps, limit, gc);
     const o = objectOfHead(gc);
     const t = typeOf(o);
+    // A dict's table first: its counts say how many references there are to read.
+    if (t.kind == Kind.DICT) {
+      const status = dictIsValid(o);
+      if (status != ObjectsBroken.NONE) return status;
+    }
     const refs = referenceArray(o, t);
     const n = referenceCount(o, t);
     for (let i: u32 = 0; i < n; i++) {

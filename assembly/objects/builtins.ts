@@ -11,23 +11,32 @@
 //                              a separate block of allocated references
 // ╘═════════════════════╛  ╘═════════════════════╛  ╘══════════════════╛  ╘═══════════════════╛
 //
-// ╒═════════ weakref (WEAKREF) ═════════╕
-//  +0  refcnt, +4 type
-//  +8  object     usize  the referent (not counted); 0 once it is gone
-//  +12 prevRef    usize  links of the referent's weak list
-//  +16 nextRef    usize
+// ╒═════════ weakref (WEAKREF) ═════════╕  ╒═ float (FLOAT) ═╕  ╒═ bool (BOOL) ═╕  ╒═ None (NONE) ═╕
+//  +0  refcnt, +4 type                      +0  refcnt           +0  refcnt         +0  refcnt
+//  +8  object     usize  the referent (not   +4  type             +4  type           +4  type
+//                 counted); 0 once gone      +8  value  f64       +8  value  i64
+//  +12 prevRef    usize  links of the                                 (0 or 1)
+//  +16 nextRef    usize  referent's weak list
 //  +20 callback   u32    non-zero iff the host holds a callback
-// ╘═════════════════════════════════════╛
+// ╘═════════════════════════════════════╛  ╘══════════════════╛  ╘═══════════════╛  ╘═══════════════╛
 //
 // Ints from -5 to 256 are cached and immortal, made on first use. Interned strings are
 // immortal (as in CPython 3.12.0), kept in an open-addressed table of addresses probed
-// linearly from FNV-1a of the bytes, grown to keep it at most 2/3 full.
+// linearly from the str's hash, grown to keep it at most 2/3 full. None, False and True are
+// immortal singletons (PEP 683), made on first use; bool is an int subclass in CPython, so
+// a bool keeps its value where an int does. A float is CPython's PyFloatObject: one double.
+//
+// A str's hash is FNV-1a of its UTF-8 bytes with the fixed offset basis, 32 bits, never 0
+// (0 marks "not computed yet"), cached in the str. CPython hashes with SipHash under a key
+// chosen at random per process; a fixed hash keeps every table (interned strings, dicts)
+// the same from run to run, as PYTHONHASHSEED=0 does, at the cost of CPython's protection
+// against keys chosen to collide.
 
 import { CHECKED } from "../memory/header";
 import { heldRealloc } from "../debug/hooks";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
 import {
-  Kind, TypeRecord, ListObject, VarObject, WeakrefObject, state, typeRecord,
+  Kind, TypeRecord, ListObject, VarObject, WeakrefObject, ObjectState, state, typeRecord,
   allocateObject, incref, gcHead, releaseHeld, walked, ObjectLayerBroken, IMMORTAL,
 } from "./object";
 
@@ -38,12 +47,22 @@ export const enum Builtin {
   TUPLE = 2,
   LIST = 3,
   WEAKREF = 4,
+  DICT = 5,
+  FLOAT = 6,
+  BOOL = 7,
+  NONE = 8,
 }
 
-@unmanaged class IntObject {
+@unmanaged export class IntObject {
   refcnt: u32;
   type: usize;
   value: i64;
+}
+
+@unmanaged export class FloatObject {
+  refcnt: u32;
+  type: usize;
+  value: f64;
 }
 
 @unmanaged class StrObject {
@@ -153,6 +172,35 @@ function newIntObject(value: i64): usize {
   return o;
 }
 
+// ───────────────────────────── floats, bools and None ─────────────────────────────
+
+export function newFloat(value: f64): usize {
+  const o = allocateObject(typeRecord(Builtin.FLOAT), 0);
+  if (o) changetype<FloatObject>(o).value = value;
+  return o;
+}
+
+/** An immortal singleton of type `builtin` holding `value`, made on first use; 0 if out of memory. */
+function singleton(slot: usize, builtin: Builtin, value: i64): usize {
+  let o = load<usize>(slot);
+  if (o) return o;
+  o = allocateObject(typeRecord(builtin), 0);
+  if (!o) return 0;
+  if (builtin == Builtin.BOOL) changetype<IntObject>(o).value = value;
+  store<u32>(o, IMMORTAL);
+  store<usize>(slot, o);
+  return o;
+}
+
+export function noneObject(): usize {
+  return singleton(changetype<usize>(state()) + offsetof<ObjectState>("none"), Builtin.NONE, 0);
+}
+
+export function boolObject(value: bool): usize {
+  const field = value ? offsetof<ObjectState>("trueObject") : offsetof<ObjectState>("falseObject");
+  return singleton(changetype<usize>(state()) + field, Builtin.BOOL, value ? 1 : 0);
+}
+
 // ───────────────────────────── strings ─────────────────────────────
 
 /** A new str of `length` zero bytes, for the host to fill. */
@@ -162,17 +210,20 @@ export function newStr(length: u32): usize {
   return o;
 }
 
-function strHash(o: usize): u32 {
-  const s = changetype<StrObject>(o);
-  if (s.hash) return s.hash;
+/** The hash a str of these bytes has (see the top of the file). */
+export function bytesHash(bytes: usize, length: usize): u32 {
   let hash: u32 = 0x811c9dc5;
-  const bytes = o + STR_DATA;
-  for (let i: u32 = 0; i < s.length; i++) hash = (hash ^ load<u8>(bytes + i)) * 0x01000193;
-  s.hash = hash ? hash : 1;
+  for (let i: usize = 0; i < length; i++) hash = (hash ^ load<u8>(bytes + i)) * 0x01000193;
+  return hash ? hash : 1;
+}
+
+export function strHash(o: usize): u32 {
+  const s = changetype<StrObject>(o);
+  if (!s.hash) s.hash = bytesHash(o + STR_DATA, s.length);
   return s.hash;
 }
 
-function strEquals(a: usize, b: usize): bool {
+export function strEquals(a: usize, b: usize): bool {
   const length = changetype<StrObject>(a).length;
   return length == changetype<StrObject>(b).length && memory.compare(a + STR_DATA, b + STR_DATA, length) == 0;
 }

@@ -40,7 +40,7 @@
 // ╘════════════════════════════════════════════════════════════════════════════════════════════╛
 //
 // ╒═════════════════ Type record (TYPE_BYTES each, in the type table) ═════════════════╕
-//  +0   kind            u32   FIXED, TUPLE, LIST, INT, STR, WEAKREF; 0 = unused record
+//  +0   kind            u32   FIXED, TUPLE, LIST, INT, STR, WEAKREF, DICT, FLOAT, BOOL, NONE; 0 = unused
 //  +4   flags           u32   GC_HEADER | TRACKED | FINALIZER
 //  +8   refSlots        u32   slots of a fixed type
 //  +12  basicSize       u32   bytes of the object without GC header and items
@@ -121,6 +121,14 @@ export const enum ObjectError {
   OUT_OF_MEMORY = 5,
   /** The type table is full. */
   TOO_MANY_TYPES = 6,
+  /** A dict key that is neither a str nor an int (CPython would raise TypeError: unhashable). */
+  UNHASHABLE = 7,
+  /** A dict has no such key (KeyError). */
+  KEY = 8,
+  /** A graph written as JSON leads back to a container on its own path. */
+  CYCLE = 9,
+  /** JSON text that does not parse (heap/json.ts leaves where and why in the IO buffer). */
+  SYNTAX = 10,
 }
 
 /**
@@ -135,6 +143,7 @@ export const enum ObjectLayerBroken {
   INTERN_TABLE = 29,
   QUARANTINE = 30,
   OBJECT_BLOCK = 31,
+  DICT_TABLE = 33,
 }
 
 /** What a value-returning export returns on failure (no object lives at the top of memory). */
@@ -148,6 +157,10 @@ export const enum Kind {
   INT = 4,
   STR = 5,
   WEAKREF = 6,
+  DICT = 7,
+  FLOAT = 8,
+  BOOL = 9,
+  NONE = 10,
 }
 
 // Type flags.
@@ -248,6 +261,10 @@ export const enum Kind {
   quarantineFirst: u32;
   quarantineCount: u32;
   quarantineBytes: u32;
+  /** The singletons None, False and True (immortal), 0 until first asked for. */
+  none: usize;
+  falseObject: usize;
+  trueObject: usize;
 }
 
 @unmanaged export class TypeRecord {
@@ -292,6 +309,32 @@ export const enum Kind {
   size: u32;
   allocated: u32;
   items: usize;
+}
+
+/** A dict (objects/dict.ts draws it and its keys block). */
+@unmanaged export class DictObject {
+  refcnt: u32;
+  type: usize;
+  /** Live entries: len(d) (CPython's ma_used). */
+  used: u32;
+  /** The keys block, held by the dict; 0 while the dict has never held an entry. */
+  keys: usize;
+}
+
+/** The head of a dict's keys block: the index table and the entries follow it. */
+@unmanaged export class DictKeys {
+  log2Size: u32;
+  log2IndexBytes: u32;
+  /** Entries that can still be appended before the table must grow (dk_usable). */
+  usable: u32;
+  /** Entries appended so far, deleted ones included (dk_nentries). */
+  nentries: u32;
+}
+
+/** The entries array of a keys block: (key, value) pairs, after the index table. */
+// @ts-ignore: decorator
+@inline export function dictEntries(keys: usize): usize {
+  return keys + offsetof<DictKeys>() + (<usize>1 << changetype<DictKeys>(keys).log2IndexBytes);
 }
 
 // @ts-ignore: decorator
@@ -369,13 +412,34 @@ export const enum Kind {
 /** The address of the object's first reference (its slots or items). */
 // @ts-ignore: decorator
 @inline export function referenceArray(o: usize, t: TypeRecord): usize {
-  return t.kind == Kind.LIST ? changetype<ListObject>(o).items : o + (t.kind == Kind.TUPLE ? TUPLE_ITEMS : FIXED_SLOTS);
+  if (t.kind == Kind.LIST) return changetype<ListObject>(o).items;
+  if (t.kind == Kind.DICT) {
+    const keys = changetype<DictObject>(o).keys;
+    return keys ? dictEntries(keys) : 0;
+  }
+  return o + (t.kind == Kind.TUPLE ? TUPLE_ITEMS : FIXED_SLOTS);
 }
 
-/** How many references the object has room for: slots, or the items of a tuple or list. */
+/**
+ * How many references the object has room for: slots, the items of a tuple or list, or a
+ * dict's keys and values (two per entry, deleted entries holding two empty references).
+ */
 // @ts-ignore: decorator
 @inline export function referenceCount(o: usize, t: TypeRecord): u32 {
-  return t.kind == Kind.TUPLE || t.kind == Kind.LIST ? changetype<VarObject>(o).size : t.refSlots;
+  if (t.kind == Kind.TUPLE || t.kind == Kind.LIST) return changetype<VarObject>(o).size;
+  if (t.kind == Kind.DICT) {
+    const keys = changetype<DictObject>(o).keys;
+    return keys ? changetype<DictKeys>(keys).nentries << 1 : 0;
+  }
+  return t.refSlots;
+}
+
+/** The block a list (its items) or a dict (its keys block) holds beside itself, or 0. */
+// @ts-ignore: decorator
+@inline export function ownedBlock(o: usize, t: TypeRecord): usize {
+  if (t.kind == Kind.LIST) return changetype<ListObject>(o).items;
+  if (t.kind == Kind.DICT) return changetype<DictObject>(o).keys;
+  return 0;
 }
 
 // ───────────────────────────── type records ─────────────────────────────
@@ -400,6 +464,10 @@ function kindFieldBytes(kind: u32): u32 {
     case Kind.LIST: return <u32>offsetof<ListObject>() - <u32>FIXED_SLOTS;
     case Kind.INT: return 8;
     case Kind.STR: return 8;
+    case Kind.DICT: return <u32>offsetof<DictObject>() - <u32>FIXED_SLOTS;
+    case Kind.FLOAT: return 8;
+    case Kind.BOOL: return 8;
+    case Kind.NONE: return 0;
     default: return <u32>offsetof<WeakrefObject>() - <u32>FIXED_SLOTS;
   }
 }
@@ -407,7 +475,7 @@ function kindFieldBytes(kind: u32): u32 {
 /**
  * Adds a type record; returns its address, or 0 (state.error says why). Fixed types get a
  * GC header when they can hold references, have a finalizer or can be weakly referenced;
- * tuples, lists and weakrefs always have one, ints and strings never.
+ * tuples, lists, dicts and weakrefs always have one; ints, strings, floats, bools and None never.
  */
 export function defineType(kind: u32, refSlots: u32, dataBytes: u32, finalizer: bool, weakrefable: bool, name: usize): usize {
   const st = state();
@@ -433,7 +501,7 @@ export function defineType(kind: u32, refSlots: u32, dataBytes: u32, finalizer: 
   } else {
     t.refSlots = 0;
     t.dataBytes = kindFieldBytes(kind);
-    if (kind == Kind.TUPLE || kind == Kind.LIST || kind == Kind.WEAKREF) flags |= GC_HEADER | TRACKED;
+    if (kind == Kind.TUPLE || kind == Kind.LIST || kind == Kind.WEAKREF || kind == Kind.DICT) flags |= GC_HEADER | TRACKED;
   }
   if (flags & FINALIZER || t.weaklistOffset) flags |= GC_HEADER;
   t.flags = flags;
@@ -675,7 +743,7 @@ function drainDeleteLater(): void {
       const refs = referenceArray(o, t);
       const n = referenceCount(o, t);
       for (let i: u32 = 0; i < n; i++) xdecref(load<usize>(refs + (<usize>i << 2)));
-      if (t.kind == Kind.LIST) releaseHeld(refs);
+      releaseHeld(ownedBlock(o, t));
     }
     freeObject(o, t);
   }
@@ -776,15 +844,22 @@ export function clearReferences(o: usize): void {
     weakrefDropCallback(ref);
     return;
   }
-  if (t.kind == Kind.LIST) {
-    const list = changetype<ListObject>(o);
-    const items = list.items;
-    const n = list.size;
-    list.items = 0;
-    list.size = 0;
-    list.allocated = 0;
+  if (t.kind == Kind.LIST || t.kind == Kind.DICT) {
+    // Emptied before the references go: a finalizer they run may look at o.
+    const block = ownedBlock(o, t);
+    const items = referenceArray(o, t);
+    const n = referenceCount(o, t);
+    if (t.kind == Kind.LIST) {
+      const list = changetype<ListObject>(o);
+      list.items = 0;
+      list.size = 0;
+      list.allocated = 0;
+    } else {
+      changetype<DictObject>(o).keys = 0;
+      changetype<DictObject>(o).used = 0;
+    }
     for (let i: u32 = 0; i < n; i++) xdecref(load<usize>(items + (<usize>i << 2)));
-    releaseHeld(items);
+    releaseHeld(block);
     return;
   }
   const refs = referenceArray(o, t);
@@ -838,6 +913,10 @@ export function objectsInit(): bool {
   defineType(Kind.TUPLE, 0, 0, false, false, 0);
   defineType(Kind.LIST, 0, 0, false, false, 0);
   defineType(Kind.WEAKREF, 0, 0, false, false, 0);
+  defineType(Kind.DICT, 0, 0, false, false, 0);
+  defineType(Kind.FLOAT, 0, 0, false, false, 0);
+  defineType(Kind.BOOL, 0, 0, false, false, 0);
+  defineType(Kind.NONE, 0, 0, false, false, 0);
   st.ready = 1;
   return true;
 }

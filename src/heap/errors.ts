@@ -89,6 +89,7 @@ export const INVARIANTS = [
   'quarantine: a freed object parked by the debug build was written to after it died (a use after free)',
   'object block: the block under an object, or an array an object owns, is not held by the object layer',
   'debug block: a block breaks the debug hooks\' layout (a MemoryCorruptionError says how)',
+  "dict table: a dict's index table, entries or counts disagree, or a probe found no empty slot (the table was overwritten)",
 ] as const;
 
 /**

@@ -11,8 +11,9 @@ import { CoreAssertion, CoreGuard } from './guard.js';
 import { decodeStats, formatDebugMallocStats, type HeapStats } from './stats.js';
 import {
   ObjectImports, ObjectSpace, refusingExports, type ObjectExports, type ObjectType, type TypeSpec, type UnraisableInfo,
-  type WeakrefCallback,
+  type WeakrefCallback, type DictKey, type DictLayout,
 } from './objects.js';
+import type { JsonValue } from './json.js';
 import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
@@ -924,6 +925,119 @@ export class Heap {
       throw this.#guard.failure('weakrefGet', error);
     }
   }
+  newDict(): number {
+    try {
+      return this.#traced(this.#survived('newDict', this.#objects.newDict()));
+    } catch (error) {
+      throw this.#guard.failure('newDict', error);
+    }
+  }
+  dictSet(d: number, key: DictKey, value: number): void {
+    try {
+      this.#objects.dictSet(d, key, value);
+      this.#survived('dictSet');
+    } catch (error) {
+      throw this.#guard.failure('dictSet', error);
+    }
+  }
+  dictGet(d: number, key: DictKey): number | null {
+    try {
+      return this.#survived('dictGet', this.#objects.dictGet(d, key));
+    } catch (error) {
+      throw this.#guard.failure('dictGet', error);
+    }
+  }
+  dictDelete(d: number, key: DictKey): boolean {
+    try {
+      return this.#survived('dictDelete', this.#objects.dictDelete(d, key));
+    } catch (error) {
+      throw this.#guard.failure('dictDelete', error);
+    }
+  }
+  dictItems(d: number): Array<[number, number]> {
+    try {
+      return this.#survived('dictItems', this.#objects.dictItems(d));
+    } catch (error) {
+      throw this.#guard.failure('dictItems', error);
+    }
+  }
+  dictKeys(d: number): number[] {
+    try {
+      return this.#survived('dictKeys', this.#objects.dictKeys(d));
+    } catch (error) {
+      throw this.#guard.failure('dictKeys', error);
+    }
+  }
+  dictLayout(d: number): DictLayout {
+    try {
+      return this.#survived('dictLayout', this.#objects.dictLayout(d));
+    } catch (error) {
+      throw this.#guard.failure('dictLayout', error);
+    }
+  }
+  newFloat(value: number): number {
+    try {
+      return this.#traced(this.#survived('newFloat', this.#objects.newFloat(value)));
+    } catch (error) {
+      throw this.#guard.failure('newFloat', error);
+    }
+  }
+  floatValue(o: number): number {
+    try {
+      return this.#survived('floatValue', this.#objects.floatValue(o));
+    } catch (error) {
+      throw this.#guard.failure('floatValue', error);
+    }
+  }
+  newBool(value: boolean): number {
+    try {
+      return this.#survived('newBool', this.#objects.newBool(value));
+    } catch (error) {
+      throw this.#guard.failure('newBool', error);
+    }
+  }
+  boolValue(o: number): boolean {
+    try {
+      return this.#survived('boolValue', this.#objects.boolValue(o));
+    } catch (error) {
+      throw this.#guard.failure('boolValue', error);
+    }
+  }
+  none(): number {
+    try {
+      return this.#survived('none', this.#objects.none());
+    } catch (error) {
+      throw this.#guard.failure('none', error);
+    }
+  }
+  fromJSON(value: unknown): number {
+    try {
+      return this.#tracedGraph(this.#survived('fromJSON', this.#objects.fromJSON(value)));
+    } catch (error) {
+      throw this.#guard.failure('fromJSON', error);
+    }
+  }
+  parseJSON(text: string | Uint8Array): number {
+    try {
+      return this.#tracedGraph(this.#survived('parseJSON', this.#objects.parseJSON(text)));
+    } catch (error) {
+      throw this.#guard.failure('parseJSON', error);
+    }
+  }
+  stringifyJSON(o: number): string {
+    try {
+      return this.#survived('stringifyJSON', this.#objects.stringifyJSON(o));
+    } catch (error) {
+      throw this.#guard.failure('stringifyJSON', error);
+    }
+  }
+  toJSON(o: number): JsonValue {
+    try {
+      return this.#survived('toJSON', this.#objects.toJSON(o));
+    } catch (error) {
+      throw this.#guard.failure('toJSON', error);
+    }
+  }
 
   /**
    * Calls into the core for an operation off the hot path: a trap becomes a
@@ -1022,6 +1136,19 @@ export class Heap {
   #traced(o: number): number {
     if (this.#tracer !== undefined && this.#ex.objectRefcount(o) >>> 0 < IMMORTAL) this.#tracer.addObject(o);
     return o;
+  }
+
+  /** A new graph's traces (tracemalloc on): every object fromJSON made, found from its root. */
+  #tracedGraph(root: number): number {
+    if (this.#tracer === undefined) return root;
+    const pending = [root];
+    for (let o = pending.pop(); o !== undefined; o = pending.pop()) {
+      this.#traced(o);
+      const kind = this.#objects.typeOf(o).kind;
+      if (kind === 'dict') pending.push(...this.#objects.dictItems(o).flat());
+      else if (kind === 'list') for (let i = this.#objects.length(o) - 1; i >= 0; i--) pending.push(this.#objects.getRef(o, i)!);
+    }
+    return root;
   }
 
   #domainMalloc(operation: string, size: number, call: (size: number) => number): number {

@@ -1,4 +1,5 @@
 import { GcModule, type GcExports } from './gc.js';
+import { TapeWriter, readTape, type JsonValue } from './json.js';
 import {
   HeapCorruptionError, HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
 } from './errors.js';
@@ -33,10 +34,42 @@ export interface ObjectExports extends GcExports {
   listPopItem(list: number, index: number): number;
   weakrefNew(o: number, callback: number): number;
   weakrefGet(wr: number): number;
+  dictNew(): number;
+  dictSetItem(d: number, key: number, value: number): number;
+  dictGetItem(d: number, key: number): number;
+  dictDelItem(d: number, key: number): number;
+  dictEntriesOf(d: number): number;
+  dictLayout(d: number): number;
+  floatNew(value: number): number;
+  boolGet(value: number): number;
+  noneGet(): number;
+  scratchAlloc(bytes: number): number;
+  scratchFree(block: number): void;
+  jsonBuild(tape: number, words: number, text: number, textBytes: number): number;
+  jsonDump(o: number): number;
+  jsonParse(text: number, bytes: number): number;
+  jsonDumpText(o: number): number;
 }
 
 /** What an object is made of. 'fixed': host-defined slots and data. */
-export type ObjectKind = 'fixed' | 'tuple' | 'list' | 'int' | 'str' | 'weakref';
+export type ObjectKind = 'fixed' | 'tuple' | 'list' | 'int' | 'str' | 'weakref' | 'dict' | 'float' | 'bool' | 'none';
+
+/** A dict key: a str or int object's address, a JS string (a str) or a bigint (an int). */
+export type DictKey = number | string | bigint;
+
+/** A dict's table as CPython lays it out (assembly/objects/dict.ts). */
+export interface DictLayout {
+  /** Slots of the index table, a power of two; 0 while the dict has never held an entry. */
+  size: number;
+  /** Bytes per index: 1, 2 or 4. */
+  indexBytes: number;
+  /** Entries that can still be appended before the table grows (dk_usable). */
+  usable: number;
+  /** Entries appended, deleted ones included (dk_nentries). */
+  entries: number;
+  /** Each slot: an entry's position, -1 (EMPTY) or -2 (DUMMY: a deleted key's). */
+  indices: number[];
+}
 
 /** A finalizer (tp_finalize): called once per object, with the object still intact. */
 export type Finalizer = (object: number) => void;
@@ -84,7 +117,11 @@ export interface UnraisableInfo {
 const KIND_CODES = { fixed: 1, tuple: 2, list: 3 } as const;
 /** The keys of a TypeSpec: any other is a misspelling, refused rather than ignored. */
 const SPEC_KEYS: ReadonlySet<string> = new Set(['name', 'kind', 'refSlots', 'dataBytes', 'finalizer', 'weakrefable']);
-const BUILTINS = ['int', 'str', 'tuple', 'list', 'weakref'] as const;
+/** The built-in types, [name, kind, data bytes], in the core's order (assembly/objects/builtins.ts, Builtin). */
+const BUILTINS: ReadonlyArray<readonly [string, ObjectKind, number]> = [
+  ['int', 'int', 8], ['str', 'str', 0], ['tuple', 'tuple', 0], ['list', 'list', 0], ['weakref', 'weakref', 0],
+  ['dict', 'dict', 0], ['float', 'float', 8], ['bool', 'bool', 8], ['NoneType', 'none', 0],
+];
 
 // ObjectError codes of assembly/objects/object.ts.
 const NOT_AN_OBJECT = 1;
@@ -93,6 +130,16 @@ const INDEX = 3;
 const WRONG_KIND = 4;
 const OUT_OF_MEMORY = 5;
 const TOO_MANY_TYPES = 6;
+const UNHASHABLE = 7;
+const KEY = 8;
+const CYCLE = 9;
+const SYNTAX = 10;
+/** Why a parse failed (SyntaxProblem of assembly/heap/json.ts), as a message. */
+const SYNTAX_PROBLEMS = ['', 'unexpected character', 'unexpected end of the text', 'a string that is not UTF-8', 'a bad escape', 'a control character in a string'];
+/** Words per float parseJSON leaves for the host to convert: object, text address, text length. */
+const PENDING_WORDS = 3;
+/** Bytes per float stringifyJSON leaves for the host to print: UTF-16 offset, value. */
+const PENDING_FLOAT_BYTES = 12;
 /** FAILED (2^32 - 1) as the i32 the ABI returns it as. */
 const FAILED = -1;
 /** Refcounts from here up are immortal (assembly/objects/object.ts). */
@@ -156,6 +203,9 @@ function layoutText(layout: Layout): string {
   return `a ${layout.kind} type${parts}${finalizer}${weak}`;
 }
 
+/** The IO buffer's layout after dictLayout (assembly/abi/objects.ts). */
+const LAYOUT_WORDS = 4;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -193,6 +243,7 @@ export class ObjectSpace {
   #types = new Map<number, TypeEntry>();
   #callbacks = new Map<number, WeakrefCallback>();
   #builtins: ObjectType[] = [];
+  #tapeWriter: TapeWriter | undefined;
   #u32: Uint32Array;
 
   readonly #maxMemory: number;
@@ -242,10 +293,8 @@ export class ObjectSpace {
       throw new OutOfMemoryError(operation, 0, this.#ex.memory.buffer.byteLength, this.#maxMemory, 'the object space (its type table)');
     }
     this.#ready = true;
-    BUILTINS.forEach((name, index) => {
-      const type: ObjectType = {
-        name, kind: name, address: this.#ex.builtinType(index) >>> 0, refSlots: 0, dataBytes: name === 'int' ? 8 : 0,
-      };
+    BUILTINS.forEach(([name, kind, dataBytes], index) => {
+      const type: ObjectType = { name, kind, address: this.#ex.builtinType(index) >>> 0, refSlots: 0, dataBytes };
       this.#builtins.push(type);
       this.#types.set(type.address, { type, finalizes: false, weakrefable: false });
     });
@@ -527,6 +576,251 @@ export class ObjectSpace {
     return item === 0 ? null : item >>> 0;
   }
 
+  // ───────────── dicts ─────────────
+
+  /** An empty dict (CPython's compact dict: assembly/objects/dict.ts). */
+  newDict(): number {
+    return this.#made('newDict', this.exports('newDict').dictNew(), 'a dict');
+  }
+
+  /** d[key] = value: new references to the key and the value; an existing key keeps its key object. */
+  dictSet(d: number, key: DictKey, value: number): void {
+    this.#address('dictSet', d);
+    if (!isAddress(value)) throw addressError('value', value);
+    this.#withKey('dictSet', key, (k) => {
+      const status = this.exports('dictSet').dictSetItem(d, k, value);
+      if (status === 0) return;
+      const v = status === BAD_VALUE && this.isObject(k) ? value : k;
+      throw this.#error('dictSet', d, status, { expected: 'a dict', value: v, allocating: `room for entry ${this.#ex.objectLength(d) >>> 0} of ${this.#describe(d)}` });
+    });
+  }
+
+  /** d[key] (a borrowed reference), or null when the key is absent. */
+  dictGet(d: number, key: DictKey): number | null {
+    this.#address('dictGet', d);
+    return this.#withKey('dictGet', key, (k) => {
+      const value = this.exports('dictGet').dictGetItem(d, k);
+      if (value === FAILED) throw this.#error('dictGet', d, this.#ex.objectError(), { expected: 'a dict', value: k });
+      return value === 0 ? null : value >>> 0;
+    });
+  }
+
+  /** del d[key]: whether the key was there. */
+  dictDelete(d: number, key: DictKey): boolean {
+    this.#address('dictDelete', d);
+    return this.#withKey('dictDelete', key, (k) => {
+      const status = this.exports('dictDelete').dictDelItem(d, k);
+      if (status === KEY) return false;
+      if (status !== 0) throw this.#error('dictDelete', d, status, { expected: 'a dict', value: k });
+      return true;
+    });
+  }
+
+  /** The (key, value) pairs in insertion order, as borrowed references. */
+  dictItems(d: number): Array<[number, number]> {
+    this.#address('dictItems', d);
+    const ex = this.exports('dictItems');
+    const entries = ex.dictEntriesOf(d);
+    if (entries === FAILED) throw this.#error('dictItems', d, ex.objectError(), { expected: 'a dict' });
+    const n = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 1)[0];
+    const words = new Uint32Array(ex.memory.buffer, entries >>> 0, n * 2);
+    const items: Array<[number, number]> = [];
+    for (let i = 0; i < words.length; i += 2) {
+      if (words[i] !== 0) items.push([words[i], words[i + 1]]);
+    }
+    return items;
+  }
+
+  /** The keys in insertion order, as borrowed references. */
+  dictKeys(d: number): number[] {
+    return this.dictItems(d).map(([key]) => key);
+  }
+
+  /** The dict's index table and entry counts, as dictobject.c would show them. */
+  dictLayout(d: number): DictLayout {
+    this.#address('dictLayout', d);
+    const ex = this.exports('dictLayout');
+    const status = ex.dictLayout(d);
+    if (status !== 0) throw this.#error('dictLayout', d, status, { expected: 'a dict' });
+    const io = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, ex.ioWords());
+    const [size, indexBytes, usable, entries] = io;
+    const indices = Array.from(new Int32Array(io.buffer, io.byteOffset + LAYOUT_WORDS * 4, Math.min(size, io.length - LAYOUT_WORDS)));
+    return { size, indexBytes, usable, entries, indices };
+  }
+
+  /** Runs `use` with the key as an object address: a JS string or bigint becomes a temporary str or int. */
+  #withKey<T>(operation: string, key: DictKey, use: (key: number) => T): T {
+    if (typeof key === 'number') {
+      if (!isAddress(key)) throw addressError(`${operation}: key`, key);
+      return use(key);
+    }
+    let temporary: number;
+    if (typeof key === 'string') temporary = this.newStr(key);
+    else if (typeof key === 'bigint') temporary = this.newInt(key);
+    else throw new TypeError(`${operation}: key must be an object address, a string or a bigint, not ${typeof key}`);
+    try {
+      return use(temporary);
+    } finally {
+      this.#ex.objectDecref(temporary);
+    }
+  }
+
+  // ───────────── floats, bools and None ─────────────
+
+  newFloat(value: number): number {
+    if (typeof value !== 'number') throw new TypeError(`value must be a number, not ${typeof value}`);
+    return this.#made('newFloat', this.exports('newFloat').floatNew(value), 'a float');
+  }
+
+  floatValue(o: number): number {
+    return new DataView(this.#ex.memory.buffer).getFloat64(this.#data('floatValue', o, 8, 'a float'), true);
+  }
+
+  /** False or True: immortal singletons, as in CPython. */
+  newBool(value: boolean): number {
+    if (typeof value !== 'boolean') throw new TypeError(`value must be a boolean, not ${typeof value}`);
+    return this.#made('newBool', this.exports('newBool').boolGet(value ? 1 : 0), 'a bool');
+  }
+
+  boolValue(o: number): boolean {
+    return new DataView(this.#ex.memory.buffer).getBigInt64(this.#data('boolValue', o, 9, 'a bool'), true) !== 0n;
+  }
+
+  /** None: an immortal singleton. */
+  none(): number {
+    return this.#made('none', this.exports('none').noneGet(), 'None');
+  }
+
+  // ───────────── JSON graphs ─────────────
+
+  /**
+   * Builds the graph of a JSON value (JSON.parse's results, or bigints for ints) in one call
+   * into the core: objects become dicts (str keys), arrays lists, strings strs, integers ints,
+   * other numbers floats, true/false/null the singletons. Returns a new reference to the root.
+   */
+  fromJSON(value: unknown): number {
+    const { words, text } = (this.#tapeWriter ??= new TapeWriter()).write(value);
+    const ex = this.exports('fromJSON');
+    // The text goes straight into the block, encoded there: at most 3 bytes per UTF-16 unit.
+    const bytes = words.length + text.length * 3;
+    const block = ex.scratchAlloc(bytes) >>> 0;
+    if (block === 0) throw new OutOfMemoryError('fromJSON', bytes, ex.memory.buffer.byteLength, this.#maxMemory, 'the tape of the document');
+    new Uint8Array(ex.memory.buffer, block, words.length).set(words);
+    const textBytes = encoder.encodeInto(text, new Uint8Array(ex.memory.buffer, block + words.length, text.length * 3)).written;
+    const root = ex.jsonBuild(block, words.length >>> 2, block + words.length, textBytes) >>> 0;
+    ex.scratchFree(block);
+    if (root === 0) throw this.#error('fromJSON', 0, ex.objectError(), { allocating: `the graph of a ${bytes}-byte tape` });
+    return root;
+  }
+
+  /**
+   * Builds the graph of JSON text (a string, or its UTF-8 bytes as an HTTP body arrives) in
+   * one call into the core, without making JS values: as fromJSON(JSON.parse(text)) would,
+   * except that integers beyond 2^53 stay exact up to 64 bits (floats beyond, as JSON.parse
+   * makes them), dict keys keep the text's order, a duplicate key keeps its last value (as
+   * JSON.parse and json.loads do), and a lone surrogate escape becomes U+FFFD.
+   * Malformed text is a SyntaxError naming the byte offset.
+   */
+  parseJSON(text: string | Uint8Array): number {
+    const isString = typeof text === 'string';
+    if (!isString && !(text instanceof Uint8Array)) throw new TypeError(`text must be a string or a Uint8Array, not ${typeof text}`);
+    const ex = this.exports('parseJSON');
+    const room = isString ? text.length * 3 : text.length;
+    const block = ex.scratchAlloc(room) >>> 0;
+    if (block === 0) throw new OutOfMemoryError('parseJSON', room, ex.memory.buffer.byteLength, this.#maxMemory, 'a copy of the text');
+    try {
+      const into = new Uint8Array(ex.memory.buffer, block, room);
+      const bytes = isString ? encoder.encodeInto(text, into).written : (into.set(text), text.length);
+      const root = ex.jsonParse(block, bytes) >>> 0;
+      const [n, list] = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 2);
+      if (root === 0) {
+        const status = ex.objectError();
+        if (status !== SYNTAX) throw this.#error('parseJSON', 0, status, { allocating: `the graph of ${bytes} bytes of JSON` });
+        throw new SyntaxError(`parseJSON: ${SYNTAX_PROBLEMS[list]} at byte ${n} of ${bytes}`);
+      }
+      if (n > 0) this.#convertFloats(ex, n, list);
+      return root;
+    } finally {
+      ex.scratchFree(block);
+    }
+  }
+
+  /** The floats parseJSON left to the host: each one's text through Number(), the correctly rounded double. */
+  #convertFloats(ex: ObjectExports, n: number, list: number): void {
+    const memory = ex.memory.buffer;
+    const entries = new Uint32Array(memory, list, n * PENDING_WORDS);
+    const view = new DataView(memory);
+    for (let i = 0; i < entries.length; i += PENDING_WORDS) {
+      const digits = String.fromCharCode(...new Uint8Array(memory, entries[i + 1], entries[i + 2]));
+      view.setFloat64(ex.objectData(entries[i]) >>> 0, Number(digits), true);
+    }
+    ex.scratchFree(list);
+  }
+
+  /**
+   * The JSON value of the graph under o, read in one call: dicts become objects (int keys
+   * as their decimal strings), lists and tuples arrays, ints numbers (bigints beyond 2^53),
+   * floats numbers, bools booleans, None null. Other kinds and circular graphs throw ObjectTypeError.
+   */
+  toJSON(o: number): JsonValue {
+    this.#address('toJSON', o);
+    const ex = this.exports('toJSON');
+    const address = this.#dumped('toJSON', ex, ex.jsonDump(o) >>> 0, o);
+    const [words, text, textBytes] = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 3);
+    try {
+      return readTape(ex.memory.buffer, { address, words, text, textBytes });
+    } finally {
+      ex.scratchFree(address);
+      if (text !== 0) ex.scratchFree(text);
+    }
+  }
+
+  /**
+   * The JSON text of the graph under o, written in one call into the core: what
+   * JSON.stringify(toJSON(o)) gives, except that dict keys keep their insertion order (a JS
+   * object puts integer-like keys first) and ints past 2^53 keep every digit.
+   */
+  stringifyJSON(o: number): string {
+    this.#address('stringifyJSON', o);
+    const ex = this.exports('stringifyJSON');
+    const address = this.#dumped('stringifyJSON', ex, ex.jsonDumpText(o) >>> 0, o);
+    const [bytes, pending, count] = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 3);
+    try {
+      const text = decoder.decode(new Uint8Array(ex.memory.buffer, address, bytes));
+      if (count === 0) return text;
+      // The floats with a fraction: their shortest digits, which only the host has (Number::toString).
+      const view = new DataView(ex.memory.buffer, pending, count * PENDING_FLOAT_BYTES);
+      // String(v) is JSON.stringify(v) for a finite number, and the core wrote the others.
+      const parts: string[] = new Array(count * 2 + 1);
+      let from = 0;
+      for (let i = 0; i < count; i++) {
+        const at = view.getUint32(i * PENDING_FLOAT_BYTES, true);
+        parts[i * 2] = text.slice(from, at);
+        parts[i * 2 + 1] = String(view.getFloat64(i * PENDING_FLOAT_BYTES + 4, true));
+        from = at;
+      }
+      parts[count * 2] = text.slice(from);
+      return parts.join('');
+    } finally {
+      ex.scratchFree(address);
+      if (pending !== 0) ex.scratchFree(pending);
+    }
+  }
+
+  /** A dump's block, or the error of a dump that failed (with the object at fault in IO[0]). */
+  #dumped(operation: string, ex: ObjectExports, address: number, o: number): number {
+    if (address !== 0) return address;
+    const status = ex.objectError();
+    const at = new Uint32Array(ex.memory.buffer, ex.ioBuffer() >>> 0, 1)[0];
+    if (status === WRONG_KIND) return this.#refuse(operation, o, `${this.#describe(at)} has no JSON value`);
+    if (status === BAD_VALUE) return this.#refuse(operation, o, `${this.#describe(at)} has an empty slot or is too large for a tape`);
+    throw this.#error(operation, o, status, { value: at, allocating: 'the tape of the graph' });
+  }
+
+  #refuse(operation: string, o: number, detail: string): never {
+    throw new ObjectTypeError(operation, o, detail);
+  }
+
   // ───────────── weak references ─────────────
 
   /**
@@ -656,6 +950,10 @@ export class ObjectSpace {
         return new ObjectTypeError(operation, o, `${this.#describe(o)} is not ${context.expected ?? 'of the right kind'}`);
       case OUT_OF_MEMORY:
         return new OutOfMemoryError(operation, 0, this.#ex.memory.buffer.byteLength, this.#maxMemory, context.allocating);
+      case UNHASHABLE:
+        return new ObjectTypeError(operation, o, `key ${this.#describe(context.value ?? 0)} is not a str or an int`);
+      case CYCLE:
+        return new ObjectTypeError(operation, o, `the graph is circular: ${this.#describe(context.value ?? 0)} contains itself`);
       default:
         return new Error(`${operation}(${hex(o)}): the heap reported error ${status}`);
     }

@@ -16,6 +16,7 @@ const PROGRAM = `
 import { Heap } from 'pymalloc-wasm';
 import { convertTrace, openTrace, parseTraceText, writeTrace, record, type TraceSummary } from 'pymalloc-wasm/trace';
 import { compare, replay, resolveWorkload, SYNTHETIC_WORKLOADS, type Comparison, type ReplayResult } from 'pymalloc-wasm/compare';
+import { registerHeapMetrics, type HeapMetrics } from 'pymalloc-wasm/metrics';
 
 const { ops } = parseTraceText('# pymalloc-trace v1\\na 0 100\\na 1 28\\nf 0\\n');
 await writeTrace('written.trace.gz', ops);
@@ -25,6 +26,7 @@ for await (const chunk of openTrace('converted.trace')) chunks += chunk.ops.leng
 const result: ReplayResult = await replay('pymalloc-3.12', resolveWorkload('trace:converted.trace'), { timing: false });
 const comparison: Comparison = await compare({ workloads: ['lifo'], allocators: ['bump'], scale: 0.01 });
 const heap = await Heap.create();
+const metrics: HeapMetrics = registerHeapMetrics(heap);
 console.log(JSON.stringify({
   summary: [summary.format, summary.ops, summary.idLimit, summary.liveAtEnd],
   chunks,
@@ -33,6 +35,7 @@ console.log(JSON.stringify({
   synthetic: SYNTHETIC_WORKLOADS.length,
   record: typeof record,
   heap: heap.usableSize(heap.malloc(36)),
+  metrics: metrics.names.includes('pymalloc_committed_bytes'),
 }));
 // @ts-expect-error: the declarations are real, not any: chunkOps is a number
 openTrace('converted.trace', { chunkOps: 'many' });
@@ -48,9 +51,9 @@ beforeAll(async () => {
 });
 
 describe('the package subpaths', () => {
-  it("'pymalloc-wasm/trace' and 'pymalloc-wasm/compare' are importable by name from plain Node", async () => {
+  it("'pymalloc-wasm/trace', 'pymalloc-wasm/compare' and 'pymalloc-wasm/metrics' are importable by name from plain Node", async () => {
     // Node strips nothing: run the program with its types and the @ts-expect-error line removed.
-    const js = PROGRAM.replace(/, type \w+/g, '').replace(/: (TraceSummary|ReplayResult|Comparison)\b/g, '').replace(/\/\/ @ts-expect-error.*\n.*\n/, '');
+    const js = PROGRAM.replace(/, type \w+/g, '').replace(/: (TraceSummary|ReplayResult|Comparison|HeapMetrics)\b/g, '').replace(/\/\/ @ts-expect-error.*\n.*\n/, '');
     await writeFile(join(project, 'main.mjs'), js);
     const out = execFileSync(process.execPath, ['main.mjs'], { cwd: project, encoding: 'utf8' });
     expect(JSON.parse(out)).toEqual({
@@ -61,6 +64,7 @@ describe('the package subpaths', () => {
       synthetic: 7,
       record: 'function',
       heap: 48,
+      metrics: true,
     });
     expect((await readFile(join(project, 'written.trace.gz')))[0]).toBe(0x1f);
   });
@@ -86,5 +90,6 @@ describe('the package subpaths', () => {
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
     expect(pkg.exports['./trace']).toEqual({ types: './dist/tools/trace/index.d.ts', import: './dist/tools/trace/index.js' });
     expect(pkg.exports['./compare']).toEqual({ types: './dist/tools/compare/index.d.ts', import: './dist/tools/compare/index.js' });
+    expect(pkg.exports['./metrics']).toEqual({ types: './dist/tools/metrics/index.d.ts', import: './dist/tools/metrics/index.js' });
   });
 });

@@ -1,0 +1,153 @@
+// pymalloc-wasm/metrics: a heap's statistics and its collector's counts as Prometheus metrics
+// (prom-client). Every value is read from the heap when the registry is scraped (each
+// metric's collect()), so nothing is counted on the heap's own paths; the collection pause
+// is the one exception, timed through gc.callbacks around each collection.
+
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import type { Heap, GcCallback } from '../../index.js';
+
+export interface HeapMetricsOptions {
+  /**
+   * The registry to register with.
+   * @default prom-client's default registry
+   */
+  register?: Registry;
+  /**
+   * What every metric's name starts with; two heaps in one registry need two prefixes.
+   * @default 'pymalloc_'
+   */
+  prefix?: string;
+  /**
+   * Upper bounds of the collection pause histogram, in seconds.
+   * @default [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+   */
+  pauseBuckets?: number[];
+}
+
+const DEFAULTS = {
+  prefix: 'pymalloc_',
+  pauseBuckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+};
+const OPTION_KEYS: ReadonlySet<string> = new Set(['register', 'prefix', 'pauseBuckets']);
+/** What Prometheus allows in a metric name. */
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const GENERATIONS = ['0', '1', '2'];
+
+/** What registerHeapMetrics returns: unregister() removes every metric and the gc callback. */
+export interface HeapMetrics {
+  /** The names registered, prefix included. */
+  readonly names: readonly string[];
+  unregister(): void;
+}
+
+function validated(options: HeapMetricsOptions): Required<HeapMetricsOptions> {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw new TypeError(`unknown option '${key}' (valid: ${[...OPTION_KEYS].join(', ')})`);
+  }
+  const { register = defaultRegistry, prefix = DEFAULTS.prefix, pauseBuckets = DEFAULTS.pauseBuckets } = options;
+  if (typeof register?.registerMetric !== 'function') throw new TypeError('options.register must be a prom-client Registry');
+  if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_NAME.test(prefix))) {
+    throw new TypeError(`options.prefix must be a metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*), not ${JSON.stringify(prefix)}`);
+  }
+  if (!Array.isArray(pauseBuckets) || pauseBuckets.length === 0 || pauseBuckets.some((b, i) => !(b > 0) || (i > 0 && b <= pauseBuckets[i - 1]))) {
+    throw new RangeError('options.pauseBuckets must be a non-empty, increasing array of positive seconds');
+  }
+  return { register, prefix, pauseBuckets };
+}
+
+/**
+ * Registers the heap's metrics:
+ *
+ * | name (after the prefix) | type | what |
+ * | --- | --- | --- |
+ * | `committed_bytes`, `peak_committed_bytes` | gauge | linear memory committed now, and at its peak |
+ * | `blocks_bytes{state="allocated"\|"free"}` | gauge | bytes in pymalloc blocks handed out / on free lists of used pools |
+ * | `raw_blocks`, `raw_bytes` | gauge | blocks of the raw allocator (requests of 0 or over the threshold) and their bytes |
+ * | `arenas`, `arenas_highwater` | gauge | arenas attached now, and the most at once |
+ * | `arenas_allocated_total`, `arenas_reclaimed_total` | counter | arenas ever allocated, and given back |
+ * | `pools{state="used"\|"free"}` | gauge | pools carved for a size class, and empty or never-used ones |
+ * | `blocks_in_use{size_class}` | gauge | blocks handed out, per size class (its size in bytes) |
+ * | `fragmentation_ratio` | gauge | committed bytes / bytes in use (pymalloc blocks and raw blocks); NaN when none are |
+ * | `gc_collections_total{generation}` | counter | collections of each generation |
+ * | `gc_collected_total{generation}`, `gc_uncollectable_total{generation}` | counter | objects each found unreachable, and uncollectable |
+ * | `gc_pause_seconds{generation}` | histogram | how long each collection took (gc.callbacks start to stop) |
+ */
+export function registerHeapMetrics(heap: Heap, options: HeapMetricsOptions = {}): HeapMetrics {
+  const { register, prefix, pauseBuckets } = validated(options);
+  const registers = [register];
+  const names: string[] = [];
+  const name = (suffix: string) => {
+    names.push(prefix + suffix);
+    return prefix + suffix;
+  };
+
+  const gauge = (suffix: string, help: string, read: (g: Gauge) => void, labelNames: string[] = []) =>
+    new Gauge({ name: name(suffix), help, labelNames, registers, collect() { read(this); } });
+  /** A counter whose total the heap keeps: set at each scrape. */
+  const counter = (suffix: string, help: string, read: () => number[]) =>
+    new Counter({
+      name: name(suffix), help, labelNames: ['generation'], registers,
+      collect() {
+        this.reset();
+        read().forEach((value, g) => this.inc({ generation: GENERATIONS[g] }, value));
+      },
+    });
+  const stats = () => heap.stats();
+
+  gauge('committed_bytes', 'Linear memory committed by the heap.', (g) => g.set(stats().memory.committedBytes));
+  gauge('peak_committed_bytes', 'The most linear memory the heap has committed.', (g) => g.set(stats().memory.peakCommittedBytes));
+  gauge('blocks_bytes', 'Bytes in pymalloc blocks: allocated (handed out) or free (on the free lists of used pools).', (g) => {
+    const { bytes } = stats();
+    g.set({ state: 'allocated' }, bytes.inAllocatedBlocks);
+    g.set({ state: 'free' }, bytes.inAvailableBlocks);
+  }, ['state']);
+  gauge('raw_blocks', 'Blocks of the raw allocator (requests of 0 or over the small request threshold).', (g) => g.set(stats().raw.blocks));
+  gauge('raw_bytes', 'Bytes the raw allocator\'s blocks can hold.', (g) => g.set(stats().raw.bytes));
+  gauge('arenas', 'Arenas attached now.', (g) => g.set(stats().arenas.current));
+  gauge('arenas_highwater', 'The most arenas attached at once.', (g) => g.set(stats().arenas.highwater));
+  new Counter({
+    name: name('arenas_allocated_total'), help: 'Arenas ever allocated.', registers,
+    collect() { this.reset(); this.inc(stats().arenas.allocatedTotal); },
+  });
+  new Counter({
+    name: name('arenas_reclaimed_total'), help: 'Arenas given back to the raw allocator.', registers,
+    collect() { this.reset(); this.inc(stats().arenas.reclaimed); },
+  });
+  gauge('pools', 'Pools: used (carved for a size class) or free (empty, or never used).', (g) => {
+    const s = stats();
+    g.set({ state: 'used' }, s.sizeClasses.reduce((n, c) => n + c.pools, 0));
+    g.set({ state: 'free' }, s.bytes.freePools);
+  }, ['state']);
+  gauge('blocks_in_use', 'Blocks handed out, per size class (its size in bytes).', (g) => {
+    for (const c of stats().sizeClasses) g.set({ size_class: String(c.size) }, c.blocksInUse);
+  }, ['size_class']);
+  gauge('fragmentation_ratio', 'Committed bytes per byte in use (pymalloc blocks and raw blocks); NaN when nothing is in use.', (g) => {
+    const s = stats();
+    const inUse = s.bytes.inAllocatedBlocks + s.raw.bytes;
+    g.set(inUse === 0 ? NaN : s.memory.committedBytes / inUse);
+  });
+  counter('gc_collections_total', 'Collections of each generation.', () => heap.gc.getStats().map((s) => s.collections));
+  counter('gc_collected_total', 'Objects each generation\'s collections found unreachable.', () => heap.gc.getStats().map((s) => s.collected));
+  counter('gc_uncollectable_total', 'Objects each generation\'s collections found uncollectable.', () => heap.gc.getStats().map((s) => s.uncollectable));
+  const pause = new Histogram({
+    name: name('gc_pause_seconds'), help: 'How long each collection took, from gc.callbacks\' start to stop.',
+    labelNames: ['generation'], buckets: pauseBuckets, registers,
+  });
+
+  let started = 0;
+  const timer: GcCallback = (phase, info) => {
+    if (phase === 'start') started = performance.now();
+    else pause.observe({ generation: String(info.generation) }, (performance.now() - started) / 1000);
+  };
+  heap.gc.callbacks.push(timer);
+
+  return {
+    names,
+    unregister() {
+      for (const n of names) register.removeSingleMetric(n);
+      const i = heap.gc.callbacks.indexOf(timer);
+      if (i >= 0) heap.gc.callbacks.splice(i, 1);
+    },
+  };
+}
