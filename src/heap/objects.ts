@@ -788,7 +788,7 @@ export class ObjectSpace {
     try {
       const text = decoder.decode(new Uint8Array(ex.memory.buffer, address, bytes));
       if (count === 0) return text;
-      // The floats with a fraction: their shortest digits, which only the host has (Number::toString).
+      // The floats the core left: shortest digits past 15, or an exponent (Number::toString).
       const view = new DataView(ex.memory.buffer, pending, count * PENDING_FLOAT_BYTES);
       // String(v) is JSON.stringify(v) for a finite number, and the core wrote the others.
       const parts: string[] = new Array(count * 2 + 1);
