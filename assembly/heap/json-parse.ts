@@ -17,7 +17,7 @@ import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
 import { ObjectError, decref, incref } from "../objects/object";
 import { STR_DATA, newInt, newStr, newFloat, boolObject, noneObject, bytesHash } from "../objects/builtins";
 import {
-  Growing, reserve, fail, releaseValues, buildList, buildDict, power, EXACT_DIGITS, EXACT_POWERS,
+  Growing, reserve, fail, releaseValues, buildList, buildDict, power, EXACT_DIGITS, EXACT_POWERS, PARSE_STATE,
 } from "./json";
 
 /** Why a parse failed: IO[1] (IO[0] is the byte offset). */
@@ -368,7 +368,7 @@ function memoGrow(memo: Growing): bool {
  * object, the address of its text and the text's length, 3 words.
  */
 export function parseText(text: usize, bytes: usize): usize {
-  const parts = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 5), 4));
+  const parts = changetype<Growing>(PARSE_STATE);
   memory.fill(changetype<usize>(parts), 0, offsetof<Growing>() * 5);
   const values = parts;
   const open = changetype<Growing>(changetype<usize>(parts) + offsetof<Growing>());

@@ -37,7 +37,7 @@
 // it over (dictSetOwned, a list's item array), so a failure releases what the stack holds
 // and leaves nothing behind. A built dict is presized for its n pairs, as _PyDict_NewPresized.
 
-import { IO, CHECKED } from "../memory/header";
+import { IO, CHECKED, CALL_SCRATCH, CALL_SCRATCH_BYTES } from "../memory/header";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
 import { heldMalloc } from "../debug/hooks";
 import {
@@ -175,7 +175,8 @@ export function buildDict(values: usize, n: u32): usize {
  * overwritten.
  */
 export function buildGraph(tape: usize, words: u32, text: usize, textBytes: usize): usize {
-  const memo = changetype<Growing>(memory.data(<i32>offsetof<Growing>(), 4));
+  if (SCRATCH_END > CALL_SCRATCH + CALL_SCRATCH_BYTES) ERROR("memory/header.ts: CALL_SCRATCH_BYTES is too small for heap/json.ts's records");
+  const memo = changetype<Growing>(MEMO);
   memory.fill(changetype<usize>(memo), 0, offsetof<Growing>());
   const root = build(tape, words, text, textBytes, memo);
   if (memo.block) rawFreeInternal(memo.block); // borrowed: the strs are the graph's (or released with it)
@@ -273,6 +274,19 @@ function build(tape: usize, words: u32, text: usize, textBytes: usize, memo: Gro
   used: usize;
   capacity: usize;
 }
+
+// Where each entry point keeps its Growing records for the length of a call: in the header's
+// call scratch (memory/header.ts), not in memory.data, whose zeros a worker attaching to a
+// shared heap would write over a call in progress. One place per entry point, so that a
+// finalizer running during one (an allocation may collect) can make the other's calls.
+// @ts-ignore: decorator
+@inline const MEMO: usize = CALL_SCRATCH;
+// @ts-ignore: decorator
+@inline const DUMP_STATE: usize = MEMO + offsetof<Growing>();
+// @ts-ignore: decorator
+@inline export const PARSE_STATE: usize = DUMP_STATE + offsetof<Growing>() * 3;
+// @ts-ignore: decorator
+@inline const SCRATCH_END: usize = PARSE_STATE + offsetof<Growing>() * 5;
 
 /** Makes room for `bytes` more; false if out of memory. */
 export function reserve(g: Growing, bytes: usize): bool {
@@ -454,7 +468,7 @@ export function dumpGraph(o: usize): usize {
 
 /** The three Growing records of a dump (out, text or pending floats, frames), emptied. */
 function dumpState(): Growing {
-  const state = changetype<Growing>(memory.data(<i32>(offsetof<Growing>() * 3), 4));
+  const state = changetype<Growing>(DUMP_STATE);
   memory.fill(changetype<usize>(state), 0, offsetof<Growing>() * 3);
   return state;
 }

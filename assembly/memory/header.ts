@@ -21,6 +21,8 @@
 //  +...  divisibility table    3 x u32 per size class (see pymalloc/sizeclass.ts)
 //  +...  raw allocator root    free-list bitmaps and heads (see raw/tlsf.ts)
 //  +...  object space          reserved for the object layer and the collector
+//  +...  call scratch          working records of one call (the JSON walks, heap/json.ts and
+//                              heap/json-parse.ts), set up afresh by each call
 //  +...  shared state          reserved for the host, when workers share the heap: the GIL,
 //                              its statistics and the attachments (src/heap/gil.ts); the core
 //                              never reads or writes it
@@ -168,7 +170,12 @@ export const enum Status {
 // @ts-ignore: decorator
 @inline export const OBJECT_SPACE_BYTES: usize = 1024;
 // @ts-ignore: decorator
-@inline export const SHARED_STATE_OFFSET: usize = OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES;
+@inline export const CALL_SCRATCH_OFFSET: usize = OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES;
+/** Bytes reserved for the call scratch (heap/json.ts places its records in them). */
+// @ts-ignore: decorator
+@inline export const CALL_SCRATCH_BYTES: usize = 128;
+// @ts-ignore: decorator
+@inline export const SHARED_STATE_OFFSET: usize = CALL_SCRATCH_OFFSET + CALL_SCRATCH_BYTES;
 /** Bytes reserved for the host's shared state (src/heap/gil.ts checks that its layout fits). */
 // @ts-ignore: decorator
 @inline export const SHARED_STATE_BYTES: usize = 2048;
@@ -185,6 +192,8 @@ export const enum Status {
  */
 // @ts-ignore: decorator
 @inline export const HEAP: usize = 64;
+// @ts-ignore: decorator
+@inline export const CALL_SCRATCH: usize = HEAP + CALL_SCRATCH_OFFSET;
 
 /**
  * The exchange buffer, after the header: batch calls and statistics pass arrays through it.
