@@ -118,6 +118,7 @@ describe('a heap shared by workers', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(heap.gil.stats().recoveries).toBe(0);
     await holder.worker.terminate();
+    await expect(holder.result).rejects.toThrow('worker 0 (hold) exited with 1 before answering');
     expect(await waiter.result).toEqual({ ok: true });
     expect(heap.gil.stats().recoveries).toBe(1);
     heap.check();
@@ -133,6 +134,7 @@ describe('a heap shared by workers', () => {
     while (Atomics.load(crew.words, 1) === 0) await new Promise((r) => setTimeout(r, 5));
     const waiter = crew.start('malloc');
     await holder.worker.terminate();
+    await expect(holder.result).rejects.toThrow('worker 0 (hold) exited with 1 before answering');
     expect(await waiter.result).toEqual({ ok: false, error: 'HeapCorruptionError', invariant: expect.stringMatching(/free list/) });
     expect(() => heap.malloc(8)).toThrow(HeapCorruptionError);
     await crew.terminate();
