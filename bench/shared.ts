@@ -57,8 +57,7 @@ const CASES: Record<string, { title: string; calls: number; make: () => Promise<
   unshared: { title: 'unshared heap: malloc + free', calls: 2 * REPEAT, make: async () => pairs(await Heap.create()) },
   none: { title: "shared 'none' heap: malloc + free", calls: 2 * REPEAT, make: async () => pairs(await Heap.create({ shared: true, concurrency: 'none', maxMemory: MAX_MEMORY })) },
   gil: { title: "shared 'gil' heap: malloc + free", calls: 2 * REPEAT, make: async () => pairs(await Heap.create({ shared: true, maxMemory: MAX_MEMORY })) },
-  batched: { title: `shared 'gil' heap: gil.run of ${BATCH} calls on the heap`, calls: 2 * REPEAT, make: async () => batched(await Heap.create({ shared: true, maxMemory: MAX_MEMORY }), false) },
-  view: { title: `shared 'gil' heap: gil.run of ${BATCH} calls on the view it hands over`, calls: 2 * REPEAT, make: async () => batched(await Heap.create({ shared: true, maxMemory: MAX_MEMORY }), true) },
+  batched: { title: `shared 'gil' heap: gil.run of ${BATCH} calls`, calls: 2 * REPEAT, make: async () => batched(await Heap.create({ shared: true, maxMemory: MAX_MEMORY })) },
   mixed: {
     title: 'unshared heap, a shared one used too',
     calls: 2 * REPEAT,
@@ -78,26 +77,15 @@ function pairs(heap: Heap): () => void {
   };
 }
 
-/**
- * The same calls, BATCH of them under each gil.run: made on the heap (each call finds the GIL
- * held and passes through), or on the unlocked view gil.run hands its function.
- */
-function batched(heap: Heap, onView: boolean): () => void {
-  return onView
-    ? () => {
-      for (let i = 0; i < REPEAT; i += BATCH / 2) {
-        heap.gil.run((h) => {
-          for (let j = 0; j < BATCH / 2; j++) h.free(h.malloc(SIZE));
-        });
-      }
+/** The same calls, BATCH of them under each gil.run (each finds the GIL held and passes through). */
+function batched(heap: Heap): () => void {
+  return () => {
+    for (let i = 0; i < REPEAT; i += BATCH / 2) {
+      heap.gil.run(() => {
+        for (let j = 0; j < BATCH / 2; j++) heap.free(heap.malloc(SIZE));
+      });
     }
-    : () => {
-      for (let i = 0; i < REPEAT; i += BATCH / 2) {
-        heap.gil.run(() => {
-          for (let j = 0; j < BATCH / 2; j++) heap.free(heap.malloc(SIZE));
-        });
-      }
-    };
+  };
 }
 
 /** Times one case (in this process) and prints its row as JSON. */
@@ -129,8 +117,7 @@ const base = ns('unshared');
 const perCall = ns('gil') - base;
 console.log(`\n  the GIL per call: ${perCall.toFixed(2)} ns over the unshared heap = ${(perCall / floor).toFixed(2)}x the floor (goal: within 1.3x)`);
 console.log(`    of which sharing without a lock ('none'): ${(ns('none') - base).toFixed(2)} ns; the lock itself ('gil' - 'none'): ${(ns('gil') - ns('none')).toFixed(2)} ns = ${((ns('gil') - ns('none')) / floor).toFixed(2)}x the floor`);
-console.log(`  gil.run of ${BATCH} calls on the heap: ${(ns('batched') / base).toFixed(3)}x the unshared heap per call`);
-console.log(`  gil.run of ${BATCH} calls on its view: ${(ns('view') / base).toFixed(3)}x the unshared heap per call (goal: within 1.1x)`);
+console.log(`  gil.run of ${BATCH} calls: ${(ns('batched') / base).toFixed(3)}x the unshared heap per call (goal: within 1.1x)`);
 console.log(`  the unshared heap in a process that also used a shared one: ${(ns('mixed') / base).toFixed(3)}x the unshared heap alone`);
 
 const OPS = 500_000;

@@ -18,7 +18,7 @@ import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
-  Gil, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, unlockedView, type Concurrency, type GilStats, type HeapLock,
+  Gil, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
 
@@ -260,12 +260,10 @@ export interface GilHandle {
   readonly held: boolean;
   /**
    * Runs fn holding the GIL across all its calls into the heap, re-entrantly, as bytecode runs
-   * under CPython's GIL; returns fn's result. fn gets the heap to make those calls on: for a
-   * shared 'gil' heap a view of it whose methods skip the per-call lock test (valid inside this
-   * run only: later calls on it throw), else the heap itself. On a heap that is not shared,
-   * run(fn) just calls fn.
+   * under CPython's GIL (each call finds the GIL held and goes straight to its work); returns
+   * fn's result. On a heap that is not shared it just calls fn.
    */
-  run<T>(fn: (heap: Heap) => T): T;
+  run<T>(fn: () => T): T;
   /** Acquisitions, contention, waits and handoffs over every instance (zeros when not shared). */
   stats(): GilStats;
 }
@@ -315,17 +313,12 @@ export class Heap {
     this.#guard = guard;
     this.#sharing = sharing;
     const lock = sharing?.lock ?? Heap.#unshared;
-    let unlocked: Heap = this;
     this.gil = {
       concurrency: sharing?.lock.concurrency,
       get held() { return lock.held; },
-      run: (fn) => {
-        if (typeof fn !== 'function') throw new TypeError(`gil.run needs a function, not ${fn === null ? 'null' : typeof fn}`);
-        return lock.run(() => fn(unlocked));
-      },
+      run: (fn) => lock.run(fn),
       stats: () => lock.stats(),
     };
-    if (sharing?.lock instanceof Gil) unlocked = unlockedView<Heap>(this, Heap.prototype, lock, ['config', 'gil']);
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);

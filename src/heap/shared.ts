@@ -409,27 +409,3 @@ export function lockMethods(target: object, proto: object, lock: HeapLock, skip:
     }
   }
 }
-
-/**
- * What gil.run hands its function: `target`'s methods (those of `proto`) without the lock's
- * test, for the calls of a batch. Each call checks only that this instance holds the lock, so
- * the view kept past its run refuses to work rather than race. `fields` are copied as they are.
- */
-export function unlockedView<T extends object>(target: T, proto: object, lock: HeapLock, fields: (keyof T)[]): T {
-  const view: Record<string, unknown> = {};
-  for (const name of Object.getOwnPropertyNames(proto)) {
-    if (name === 'constructor') continue;
-    const descriptor = Object.getOwnPropertyDescriptor(proto, name)!;
-    if (typeof descriptor.value === 'function') {
-      const method = descriptor.value as (...args: unknown[]) => unknown;
-      view[name] = (...args: unknown[]) => {
-        if (!lock.held) throw new Error(`${name}: the heap gil.run handed its function is for calls inside that run`);
-        return method.apply(target, args);
-      };
-    } else if (descriptor.get) {
-      Object.defineProperty(view, name, { get: () => descriptor.get!.call(target) });
-    }
-  }
-  for (const field of fields) view[field as string] = target[field];
-  return view as T;
-}
