@@ -74,7 +74,10 @@ describe('a heap shared by workers', () => {
     heap.bytes(early).fill(1); // views made while the memory is small
     const small = heap.memory.buffer.byteLength;
     const crew = new Crew(heap);
-    const { last, byteLength } = await crew.start('grow', { beyond: small + 16 * MiB }).result;
+    expect(heap.typeOf(heap.newList()).name).toBe('list'); // the type-word view is made now
+    const { last, list, byteLength } = await crew.start('grow', { beyond: small + 16 * MiB }).result;
+    expect(list).toBeGreaterThan(small + 16 * MiB);
+    expect(heap.typeOf(list).name).toBe('list');
     expect(byteLength).toBeGreaterThan(small + 16 * MiB);
     expect(last + MiB).toBeGreaterThan(small);
     expect(heap.read(last, 4)).toEqual(new Uint8Array([0x5a, 0x5a, 0x5a, 0x5a]));

@@ -170,7 +170,10 @@ const tasks: Record<string, () => unknown> = {
     while (heap.memory.buffer.byteLength <= (data.beyond as number)) blocks.push(heap.malloc(1 << 20));
     const last = blocks[blocks.length - 1];
     heap.bytes(last, 1 << 20).fill(0x5a);
-    return { last, byteLength: heap.memory.buffer.byteLength };
+    // An object past the memory the test's instance has seen: its type word is read through a cached view.
+    let list = heap.newList();
+    while (list < (data.beyond as number)) list = heap.newList();
+    return { last, list, byteLength: heap.memory.buffer.byteLength };
   },
 
   /** Reads back a block the test wrote, through this worker's views (made before the memory grew). */
