@@ -2,8 +2,8 @@
 # Builds the peer allocators into build/peers/<name>.wasm (see peers/README.md):
 #   tlsf      AssemblyScript's TLSF        peers/assemblyscript/driver.ts, --runtime incremental
 #   bump      a bump pointer, never frees  the same driver, --runtime peers/bump/runtime
-#   pymalloc-3.12, pymalloc-3.7            peers/pymalloc/driver.ts (the same driver plus the core's
-#                                          stats and arena map), --runtime peers/pymalloc/runtime
+#   pymalloc-3.12, pymalloc-3.7,           peers/pymalloc/driver.ts (the same driver plus the core's
+#   pymalloc-tuned                         stats and arena map), --runtime peers/pymalloc/runtime
 #   dlmalloc  wasi-libc's malloc           peers/c/driver.c
 #   mimalloc  Debian's mimalloc source     peers/c/driver.c + mimalloc's src/static.c
 # The C peers need scripts/install-peer-toolchain.sh first; a peer that cannot be built is
@@ -135,9 +135,11 @@ if [[ $MODE != --c-only ]]; then
   build_as_peer bump ./peers/bump/runtime "" peers/bump/runtime.ts
   readonly CORE=(peers/pymalloc/runtime.ts assembly/*/*.ts)
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
-    "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
+    "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20 --use PYMALLOC_SMALL_THRESHOLD=512" "${CORE[@]}"
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
-    "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
+    "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18 --use PYMALLOC_SMALL_THRESHOLD=512" "${CORE[@]}"
+  DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-tuned ./peers/pymalloc/runtime \
+    "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=13 --use PYMALLOC_ARENA_SHIFT=18 --use PYMALLOC_SMALL_THRESHOLD=512 --use PYMALLOC_TUNED=1" "${CORE[@]}"
 fi
 
 if [[ $MODE != --assemblyscript-only ]]; then

@@ -13,7 +13,8 @@
 
 import {
   Status, CHECKED, MAX_SIZE_CLASSES, MAX_SMALL_THRESHOLD, MIN_POOL_SHIFT, MAX_ARENA_SHIFT,
-  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes,
+  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes, smallThreshold, poolShift,
+  geometryIsBuilt,
 } from "../memory/header";
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
@@ -23,7 +24,7 @@ import {
 } from "./pool";
 import {
   ArenaObject, ARENA_OBJECT_SHIFT, addressInRange, arenaObject, arenaGainedFreePool, takePool,
-  poolIsCarved, arenaIsValid, usableArenasAreValid,
+  arenaIsValid, usableArenasAreValid,
 } from "./arena";
 import {
   rawInit, rawAlloc, rawFree, rawFreeHeld, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
@@ -72,11 +73,14 @@ import {
   return refusal(p, pool, state, ALLOCATED);
 }
 
-/** True iff pool is one an arena has carved: the arena object named by arenaindex says so. */
+/**
+ * True iff pool, which lies in an arena, is one its arena has carved: its `bits` is set, which
+ * only takePool does (newArena clears it in every pool of a new arena, pymalloc/arena.ts). The
+ * free path loads `bits` anyway, so the test costs one compare.
+ */
 // @ts-ignore: decorator
 @inline function poolIsKnown(pool: PoolHeader): bool {
-  const arenaindex = <u32>pool.arenaindex;
-  return arenaindex < header().maxArenas && poolIsCarved(pool, arenaObject(arenaindex));
+  return pool.bits != 0;
 }
 
 /**
@@ -106,13 +110,13 @@ export function blockStatus(p: usize): u32 {
 
 /** PyObject_Malloc: a block of at least n bytes, or 0 (lastError says why). */
 export function objectMalloc(n: usize): usize {
-  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED);
+  if (n - 1 < <usize>smallThreshold()) return pymallocAlloc(n, ALLOCATED);
   return rawAlloc(n, 0);
 }
 
 /** objectMalloc for the object layer: the block comes held (see the top of the file). */
 export function heldMalloc(n: usize): usize {
-  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED | HELD);
+  if (n - 1 < <usize>smallThreshold()) return pymallocAlloc(n, ALLOCATED | HELD);
   return rawAlloc(n, RAW_HELD);
 }
 
@@ -256,7 +260,8 @@ export function heapInit(
     (smallThreshold & (alignment - 1)) != 0 ||
     poolShift < MIN_POOL_SHIFT || poolShift > arenaShift ||
     arenaShift < WASM_PAGE_SHIFT || arenaShift > MAX_ARENA_SHIFT ||
-    POOL_OVERHEAD + smallThreshold > (<u32>1 << poolShift)
+    POOL_OVERHEAD + smallThreshold > (<u32>1 << poolShift) ||
+    !geometryIsBuilt(alignmentShift, smallThreshold, poolShift, arenaShift)
   ) {
     return fail(Status.BAD_GEOMETRY, 0);
   }
@@ -312,7 +317,7 @@ function allocateFromNewPool(index: u32, state: u32): usize {
   pool.szidx = <u16>index;
   const block = changetype<usize>(pool) + POOL_OVERHEAD;
   pool.nextoffset = POOL_OVERHEAD + (size << 1);
-  pool.maxnextoffset = (1 << header().poolShift) - size;
+  pool.maxnextoffset = (1 << poolShift()) - size;
   // Under the debug hooks every free block of a pool is DEAD (debug/hooks.ts): the two blocks
   // carved here start so, whatever the memory held before.
   if (header().debugFlags) memory.fill(block, DEAD, size << 1);

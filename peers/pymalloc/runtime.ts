@@ -9,6 +9,10 @@
 //   PYMALLOC_ALIGNMENT_SHIFT   3 or 4
 //   PYMALLOC_POOL_SHIFT        log2(POOL_SIZE)
 //   PYMALLOC_ARENA_SHIFT       log2(ARENA_SIZE)
+//   PYMALLOC_SMALL_THRESHOLD   512
+//   PYMALLOC_TUNED             defined for the tuned preset's policy (assembly/memory/header.ts)
+//
+// They fix the core's geometry at compile time too (assembly/memory/header.ts, "Fixed geometry").
 //
 // The heap is set up when the module starts, before the driver reserves its scratch memory;
 // memory grown by the driver afterwards becomes a separate region to the raw allocator.
@@ -17,7 +21,7 @@ import { heapInit, objectMalloc, objectRealloc, objectFree } from "../../assembl
 import { MAX_WASM_PAGES } from "../../assembly/memory/header";
 
 // @ts-ignore: defined by --use
-heapInit(PYMALLOC_ALIGNMENT_SHIFT, 512, PYMALLOC_POOL_SHIFT, PYMALLOC_ARENA_SHIFT, MAX_WASM_PAGES);
+heapInit(PYMALLOC_ALIGNMENT_SHIFT, PYMALLOC_SMALL_THRESHOLD, PYMALLOC_POOL_SHIFT, PYMALLOC_ARENA_SHIFT, MAX_WASM_PAGES);
 
 // @ts-ignore: decorator
 @global @unsafe

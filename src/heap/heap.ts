@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
+import { buildFile } from './builds.js';
 import {
   HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
   type InvalidAddressReason, type MemoryCorruptionError,
@@ -79,18 +80,18 @@ let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 
-function compiled(build: 'release' | 'debug'): Promise<WebAssembly.Module> {
-  let module = modules.get(build);
+function compiled(file: string): Promise<WebAssembly.Module> {
+  let module = modules.get(file);
   if (!module) {
-    const url = new URL(`../../build/pymalloc.${build}.wasm`, import.meta.url);
+    const url = new URL(`../../build/${file}`, import.meta.url);
     module = readFile(url).then(
       (bytes) => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
       (error: Error) => {
-        modules.delete(build);
+        modules.delete(file);
         throw new Error(`cannot load ${url.pathname} (run 'npm run build'): ${error.message}`);
       },
     );
-    modules.set(build, module);
+    modules.set(file, module);
   }
   return module;
 }
@@ -251,7 +252,7 @@ export class Heap {
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
   static async create(options: HeapOptions = {}): Promise<Heap> {
     const config = resolveConfig(options);
-    const module = await compiled(config.build);
+    const module = await compiled(buildFile(config));
     let memory: WebAssembly.Memory | undefined;
     const objectImports = new ObjectImports();
     const instance = await WebAssembly.instantiate(module, {

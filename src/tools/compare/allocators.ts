@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { userCacheDir } from '../trace/cache.js';
 import { AllocatorError, AllocatorUnavailableError, UsageError } from './errors.js';
 
-export const ALLOCATOR_NAMES = ['pymalloc-3.12', 'pymalloc-3.7', 'tlsf', 'bump', 'dlmalloc', 'mimalloc'] as const;
+export const ALLOCATOR_NAMES = ['pymalloc-3.12', 'pymalloc-3.7', 'pymalloc-tuned', 'tlsf', 'bump', 'dlmalloc', 'mimalloc'] as const;
 
 export type AllocatorName = (typeof ALLOCATOR_NAMES)[number];
 
@@ -23,6 +23,7 @@ export type AllocatorName = (typeof ALLOCATOR_NAMES)[number];
 export const PYMALLOC_PRESETS = {
   'pymalloc-3.12': 'cpython-3.12',
   'pymalloc-3.7': 'cpython-3.7',
+  'pymalloc-tuned': 'tuned',
 } as const;
 
 export type PymallocName = keyof typeof PYMALLOC_PRESETS;
