@@ -140,6 +140,10 @@ if [[ $MODE != --c-only ]]; then
     "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18 --use PYMALLOC_SMALL_THRESHOLD=512" "${CORE[@]}"
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-tuned ./peers/pymalloc/runtime \
     "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=13 --use PYMALLOC_ARENA_SHIFT=18 --use PYMALLOC_SMALL_THRESHOLD=512 --use PYMALLOC_TUNED=1" "${CORE[@]}"
+  # The sweep's modules (pymalloc sweep): no geometry fixed, CPython's policy and the tuned one.
+  mkdir -p "$OUT/sweep"
+  DRIVER=peers/pymalloc/driver.ts build_as_peer sweep/pymalloc-3.12 ./peers/pymalloc/runtime "" "${CORE[@]}"
+  DRIVER=peers/pymalloc/driver.ts build_as_peer sweep/pymalloc-tuned ./peers/pymalloc/runtime "--use PYMALLOC_TUNED=1" "${CORE[@]}"
 fi
 
 if [[ $MODE != --assemblyscript-only ]]; then

@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Heap } from '../../index.js';
+import { buildFile } from '../../heap/builds.js';
+import { resolveConfig } from '../../heap/config.js';
 import { builtAllocators, loadAllocator, PACKAGE_ROOT, type AllocatorName } from './allocators.js';
 import { AllocatorError } from './errors.js';
 
@@ -65,9 +67,13 @@ interface BareCore {
   readonly memory: WebAssembly.Memory;
 }
 
-/** The core module's own exports, freshly initialised as cpython-3.12, no host API in between. */
+/**
+ * The core module's own exports, freshly initialised as cpython-3.12, no host API in between: the
+ * module a Heap of that preset runs (src/heap/builds.ts).
+ */
 export function bareCore(): BareCore {
-  const module = new WebAssembly.Module(readFileSync(join(PACKAGE_ROOT, 'build', 'pymalloc.release.wasm')));
+  const file = buildFile(resolveConfig({ preset: 'cpython-3.12' }));
+  const module = new WebAssembly.Module(readFileSync(join(PACKAGE_ROOT, 'build', file)));
   // The object layer's callbacks are never called by malloc and free.
   const env = Object.fromEntries(WebAssembly.Module.imports(module).map((i) => [i.name, () => 0]));
   const core = new WebAssembly.Instance(module, { env }).exports as unknown as BareCore;
@@ -87,7 +93,7 @@ function toucher(memory: WebAssembly.Memory): (address: number) => void {
 // The loops inline xorshift32 (x ^= x << 13; x ^= x >>> 17; x ^= x << 5) rather than call a
 // closure: V8 then keeps x in a register, and what is measured is the allocator and the call.
 
-function hostChurn(heap: { malloc(size: number): number; free(address: number): unknown; memory: WebAssembly.Memory }, steps: number): () => number {
+export function hostChurn(heap: { malloc(size: number): number; free(address: number): unknown; memory: WebAssembly.Memory }, steps: number): () => number {
   const slots = new Uint32Array(LIVE);
   const touch = toucher(heap.memory);
   return () => {
@@ -189,6 +195,8 @@ export function benchCases(steps: number, allocators: readonly AllocatorName[]):
     { name: 'JS loop, Heap API', allocator: 'pymalloc-3.12', make: async () => hostChurn(await Heap.create({ preset: 'cpython-3.12' }), steps) },
     { name: `Heap API, batches of ${BATCH}`, allocator: 'pymalloc-3.12', make: async () => batchedChurn(await Heap.create({ preset: 'cpython-3.12' }), steps) },
     { name: 'bare JS->Wasm call', allocator: 'pymalloc-3.12', make: async () => bareCalls(bareCore(), steps) },
+    { name: 'JS loop, Heap API', allocator: 'pymalloc-tuned', make: async () => hostChurn(await Heap.create({ preset: 'tuned' }), steps) },
+    { name: `Heap API, batches of ${BATCH}`, allocator: 'pymalloc-tuned', make: async () => batchedChurn(await Heap.create({ preset: 'tuned' }), steps) },
   ];
 }
 
