@@ -139,7 +139,7 @@ if [[ $MODE != --c-only ]]; then
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
     "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18 --use PYMALLOC_SMALL_THRESHOLD=512" "${CORE[@]}"
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-tuned ./peers/pymalloc/runtime \
-    "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=13 --use PYMALLOC_ARENA_SHIFT=18 --use PYMALLOC_SMALL_THRESHOLD=512 --use PYMALLOC_TUNED=1" "${CORE[@]}"
+    "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=15 --use PYMALLOC_ARENA_SHIFT=21 --use PYMALLOC_SMALL_THRESHOLD=512 --use PYMALLOC_TUNED=1" "${CORE[@]}"
   # The sweep's modules (pymalloc sweep): no geometry fixed, CPython's policy and the tuned one.
   mkdir -p "$OUT/sweep"
   DRIVER=peers/pymalloc/driver.ts build_as_peer sweep/pymalloc-3.12 ./peers/pymalloc/runtime "" "${CORE[@]}"

@@ -29,7 +29,7 @@ build pymalloc-cpython-3.12 release $(geometry 4 14 20)
 # shellcheck disable=SC2046
 build pymalloc-cpython-3.7 release $(geometry 3 12 18)
 # shellcheck disable=SC2046
-build pymalloc-tuned release $(geometry 3 13 18) --use PYMALLOC_TUNED=1
+build pymalloc-tuned release $(geometry 4 15 21) --use PYMALLOC_TUNED=1
 for target in release debug; do
   build pymalloc-tuned-policy "$target" --use PYMALLOC_TUNED=1
 done

@@ -5,7 +5,7 @@ export const PRESETS = {
   /** CPython 3.10+ on 64-bit: 32 classes of 16-byte steps, 16 KiB pools, 1 MiB arenas. */
   'cpython-3.12': { alignment: 16, poolSize: 16384, arenaSize: 1024 * 1024, smallRequestThreshold: 512 },
   /** Not CPython: pymalloc's structure with its own policy and geometry (README, "The tuned preset"). */
-  tuned: { alignment: 8, poolSize: 8192, arenaSize: 256 * 1024, smallRequestThreshold: 512 },
+  tuned: { alignment: 16, poolSize: 32768, arenaSize: 2 * 1024 * 1024, smallRequestThreshold: 512 },
 } as const;
 
 export type PresetName = keyof typeof PRESETS;

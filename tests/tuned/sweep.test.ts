@@ -43,14 +43,15 @@ describe('the Pareto front', () => {
 
 describe('sweep', () => {
   it('replays each setting on the sweep modules: a setting equal to a preset has its fragmentation exactly', async () => {
-    const result = await sweep({ poolSizes: [4096, 8192], arenaSizes: [262144], workloads: ['trace:perl-hash'], repeat: 1, threads: 2, peers: [] });
-    expect(result.points.map((p) => p.label)).toEqual(['cpython 8/4K/256K', 'cpython 8/8K/256K', 'tuned 8/4K/256K', 'tuned 8/8K/256K']);
+    const result = await sweep({ alignments: [8, 16], poolSizes: [4096, 32768], arenaSizes: [262144, 2097152], workloads: ['trace:perl-hash'], repeat: 1, threads: 2, peers: [] });
+    expect(result.points).toHaveLength(16);
+    expect(result.points.slice(0, 4).map((p) => p.label)).toEqual(['cpython 8/4K/256K', 'cpython 8/4K/2M', 'cpython 8/32K/256K', 'cpython 8/32K/2M']);
     const workload = resolveWorkload('trace:perl-hash');
     const cpython37 = await replay('pymalloc-3.7', workload, { repeat: 1, timing: false });
     const tuned = await replay('pymalloc-tuned', workload, { repeat: 1, timing: false });
     const byLabel = new Map(result.points.map((p) => [p.label, p]));
     expect(byLabel.get('cpython 8/4K/256K')!.fragmentation).toBe(cpython37.fragmentation);
-    expect(byLabel.get('tuned 8/8K/256K')!.fragmentation).toBe(tuned.fragmentation);
+    expect(byLabel.get('tuned 16/32K/2M')!.fragmentation).toBe(tuned.fragmentation);
     for (const p of result.points) {
       expect(p.workloads).toHaveLength(1);
       expect(p.nsPerOp).toBeGreaterThan(0);

@@ -2,12 +2,12 @@ import { describe, it, expect } from 'vitest';
 import { Heap, InvalidAddressError, HeapCorruptionError } from '../../src/index.js';
 import { parse } from '../heap/mallocstats.js';
 
-// The tuned preset: 8-byte classes, 8 KiB pools of which 32 bytes are the header, 32 pools per
-// 256 KiB arena; a 512-byte pool holds (8192 - 32) / 512 = 15 blocks.
-const POOL = 8192;
+// The tuned preset: 16-byte classes, 32 KiB pools of which 32 bytes are the header, 64 pools per
+// 2 MiB arena; a 512-byte pool holds (32768 - 32) / 512 = 63 blocks.
+const POOL = 32768;
 const OVERHEAD = 32;
-const PER_POOL_512 = 15;
-const POOLS_PER_ARENA = 32;
+const PER_POOL_512 = 63;
+const POOLS_PER_ARENA = 64;
 const poolOf = (p: number) => p - (p % POOL);
 
 describe.each(['release', 'debug'] as const)('the tuned policy (%s build)', (build) => {
@@ -28,13 +28,13 @@ describe.each(['release', 'debug'] as const)('the tuned policy (%s build)', (bui
     heap.check();
   });
 
-  it('is CPython block for block otherwise: classes of 8-byte steps, pools carved in address order', async () => {
+  it('is CPython block for block otherwise: classes of 16-byte steps, pools carved in address order', async () => {
     const heap = await Heap.create({ preset: 'tuned', build });
     const p = heap.malloc(1);
-    const q = heap.malloc(8);
-    expect([heap.usableSize(p), heap.usableSize(q), q - p]).toEqual([8, 8, 8]);
-    expect(heap.usableSize(heap.malloc(9))).toBe(16);
-    expect(heap.usableSize(heap.malloc(505))).toBe(512);
+    const q = heap.malloc(16);
+    expect([heap.usableSize(p), heap.usableSize(q), q - p]).toEqual([16, 16, 16]);
+    expect(heap.usableSize(heap.malloc(17))).toBe(32);
+    expect(heap.usableSize(heap.malloc(497))).toBe(512);
   });
 });
 
@@ -42,17 +42,17 @@ describe('the tuned preset under the Heap API', () => {
   it("prints sys._debugmallocstats()'s report with its own geometry", async () => {
     const heap = await Heap.create({ preset: 'tuned' });
     for (let i = 0; i < PER_POOL_512; i++) heap.malloc(512);
-    heap.malloc(8);
+    heap.malloc(16);
     const { header, rows, summary } = parse(heap.debugMallocStats());
-    expect(header).toBe('Small block threshold = 512, in 64 size classes.');
+    expect(header).toBe('Small block threshold = 512, in 32 size classes.');
     expect(rows).toEqual([
-      { index: 0, size: 8, pools: 1, inUse: 1, avail: (POOL - OVERHEAD) / 8 - 1 },
-      { index: 63, size: 512, pools: 1, inUse: PER_POOL_512, avail: 0 },
+      { index: 0, size: 16, pools: 1, inUse: 1, avail: (POOL - OVERHEAD) / 16 - 1 },
+      { index: 31, size: 512, pools: 1, inUse: PER_POOL_512, avail: 0 },
     ]);
     expect(summary.get('# arenas allocated current')).toBe(1);
-    expect(summary.get('1 arenas * 262144 bytes/arena')).toBe(262144);
+    expect(summary.get('1 arenas * 2097152 bytes/arena')).toBe(2097152);
     expect(summary.get(`${POOLS_PER_ARENA - 2} unused pools * ${POOL} bytes`)).toBe((POOLS_PER_ARENA - 2) * POOL);
-    expect(summary.get('# bytes in allocated blocks')).toBe(PER_POOL_512 * 512 + 8);
+    expect(summary.get('# bytes in allocated blocks')).toBe(PER_POOL_512 * 512 + 16);
   });
 
   it('catches a double free and an address in a pool never carved, leaving the heap as it was', async () => {
