@@ -446,7 +446,8 @@ export class Heap {
     for (let done = 0; done < count; ) {
       const batch = Math.min(count - done, this.#ioWords);
       const io = this.#ioView();
-      for (let i = 0; i < batch; i++) io[i] = sizes[done + i];
+      if (sizes instanceof Uint32Array) io.set(sizes.subarray(done, done + batch));
+      else for (let i = 0; i < batch; i++) io[i] = sizes[done + i];
       const allocated = this.#call('mallocMany', () => this.#ex.mallocMany(batch));
       if (allocated < batch) {
         const failed = done + allocated;
@@ -745,7 +746,8 @@ export class Heap {
     for (let done = 0; done < addresses.length; ) {
       const batch = Math.min(addresses.length - done, this.#ioWords);
       const io = this.#ioView();
-      for (let i = 0; i < batch; i++) io[i] = addresses[done + i];
+      if (addresses instanceof Uint32Array) io.set(addresses.subarray(done, done + batch));
+      else for (let i = 0; i < batch; i++) io[i] = addresses[done + i];
       const freed = this.#call('freeMany', () => this.#ex.freeMany(batch));
       if (freed < batch) return done + freed;
       done += batch;
