@@ -1,6 +1,6 @@
 export { Heap } from './heap/heap.js';
 export { PRESETS, MAX_MEMORY } from './heap/config.js';
-export type { HeapOptions, HeapConfig, PresetName } from './heap/config.js';
+export type { HeapOptions, HeapConfig, PresetName, Policy } from './heap/config.js';
 export type { HeapStats, SizeClassStats } from './heap/stats.js';
 export {
   InvalidAddressError, OutOfMemoryError, HeapCorruptionError, HeapDisposedError, MemoryCorruptionError,
