@@ -219,7 +219,7 @@ export const IO: usize = memory.data(<i32>(IO_WORDS << 2), 16);
 
 /**
  * True in the tuned preset's builds (--use PYMALLOC_TUNED=1): pymalloc's structure with policies
- * that are not CPython's (pymalloc/pool.ts, relinkFullPool). Off, every policy is CPython's.
+ * that are not CPython's (pymalloc/pool.ts, relinkIfWasFull). Off, every policy is CPython's.
  */
 // @ts-ignore: decorator
 @inline export function tunedPolicy(): bool {

@@ -19,7 +19,7 @@ import {
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
   PoolHeader, PymallocBroken, POOL_OVERHEAD, ALLOCATED, HELD, STATE_MASK, usedpoolsHead, poolOf,
-  extendPool, relinkFullPool, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
+  extendPool, relinkIfWasFull, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
   setBlockState, markAllocated, granuleOf, stateWord, stateShift, isGranuleStart,
 } from "./pool";
 import {
@@ -177,11 +177,8 @@ export function heldFree(p: usize): u32 {
   pool.freeblock = p;
   const count = pool.count - 1;
   pool.count = count;
-  if (!lastfree) {
-    // It was full; a full pool holds at least two blocks, so it cannot be empty now.
-    relinkFullPool(pool);
-    return;
-  }
+  relinkIfWasFull(pool, !lastfree);
+  // A pool that was full holds at least two blocks, so it is not empty now.
   if (!count) emptyPool(pool);
 }
 

@@ -222,16 +222,32 @@ export function initUsedpools(): void {
 }
 
 /**
- * A block of a pool that was full was freed: the pool is used again. CPython links it first on
- * its list, so the next malloc of its class takes that block and the pool is full again: under
- * random frees most frees of a class land in a full pool, and each pays a link here and an
- * unlink in extendPool. The tuned policy links it last, behind every pool with free blocks, so
- * it gathers frees before malloc reaches it and it goes full again rarely.
+ * A block of `pool` was freed; if the pool was full until then (`wasFull`), it is used again.
+ * CPython links it first on its list, so the next malloc of its class takes that block and the
+ * pool is full again: under random frees most frees of a class land in a full pool, and each
+ * pays a link here and an unlink in the malloc after. The tuned policy links it last, behind
+ * every pool with free blocks, so it gathers frees before malloc reaches it and it goes full
+ * again rarely.
  */
 // @ts-ignore: decorator
-@inline export function relinkFullPool(pool: PoolHeader): void {
+@inline export function relinkIfWasFull(pool: PoolHeader, wasFull: bool): void {
   const head = usedpoolsHead(pool.szidx);
-  frontLinkPool(pool, tunedPolicy() ? changetype<PoolHeader>(head.prevpool) : head);
+  if (tunedPolicy()) {
+    if (wasFull) frontLinkPool(pool, changetype<PoolHeader>(head.prevpool));
+    return;
+  }
+  // Tricky: under CPython's policy a random workload lands frees in full pools at random, a
+  // good share of them, so a branch on wasFull is mispredicted about as often as it is taken.
+  // The link stores are therefore made every time: a pool that was not full is on this list,
+  // and each store then writes back the value it read. Measured on the churn, cpython-3.12:
+  // 13.3 → 11.7 ns/op. (The unlink in extendPool, made branch-free the same way, was slower: it
+  // reads the next pool's header on every malloc.) The tuned policy moves pools rarely.
+  const first = changetype<PoolHeader>(head.nextpool);
+  const firstPrev = first.prevpool;
+  pool.nextpool = select<usize>(changetype<usize>(first), pool.nextpool, wasFull);
+  pool.prevpool = select<usize>(changetype<usize>(head), pool.prevpool, wasFull);
+  first.prevpool = select<usize>(changetype<usize>(pool), firstPrev, wasFull);
+  head.nextpool = select<usize>(changetype<usize>(pool), changetype<usize>(first), wasFull);
 }
 
 /** A carved pool of arena `index`: its header, and its free list against its count. */
