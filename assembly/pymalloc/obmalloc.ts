@@ -19,7 +19,7 @@ import {
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
   PoolHeader, PymallocBroken, POOL_OVERHEAD, ALLOCATED, HELD, STATE_MASK, usedpoolsHead, poolOf,
-  extendPool, relinkIfWasFull, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
+  extendFirstPool, relinkIfWasFull, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
   setBlockState, markAllocated, granuleOf, stateWord, stateShift, isGranuleStart,
 } from "./pool";
 import {
@@ -45,7 +45,7 @@ import {
     const block = pool.freeblock;
     const next = load<usize>(block);
     pool.freeblock = next;
-    if (!next) extendPool(pool, classSize(index));
+    extendFirstPool(pool, head, next == 0, classSize(index));
     markAllocated(pool, block, state);
     return block;
   }
