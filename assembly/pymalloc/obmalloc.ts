@@ -13,13 +13,14 @@
 
 import {
   Status, CHECKED, MAX_SIZE_CLASSES, MAX_SMALL_THRESHOLD, MIN_POOL_SHIFT, MAX_ARENA_SHIFT,
-  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes, smallThreshold, poolShift,
-  geometryIsBuilt,
+  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes, smallThreshold,
+  poolShift, geometryIsBuilt,
 } from "../memory/header";
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
   PoolHeader, PymallocBroken, POOL_OVERHEAD, ALLOCATED, HELD, STATE_MASK, usedpoolsHead, poolOf,
-  extendFirstPool, relinkIfWasFull, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
+  extendFirstPool, relinkIfWasFull, unlinkPool, frontLinkPool, initUsedpools, poolIsValid,
+  blockState,
   setBlockState, markAllocated, granuleOf, stateWord, stateShift, isGranuleStart,
 } from "./pool";
 import {
@@ -169,7 +170,7 @@ export function heldFree(p: usize): u32 {
 // @ts-ignore: decorator
 @inline const DEAD: u8 = 0xdd;
 
-/** Puts the block p, its state cleared, back on its pool's free list, moving the pool as CPython does. */
+/** Puts the block p, its state cleared, back on its pool's free list, moving the pool as the policy says. */
 // @ts-ignore: decorator
 @inline function pushFreeBlock(p: usize, pool: PoolHeader): void {
   const lastfree = pool.freeblock;
