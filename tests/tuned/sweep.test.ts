@@ -65,6 +65,9 @@ describe('sweep', () => {
     expect(result.skipped).toEqual([{ label: 'tuned 8/512K/256K', reason: 'options.poolSize must be a power of two from 4096 to options.arenaSize' }]);
     await expect(sweep({ poolSizes: [3000], workloads: ['trace:perl-hash'] })).rejects.toThrow(/options.poolSize must be a power of two/);
     await expect(sweep({ policies: ['fast' as 'tuned'] })).rejects.toThrow(RangeError);
+    // Workloads are resolved before any replay runs.
+    await expect(sweep({ workloads: ['trace:/nonexistent.trace.gz'], threads: 1 })).rejects.toThrow(/trace file not found: \/nonexistent.trace.gz/);
+    await expect(sweep({ workloads: ['bogus'], threads: 1 })).rejects.toThrow(/unknown workload "bogus"/);
   });
 
   it('draws its scatter: the front, the other settings and the peers as three data sets', () => {

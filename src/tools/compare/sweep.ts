@@ -13,7 +13,7 @@ import { Piscina } from 'piscina';
 import { resolveConfig, type Policy } from '../../heap/config.js';
 import { builtAllocators, SWEEP_WASM_DIR, wasmPath, type AllocatorName, type PymallocGeometry } from './allocators.js';
 import { AllocatorUnavailableError } from './errors.js';
-import { parseWorkloadList, SHIPPED_TRACE_NAMES, TRACE_PREFIX } from './workloads.js';
+import { resolveWorkload, SHIPPED_TRACE_NAMES, TRACE_PREFIX } from './workloads.js';
 import type { SweepMeasurement, SweepTask } from './sweep-worker.js';
 
 export const SWEEP_POLICIES: readonly Policy[] = ['cpython', 'tuned'];
@@ -164,7 +164,10 @@ export async function sweep(options: SweepOptions = {}): Promise<SweepResult> {
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 1000) throw new RangeError(`options.repeat must be an integer from 1 to 1000, got ${repeat}`);
   const threads = options.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`options.threads must be a positive integer, got ${threads}`);
-  const workloads = options.workloads ? parseWorkloadList(options.workloads.join(',')) : SHIPPED_TRACE_NAMES.map((n) => `${TRACE_PREFIX}${n}`);
+  const workloads = options.workloads ? [...options.workloads] : SHIPPED_TRACE_NAMES.map((n) => `${TRACE_PREFIX}${n}`);
+  // Resolved here as well as in the workers, so that an unknown name or a missing trace is
+  // reported before any replay runs, as compare does.
+  for (const workload of workloads) resolveWorkload(workload);
   const skipped: SweepResult['skipped'] = [];
   const settings = gridSettings(options, skipped);
   for (const policy of new Set(settings.map((s) => s.policy))) {
