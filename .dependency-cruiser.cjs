@@ -9,7 +9,7 @@ const CORE_FLOORS = ['memory', 'raw', 'pymalloc', 'debug', 'objects', 'gc', 'hea
 const TOOL_FLOORS = ['trace', 'race', 'compare', 'cli'];
 
 /** Files the tools may import from the library besides its public entry (src/index.ts). */
-const LIBRARY_INTERNALS_FOR_TOOLS = ['config', 'stats'];
+const LIBRARY_INTERNALS_FOR_TOOLS = ['config', 'stats', 'builds'];
 
 function upwardRules(prefix, floors) {
   return floors.slice(0, -1).map((floor, i) => ({

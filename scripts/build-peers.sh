@@ -2,8 +2,8 @@
 # Builds the peer allocators into build/peers/<name>.wasm (see peers/README.md):
 #   tlsf      AssemblyScript's TLSF        peers/assemblyscript/driver.ts, --runtime incremental
 #   bump      a bump pointer, never frees  the same driver, --runtime peers/bump/runtime
-#   pymalloc-3.12, pymalloc-3.7            peers/pymalloc/driver.ts (the same driver plus the core's
-#                                          stats and arena map), --runtime peers/pymalloc/runtime
+#   pymalloc-3.12, pymalloc-3.7,           peers/pymalloc/driver.ts (the same driver plus the core's
+#   pymalloc-tuned                         stats and arena map), --runtime peers/pymalloc/runtime
 #   dlmalloc  wasi-libc's malloc           peers/c/driver.c
 #   mimalloc  Debian's mimalloc source     peers/c/driver.c + mimalloc's src/static.c
 # The C peers need scripts/install-peer-toolchain.sh first; a peer that cannot be built is
@@ -137,9 +137,15 @@ if [[ $MODE != --c-only ]]; then
   # The core keeps its header below the static data, which must start above it (asconfig.json).
   readonly MEMORY_BASE=$(node -p 'require("./asconfig.json").options.memoryBase')
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
-    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
+    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20 --use PYMALLOC_SMALL_THRESHOLD=512" "${CORE[@]}"
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
-    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
+    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18 --use PYMALLOC_SMALL_THRESHOLD=512" "${CORE[@]}"
+  DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-tuned ./peers/pymalloc/runtime \
+    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=15 --use PYMALLOC_ARENA_SHIFT=21 --use PYMALLOC_SMALL_THRESHOLD=512 --use PYMALLOC_TUNED=1" "${CORE[@]}"
+  # The sweep's modules (pymalloc sweep): no geometry fixed, CPython's policy and the tuned one.
+  mkdir -p "$OUT/sweep"
+  DRIVER=peers/pymalloc/driver.ts build_as_peer sweep/pymalloc-3.12 ./peers/pymalloc/runtime "--memoryBase $MEMORY_BASE" "${CORE[@]}"
+  DRIVER=peers/pymalloc/driver.ts build_as_peer sweep/pymalloc-tuned ./peers/pymalloc/runtime "--memoryBase $MEMORY_BASE --use PYMALLOC_TUNED=1" "${CORE[@]}"
 fi
 
 if [[ $MODE != --assemblyscript-only ]]; then

@@ -2,7 +2,7 @@ export { Heap } from './heap/heap.js';
 export type { GilHandle } from './heap/heap.js';
 export type { GilStats, SharedHeapHandle } from './heap/shared.js';
 export { PRESETS, MAX_MEMORY } from './heap/config.js';
-export type { HeapOptions, HeapConfig, PresetName } from './heap/config.js';
+export type { HeapOptions, HeapConfig, PresetName, Policy } from './heap/config.js';
 export type { HeapStats, SizeClassStats } from './heap/stats.js';
 export {
   InvalidAddressError, OutOfMemoryError, HeapCorruptionError, HeapDisposedError, MemoryCorruptionError,

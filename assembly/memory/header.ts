@@ -212,6 +212,63 @@ export const enum Status {
   return changetype<HeapHeader>(HEAP);
 }
 
+// Fixed geometry. A preset's build fixes its geometry at compile time (scripts/build-presets.sh:
+// --use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 ...), so that the fast paths
+// shift and mask by constants instead of loading them from the header on every call; heapInit
+// then refuses any other geometry. The generic build defines none of them and reads the header.
+// The header holds the geometry in both builds, so everything off the fast path reads it there.
+
+// @ts-ignore: decorator
+@inline export function alignmentShift(): u32 {
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_ALIGNMENT_SHIFT)) return <u32>PYMALLOC_ALIGNMENT_SHIFT;
+  return header().alignmentShift;
+}
+
+// @ts-ignore: decorator
+@inline export function poolShift(): u32 {
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_POOL_SHIFT)) return <u32>PYMALLOC_POOL_SHIFT;
+  return header().poolShift;
+}
+
+// @ts-ignore: decorator
+@inline export function arenaShift(): u32 {
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_ARENA_SHIFT)) return <u32>PYMALLOC_ARENA_SHIFT;
+  return header().arenaShift;
+}
+
+// @ts-ignore: decorator
+@inline export function smallThreshold(): u32 {
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_SMALL_THRESHOLD)) return <u32>PYMALLOC_SMALL_THRESHOLD;
+  return header().smallThreshold;
+}
+
+/**
+ * True in the tuned preset's builds (--use PYMALLOC_TUNED=1): pymalloc's structure with policies
+ * that are not CPython's (pymalloc/pool.ts, relinkIfWasFull). Off, every policy is CPython's.
+ */
+// @ts-ignore: decorator
+@inline export function tunedPolicy(): bool {
+  // @ts-ignore: defined by --use
+  return isDefined(PYMALLOC_TUNED);
+}
+
+/** True iff this build runs the given geometry: any, unless it fixes one at compile time. */
+export function geometryIsBuilt(alignment: u32, threshold: u32, pool: u32, arena: u32): bool {
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_ALIGNMENT_SHIFT) && alignment != <u32>PYMALLOC_ALIGNMENT_SHIFT) return false;
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_SMALL_THRESHOLD) && threshold != <u32>PYMALLOC_SMALL_THRESHOLD) return false;
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_POOL_SHIFT) && pool != <u32>PYMALLOC_POOL_SHIFT) return false;
+  // @ts-ignore: defined by --use
+  if (isDefined(PYMALLOC_ARENA_SHIFT) && arena != <u32>PYMALLOC_ARENA_SHIFT) return false;
+  return true;
+}
+
 /** Records why a call failed and returns the status, so callers can `return fail(...)`. */
 export function fail(status: Status, address: usize): u32 {
   const hdr = header();

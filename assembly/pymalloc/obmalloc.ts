@@ -13,17 +13,19 @@
 
 import {
   Status, CHECKED, MAX_SIZE_CLASSES, MAX_SMALL_THRESHOLD, MIN_POOL_SHIFT, MAX_ARENA_SHIFT,
-  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes, STATIC_END,
+  WASM_PAGE_SHIFT, MAX_WASM_PAGES, header, fail, broken, alignUp, callocBytes, STATIC_END, smallThreshold,
+  poolShift, geometryIsBuilt,
 } from "../memory/header";
 import { sizeClassOf, classSize, isBlockMultiple, initSizeClasses } from "./sizeclass";
 import {
   PoolHeader, PymallocBroken, POOL_OVERHEAD, ALLOCATED, HELD, STATE_MASK, usedpoolsHead, poolOf,
-  extendPool, relinkFullPool, unlinkPool, frontLinkPool, initUsedpools, poolIsValid, blockState,
+  extendFirstPool, relinkIfWasFull, unlinkPool, frontLinkPool, initUsedpools, poolIsValid,
+  blockState,
   setBlockState, markAllocated, granuleOf, stateWord, stateShift, isGranuleStart,
 } from "./pool";
 import {
   ArenaObject, ARENA_OBJECT_SHIFT, addressInRange, arenaObject, arenaGainedFreePool, takePool,
-  poolIsCarved, arenaIsValid, usableArenasAreValid,
+  arenaIsValid, usableArenasAreValid,
 } from "./arena";
 import {
   rawInit, rawAlloc, rawFree, rawFreeHeld, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
@@ -44,7 +46,7 @@ import {
     const block = pool.freeblock;
     const next = load<usize>(block);
     pool.freeblock = next;
-    if (!next) extendPool(pool, classSize(index));
+    extendFirstPool(pool, head, next == 0, classSize(index));
     markAllocated(pool, block, state);
     return block;
   }
@@ -72,11 +74,14 @@ import {
   return refusal(p, pool, state, ALLOCATED);
 }
 
-/** True iff pool is one an arena has carved: the arena object named by arenaindex says so. */
+/**
+ * True iff pool, which lies in an arena, is one its arena has carved: its `bits` is set, which
+ * only takePool does (newArena clears it in every pool of a new arena, pymalloc/arena.ts). The
+ * free path loads `bits` anyway, so the test costs one compare.
+ */
 // @ts-ignore: decorator
 @inline function poolIsKnown(pool: PoolHeader): bool {
-  const arenaindex = <u32>pool.arenaindex;
-  return arenaindex < header().maxArenas && poolIsCarved(pool, arenaObject(arenaindex));
+  return pool.bits != 0;
 }
 
 /**
@@ -106,13 +111,13 @@ export function blockStatus(p: usize): u32 {
 
 /** PyObject_Malloc: a block of at least n bytes, or 0 (lastError says why). */
 export function objectMalloc(n: usize): usize {
-  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED);
+  if (n - 1 < <usize>smallThreshold()) return pymallocAlloc(n, ALLOCATED);
   return rawAlloc(n, 0);
 }
 
 /** objectMalloc for the object layer: the block comes held (see the top of the file). */
 export function heldMalloc(n: usize): usize {
-  if (n - 1 < <usize>header().smallThreshold) return pymallocAlloc(n, ALLOCATED | HELD);
+  if (n - 1 < <usize>smallThreshold()) return pymallocAlloc(n, ALLOCATED | HELD);
   return rawAlloc(n, RAW_HELD);
 }
 
@@ -165,7 +170,7 @@ export function heldFree(p: usize): u32 {
 // @ts-ignore: decorator
 @inline const DEAD: u8 = 0xdd;
 
-/** Puts the block p, its state cleared, back on its pool's free list, moving the pool as CPython does. */
+/** Puts the block p, its state cleared, back on its pool's free list, moving the pool as the policy says. */
 // @ts-ignore: decorator
 @inline function pushFreeBlock(p: usize, pool: PoolHeader): void {
   const lastfree = pool.freeblock;
@@ -173,11 +178,8 @@ export function heldFree(p: usize): u32 {
   pool.freeblock = p;
   const count = pool.count - 1;
   pool.count = count;
-  if (!lastfree) {
-    // It was full; a full pool holds at least two blocks, so it cannot be empty now.
-    relinkFullPool(pool);
-    return;
-  }
+  relinkIfWasFull(pool, !lastfree);
+  // A pool that was full holds at least two blocks, so it is not empty now.
   if (!count) emptyPool(pool);
 }
 
@@ -256,7 +258,8 @@ export function heapInit(
     (smallThreshold & (alignment - 1)) != 0 ||
     poolShift < MIN_POOL_SHIFT || poolShift > arenaShift ||
     arenaShift < WASM_PAGE_SHIFT || arenaShift > MAX_ARENA_SHIFT ||
-    POOL_OVERHEAD + smallThreshold > (<u32>1 << poolShift)
+    POOL_OVERHEAD + smallThreshold > (<u32>1 << poolShift) ||
+    !geometryIsBuilt(alignmentShift, smallThreshold, poolShift, arenaShift)
   ) {
     return fail(Status.BAD_GEOMETRY, 0);
   }
@@ -314,7 +317,7 @@ function allocateFromNewPool(index: u32, state: u32): usize {
   pool.szidx = <u16>index;
   const block = changetype<usize>(pool) + POOL_OVERHEAD;
   pool.nextoffset = POOL_OVERHEAD + (size << 1);
-  pool.maxnextoffset = (1 << header().poolShift) - size;
+  pool.maxnextoffset = (1 << poolShift()) - size;
   // Under the debug hooks every free block of a pool is DEAD (debug/hooks.ts): the two blocks
   // carved here start so, whatever the memory held before.
   if (header().debugFlags) memory.fill(block, DEAD, size << 1);

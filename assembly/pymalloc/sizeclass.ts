@@ -29,19 +29,19 @@
 //  +8  limit     u32   (2^32 - 1) / class size
 // ╘══════════════════════════════════════════════════════════════════════════════════╛
 
-import { HEAP, DIVISIBILITY_OFFSET, header } from "../memory/header";
+import { HEAP, DIVISIBILITY_OFFSET, header, alignmentShift } from "../memory/header";
 
 // @ts-ignore: decorator
 @inline const ENTRY_BYTES: usize = 12;
 
 // @ts-ignore: decorator
 @inline export function sizeClassOf(n: usize): u32 {
-  return <u32>((n - 1) >> header().alignmentShift);
+  return <u32>((n - 1) >> alignmentShift());
 }
 
 // @ts-ignore: decorator
 @inline export function classSize(index: u32): u32 {
-  return (index + 1) << header().alignmentShift;
+  return (index + 1) << alignmentShift();
 }
 
 /** True iff `offset` is a whole number of blocks of size class `index`. */

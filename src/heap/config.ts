@@ -4,9 +4,22 @@ export const PRESETS = {
   'cpython-3.7': { alignment: 8, poolSize: 4096, arenaSize: 256 * 1024, smallRequestThreshold: 512 },
   /** CPython 3.10+ on 64-bit: 32 classes of 16-byte steps, 16 KiB pools, 1 MiB arenas. */
   'cpython-3.12': { alignment: 16, poolSize: 16384, arenaSize: 1024 * 1024, smallRequestThreshold: 512 },
+  /** Not CPython: pymalloc's structure with its own policy and geometry (README, "The tuned preset"). */
+  tuned: { alignment: 16, poolSize: 32768, arenaSize: 2 * 1024 * 1024, smallRequestThreshold: 512 },
 } as const;
 
 export type PresetName = keyof typeof PRESETS;
+
+/**
+ * What pymalloc does where CPython's choices are free: 'cpython' keeps every one of them, block
+ * for block; 'tuned' relinks a formerly full pool last on its list (assembly/pymalloc/pool.ts).
+ * The preset decides: the tuned preset runs the tuned policy, also under explicit geometry.
+ */
+export type Policy = 'cpython' | 'tuned';
+
+export function presetPolicy(preset: PresetName): Policy {
+  return preset === 'tuned' ? 'tuned' : 'cpython';
+}
 
 const WASM_PAGE = 65536;
 const MAX_ARENA_SIZE = 64 * 1024 * 1024;
@@ -74,6 +87,7 @@ export interface HeapConfig {
   poolsPerArena: number;
   /** The pool header, rounded up to alignment. */
   poolOverhead: number;
+  policy: Policy;
   maxMemory: number;
   build: 'release' | 'debug';
   /** false, or the debug hooks' settings. */
@@ -150,6 +164,9 @@ export function resolveConfig(options: HeapOptions = {}): HeapConfig {
   if (concurrency !== undefined && concurrency !== 'gil' && concurrency !== 'none') {
     throw new RangeError("options.concurrency must be 'gil' or 'none'");
   }
+  if (shared && presetPolicy(preset) === 'tuned') {
+    throw new RangeError("options.preset 'tuned' is not built for a shared heap: use a CPython preset with options.shared");
+  }
   if (concurrency !== undefined && !shared) {
     throw new RangeError('options.concurrency is for a shared heap: set options.shared to true');
   }
@@ -162,6 +179,7 @@ export function resolveConfig(options: HeapOptions = {}): HeapConfig {
     numClasses: smallRequestThreshold / alignment,
     poolsPerArena: arenaSize / poolSize,
     poolOverhead: Math.ceil(POOL_HEADER_BYTES / alignment) * alignment,
+    policy: presetPolicy(preset),
     maxMemory,
     build,
     debugHooks,

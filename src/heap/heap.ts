@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { threadId, type Worker } from 'node:worker_threads';
 import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
+import { buildFile } from './builds.js';
 import {
   DETACHED, HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
   type InvalidAddressReason, type MemoryCorruptionError,
@@ -88,9 +89,8 @@ let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 
-/** The release or debug build; a shared heap's imports its memory, which is shared (asconfig.json). */
-function compiled(build: 'release' | 'debug', shared: boolean): Promise<WebAssembly.Module> {
-  const file = `pymalloc.${build}${shared ? '.shared' : ''}.wasm`;
+/** A module of build/ (src/heap/builds.ts says which runs a heap). */
+function compiled(file: string): Promise<WebAssembly.Module> {
   let module = modules.get(file);
   if (!module) {
     const url = new URL(`../../build/${file}`, import.meta.url);
@@ -339,7 +339,7 @@ export class Heap {
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
   static async create(options: HeapOptions = {}): Promise<Heap> {
     const config = resolveConfig(options);
-    const module = await compiled(config.build, config.shared);
+    const module = await compiled(buildFile(config));
     let memory: WebAssembly.Memory | undefined;
     const maxPages = Math.floor(config.maxMemory / 65536);
     if (config.shared) memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: maxPages, shared: true });
@@ -652,7 +652,8 @@ export class Heap {
     for (let done = 0; done < count; ) {
       const batch = Math.min(count - done, this.#ioWords);
       const io = this.#ioView();
-      for (let i = 0; i < batch; i++) io[i] = sizes[done + i];
+      if (sizes instanceof Uint32Array) io.set(sizes.subarray(done, done + batch));
+      else for (let i = 0; i < batch; i++) io[i] = sizes[done + i];
       const allocated = this.#call('mallocMany', () => this.#ex.mallocMany(batch));
       if (allocated < batch) {
         const failed = done + allocated;
@@ -1081,7 +1082,8 @@ export class Heap {
     for (let done = 0; done < addresses.length; ) {
       const batch = Math.min(addresses.length - done, this.#ioWords);
       const io = this.#ioView();
-      for (let i = 0; i < batch; i++) io[i] = addresses[done + i];
+      if (addresses instanceof Uint32Array) io.set(addresses.subarray(done, done + batch));
+      else for (let i = 0; i < batch; i++) io[i] = addresses[done + i];
       const freed = this.#call('freeMany', () => this.#ex.freeMany(batch));
       if (freed < batch) return done + freed;
       done += batch;

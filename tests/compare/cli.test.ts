@@ -90,7 +90,7 @@ describe('pymalloc compare', () => {
   it('exits 2 naming the valid allocators and workloads', async () => {
     const allocator = await pymalloc('compare', '--allocators', 'jemalloc', '--json');
     expect(allocator.code).toBe(2);
-    expect(allocator.stderr).toContain('valid names are pymalloc-3.12, pymalloc-3.7, tlsf, bump, dlmalloc, mimalloc');
+    expect(allocator.stderr).toContain('valid names are pymalloc-3.12, pymalloc-3.7, pymalloc-tuned, tlsf, bump, dlmalloc, mimalloc');
     const workload = await pymalloc('compare', '--workload', 'ramp,spike');
     expect(workload.code).toBe(2);
     expect(workload.stderr).toContain('unknown workload "spike": valid names are ramp, peak, plateau');

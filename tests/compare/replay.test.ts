@@ -156,7 +156,7 @@ describe('workloads', () => {
     } finally {
       process.chdir(cwd);
     }
-    expect(() => planComparison({ workloads: ['ramp'], allocators: ['jemalloc'] })).toThrow(/unknown allocator "jemalloc": valid names are pymalloc-3.12, pymalloc-3.7, tlsf, bump, dlmalloc, mimalloc/);
+    expect(() => planComparison({ workloads: ['ramp'], allocators: ['jemalloc'] })).toThrow(/unknown allocator "jemalloc": valid names are pymalloc-3.12, pymalloc-3.7, pymalloc-tuned, tlsf, bump, dlmalloc, mimalloc/);
   });
 
   it('reports allocators that are not built and runs the others', async () => {

@@ -186,6 +186,9 @@ describe('bad use of a shared heap', () => {
     await expect(Heap.create({ concurrency: 'gil' })).rejects.toThrow(new RangeError('options.concurrency is for a shared heap: set options.shared to true'));
     await expect(Heap.create({ shared: true, concurrency: 'free' as 'gil' })).rejects.toThrow(new RangeError("options.concurrency must be 'gil' or 'none'"));
     await expect(Heap.create({ shared: 1 as unknown as boolean })).rejects.toThrow(new TypeError('options.shared must be a boolean'));
+    await expect(Heap.create({ shared: true, preset: 'tuned' })).rejects.toThrow(
+      new RangeError("options.preset 'tuned' is not built for a shared heap: use a CPython preset with options.shared"),
+    );
     const heap = await Heap.create({ shared: true });
     expect(() => heap.gil.run(42 as unknown as () => void)).toThrow(new TypeError('gil.run needs a function, not number'));
     expect(heap.gil.held).toBe(false);

@@ -7,6 +7,7 @@
 //   pymalloc sites TRACE [--at peak|end]     allocation sites by live bytes (a trace with call sites)
 //   pymalloc bench [--json] [--steps N] [--runs N]
 //   pymalloc race [--workers N] [--ops N] [--runs N] [--seed N] [--no-price] [--json]
+//   pymalloc sweep [--pool-size 4K,8K] [--arena-size 256K,1M] [--alignment 8] [--policy cpython,tuned] [--workload ...]
 //   pymalloc record -o OUT.trace.gz [--process NAME... | --all-processes] [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
 //   pymalloc peers [--build]                 which allocators are built; build the C ones
@@ -37,6 +38,9 @@ import { formatSummary, prepareReportDirectory, writeReport } from '../compare/r
 import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
 import { buildCPeers, cToolchainMissing, missingCPeers, peerStatus } from '../compare/peers.js';
 import { formatRace, race, raceDocument, type RaceReport, RACE_DEFAULTS, MAX_OPS, MAX_RUNS as MAX_RACE_RUNS, MAX_WORKERS, MIN_OPS } from '../race/race.js';
+import { formatSweep, sweep, SWEEP_POLICIES } from '../compare/sweep.js';
+import { writeSweepReport } from '../compare/sweep-report.js';
+import type { Policy } from '../../heap/config.js';
 import { createProgress } from './progress.js';
 
 
@@ -61,6 +65,22 @@ function workloadList(value: string): string[] {
   const items = parseWorkloadList(value);
   if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
   return items;
+}
+
+/** --pool-size, --arena-size: byte counts, each a number with an optional K or M (4K, 1M, 65536). */
+function sizeList(value: string): number[] {
+  return list(value).map((item) => {
+    const match = /^(\d+)([KM]?)$/i.exec(item);
+    if (!match) throw new InvalidArgumentError(`"${item}" is not a size (a number with an optional K or M: 4K, 1M)`);
+    return Number(match[1]) * (match[2] === '' ? 1 : match[2].toUpperCase() === 'K' ? 1024 : 1048576);
+  });
+}
+
+function policyList(value: string): Policy[] {
+  const items = list(value);
+  const unknown = items.filter((item) => !(SWEEP_POLICIES as readonly string[]).includes(item));
+  if (unknown.length > 0) throw new InvalidArgumentError(`unknown policy ${unknown.join(', ')} (valid: ${SWEEP_POLICIES.join(', ')})`);
+  return items as Policy[];
 }
 
 /** An integer in [min, max], the bounds named in the message. */
@@ -287,6 +307,43 @@ function buildProgram(): Command {
         progress.stop();
       }
       console.log(json ? JSON.stringify(raceDocument(report), null, 2) : formatRace(report));
+    });
+
+  program
+    .command('sweep')
+    .description("pymalloc's settings over workloads: ns/op, fragmentation and the Pareto front per geometry and policy")
+    .option('--pool-size <sizes>', 'pool sizes (default 4K,8K,16K)', sizeList)
+    .option('--arena-size <sizes>', 'arena sizes (default 256K,1M)', sizeList)
+    .option('--alignment <values>', 'alignments, 8 or 16 (default 8)', (value: string) => list(value).map(Number))
+    .option('--policy <names>', `policies (default ${SWEEP_POLICIES.join(',')})`, policyList)
+    .option('--workload <names>', 'comma-separated workloads (default: every shipped trace)', workloadList)
+    .option('--repeat <n>', 'timed runs per replay after one untimed warm-up (default 3)', integerIn(1, MAX_REPEAT))
+    .option('--threads <n>', 'worker threads (default: the cores); replays running at once share the machine', integerIn(1, 256))
+    .option('--out <dir>', 'directory of sweep.html and sweep.json (default: report, or none with --json)')
+    .option('--json', 'print the results as JSON only')
+    .action(async (flags: { poolSize?: number[]; arenaSize?: number[]; alignment?: number[]; policy?: Policy[]; workload?: string[]; repeat?: number; threads?: number; out?: string; json?: boolean }) => {
+      const json = flags.json === true;
+      const out = flags.out ?? (json ? undefined : 'report');
+      if (out !== undefined) await prepareReportDirectory(out);
+      const progress = createProgress(json, 'replays');
+      let result;
+      try {
+        result = await sweep({
+          poolSizes: flags.poolSize, arenaSizes: flags.arenaSize, alignments: flags.alignment, policies: flags.policy,
+          workloads: flags.workload, repeat: flags.repeat, threads: flags.threads,
+          onProgress: (done, total) => progress.update('sweep', done, total),
+        });
+      } catch (error) {
+        if (error instanceof RangeError) throw new UsageError(error.message);
+        throw error;
+      } finally {
+        progress.stop();
+      }
+      console.log(json ? JSON.stringify(result, null, 2) : formatSweep(result));
+      if (out !== undefined) {
+        const page = await writeSweepReport(out, result);
+        if (!json) console.log(`\nreport: ${page}`);
+      }
     });
 
   program

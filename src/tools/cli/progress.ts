@@ -13,10 +13,11 @@ const QUIET: Progress = { update() {}, stop() {} };
 /** Redraws at most this often; a replay reports progress after every segment. */
 const REDRAW_MS = 100;
 
-export function createProgress(json: boolean): Progress {
+/** `unit` names what the bar counts. */
+export function createProgress(json: boolean, unit = 'ops'): Progress {
   if (json || process.env.CI === 'true' || !process.stdout.isTTY) return QUIET;
   const bar = new cliProgress.SingleBar(
-    { format: '{label} [{bar}] {percentage}% {value}/{total} ops', stream: process.stderr, fps: 1000 / REDRAW_MS, clearOnComplete: true, hideCursor: true },
+    { format: `{label} [{bar}] {percentage}% {value}/{total} ${unit}`, stream: process.stderr, fps: 1000 / REDRAW_MS, clearOnComplete: true, hideCursor: true },
     cliProgress.Presets.shades_classic,
   );
   let current: string | undefined;

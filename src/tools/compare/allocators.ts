@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { userCacheDir } from '../trace/cache.js';
 import { AllocatorError, AllocatorUnavailableError, UsageError } from './errors.js';
 
-export const ALLOCATOR_NAMES = ['pymalloc-3.12', 'pymalloc-3.7', 'tlsf', 'bump', 'dlmalloc', 'mimalloc'] as const;
+export const ALLOCATOR_NAMES = ['pymalloc-3.12', 'pymalloc-3.7', 'pymalloc-tuned', 'tlsf', 'bump', 'dlmalloc', 'mimalloc'] as const;
 
 export type AllocatorName = (typeof ALLOCATOR_NAMES)[number];
 
@@ -23,6 +23,7 @@ export type AllocatorName = (typeof ALLOCATOR_NAMES)[number];
 export const PYMALLOC_PRESETS = {
   'pymalloc-3.12': 'cpython-3.12',
   'pymalloc-3.7': 'cpython-3.7',
+  'pymalloc-tuned': 'tuned',
 } as const;
 
 export type PymallocName = keyof typeof PYMALLOC_PRESETS;
@@ -146,7 +147,26 @@ export interface AllocatorOptions {
    * @default build/peers/ of this package, then userPeersDir() for the C peers built on first use
    */
   wasmDir?: string;
+  /**
+   * The geometry a module of the sweep (SWEEP_WASM_DIR: pymalloc's policies under any geometry)
+   * runs, handed to it as it starts; the other modules take none.
+   */
+  geometry?: PymallocGeometry;
 }
+
+/** A pymalloc geometry in bytes, as HeapOptions names it (src/heap/config.ts). */
+export interface PymallocGeometry {
+  alignment: number;
+  poolSize: number;
+  arenaSize: number;
+  smallRequestThreshold: number;
+}
+
+/**
+ * The modules of `pymalloc sweep`: pymalloc-3.12.wasm runs CPython's policy, pymalloc-tuned.wasm
+ * the tuned one, each under the geometry of AllocatorOptions.geometry (peers/pymalloc/runtime.ts).
+ */
+export const SWEEP_WASM_DIR = join(DEFAULT_WASM_DIR, 'sweep');
 
 /** Throws UsageError unless every name is an allocator; the message lists the valid ones. */
 export function parseAllocatorNames(names: readonly string[]): AllocatorName[] {
@@ -182,7 +202,14 @@ const CLOCK_REALTIME = 0;
 
 type WasiFunction = (...args: never[]) => number | void;
 
-function wasiImports(name: AllocatorName, module: WebAssembly.Module, memory: () => WebAssembly.Memory): WebAssembly.Imports {
+/** The sweep modules' one import: the geometry, asked for field by field in heapInit's order. */
+function geometryImports(name: AllocatorName, geometry: PymallocGeometry | undefined): WebAssembly.Imports {
+  if (geometry === undefined) throw new AllocatorError(name, 'is a module of the sweep: it needs options.geometry');
+  const fields = [Math.log2(geometry.alignment), geometry.smallRequestThreshold, Math.log2(geometry.poolSize), Math.log2(geometry.arenaSize)];
+  return { env: { pymallocGeometry: (field: number) => fields[field] } };
+}
+
+function wasiImports(name: AllocatorName, module: WebAssembly.Module, memory: () => WebAssembly.Memory, geometry?: PymallocGeometry): WebAssembly.Imports {
   const data = () => new DataView(memory().buffer);
   const noStrings = (countAt: number, bytesAt: number) => {
     data().setUint32(countAt, 0, true);
@@ -224,12 +251,17 @@ function wasiImports(name: AllocatorName, module: WebAssembly.Module, memory: ()
       throw new AllocatorError(name, `called proc_exit(${code})`);
     },
   };
-  const wanted = WebAssembly.Module.imports(module);
+  const all = WebAssembly.Module.imports(module);
+  const takesGeometry = all.some((i) => i.module === 'env' && i.name === 'pymallocGeometry');
+  const wanted = all.filter((i) => !(takesGeometry && i.module === 'env' && i.name === 'pymallocGeometry'));
   const missing = wanted.filter((i) => i.module !== WASI || !Object.hasOwn(functions, i.name));
   if (missing.length > 0) {
     throw new AllocatorError(name, `imports no stub provides: ${missing.map((i) => `${i.module}.${i.name}`).join(', ')}`);
   }
-  return wanted.length === 0 ? {} : { [WASI]: Object.fromEntries(wanted.map((i) => [i.name, functions[i.name]])) };
+  return {
+    ...(takesGeometry && geometryImports(name, geometry)),
+    ...(wanted.length > 0 && { [WASI]: Object.fromEntries(wanted.map((i) => [i.name, functions[i.name]])) }),
+  };
 }
 
 // ---- loading ------------------------------------------------------------------------------------
@@ -314,7 +346,7 @@ export async function loadAllocator(name: AllocatorName, options: AllocatorOptio
   parseAllocatorNames([name]);
   const { module, maxPages } = compile(name, wasmPath(name, options));
   let exported: (DriverExports & Partial<IntrospectionExports>) | undefined;
-  const instance = await WebAssembly.instantiate(module, wasiImports(name, module, () => exported!.memory));
+  const instance = await WebAssembly.instantiate(module, wasiImports(name, module, () => exported!.memory, options.geometry));
   exported = instance.exports as unknown as DriverExports & Partial<IntrospectionExports>;
   const wasm = exported;
   const replayCapacity = wasm.replay_capacity();

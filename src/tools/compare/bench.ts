@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Heap } from '../../index.js';
+import { buildFile } from '../../heap/builds.js';
+import { resolveConfig } from '../../heap/config.js';
 import { builtAllocators, loadAllocator, PACKAGE_ROOT, type AllocatorName } from './allocators.js';
 import { AllocatorError } from './errors.js';
 
@@ -38,7 +40,8 @@ export interface BenchOptions {
    */
   steps?: number;
   /**
-   * Timed calls per case (after one warm-up call), from 1 to MAX_RUNS (1000); the median is reported.
+   * Timed calls per case (after one warm-up call), from 1 to MAX_RUNS (1000), taken in turns
+   * across the cases; the median is reported.
    * @default 5
    */
   runs?: number;
@@ -60,14 +63,21 @@ export interface BenchResult {
 interface BareCore {
   malloc(size: number): number;
   free(address: number): number;
+  mallocMany(count: number): number;
+  freeMany(count: number): number;
+  ioBuffer(): number;
   lastError(): number;
   heapInit(...args: number[]): number;
   readonly memory: WebAssembly.Memory;
 }
 
-/** The core module's own exports, freshly initialised as cpython-3.12, no host API in between. */
+/**
+ * The core module's own exports, freshly initialised as cpython-3.12, no host API in between: the
+ * module a Heap of that preset runs (src/heap/builds.ts).
+ */
 export function bareCore(): BareCore {
-  const module = new WebAssembly.Module(readFileSync(join(PACKAGE_ROOT, 'build', 'pymalloc.release.wasm')));
+  const file = buildFile(resolveConfig({ preset: 'cpython-3.12' }));
+  const module = new WebAssembly.Module(readFileSync(join(PACKAGE_ROOT, 'build', file)));
   // The object layer's callbacks are never called by malloc and free.
   const env = Object.fromEntries(WebAssembly.Module.imports(module).map((i) => [i.name, () => 0]));
   const core = new WebAssembly.Instance(module, { env }).exports as unknown as BareCore;
@@ -87,35 +97,59 @@ function toucher(memory: WebAssembly.Memory): (address: number) => void {
 // The loops inline xorshift32 (x ^= x << 13; x ^= x >>> 17; x ^= x << 5) rather than call a
 // closure: V8 then keeps x in a register, and what is measured is the allocator and the call.
 
-function hostChurn(heap: { malloc(size: number): number; free(address: number): unknown; memory: WebAssembly.Memory }, steps: number): () => number {
+type HostHeap = { malloc(size: number): number; free(address: number): unknown; memory: WebAssembly.Memory };
+
+/** The JS loop of the host rows; self-contained, so that freshCopy can compile it anew. */
+function churnLoop(heap: HostHeap, touch: (address: number) => void, slots: Uint32Array, steps: number, live: number, maxSize: number, seed: number): number {
+  let x = seed;
+  let checksum = 0;
+  for (let i = 0; i < live; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    const p = heap.malloc(1 + ((x >>> 0) % maxSize));
+    touch(p);
+    slots[i] = p;
+  }
+  for (let s = 0; s < steps; s++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    const j = (x >>> 0) % live;
+    heap.free(slots[j]);
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    const p = heap.malloc(1 + ((x >>> 0) % maxSize));
+    touch(p);
+    slots[j] = p;
+    checksum ^= p;
+  }
+  for (let i = 0; i < live; i++) heap.free(slots[i]);
+  return checksum;
+}
+
+/**
+ * A copy of a self-contained function, compiled apart. Tricky: V8 keeps type feedback per
+ * function literal, shared by every call of it, so one loop serving the bare exports and then a
+ * Heap would reach the Heap's methods through a polymorphic call site (and time that); each case
+ * runs its own copy, whose call sites see one kind of heap, as a program's loop does.
+ */
+function freshCopy<F extends (...args: never[]) => unknown>(fn: F): F {
+  return new Function(`return (${fn.toString()});`)() as F;
+}
+
+/** The host rows' churn: one call per malloc and per free, through `heap`. */
+export function hostChurn(heap: HostHeap, steps: number): () => number {
   const slots = new Uint32Array(LIVE);
   const touch = toucher(heap.memory);
-  return () => {
-    let x = SEED;
-    let checksum = 0;
-    for (let i = 0; i < LIVE; i++) {
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-      const p = heap.malloc(1 + ((x >>> 0) % MAX_SIZE));
-      touch(p);
-      slots[i] = p;
-    }
-    for (let s = 0; s < steps; s++) {
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-      const j = (x >>> 0) % LIVE;
-      heap.free(slots[j]);
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-      const p = heap.malloc(1 + ((x >>> 0) % MAX_SIZE));
-      touch(p);
-      slots[j] = p;
-      checksum ^= p;
-    }
-    for (let i = 0; i < LIVE; i++) heap.free(slots[i]);
-    return checksum;
-  };
+  const loop = freshCopy(churnLoop);
+  return () => loop(heap, touch, slots, steps, LIVE, MAX_SIZE, SEED);
+}
+
+/** What the batched loop needs of a heap: Heap's batch calls, or a stand-in for them. */
+export interface BatchHeap {
+  mallocMany(sizes: Uint32Array, out: Uint32Array): unknown;
+  freeMany(addresses: Uint32Array): unknown;
+  readonly memory: WebAssembly.Memory;
 }
 
 /** Each batch frees BATCH consecutive slots from a random start and allocates BATCH blocks. */
-function batchedChurn(heap: Heap, steps: number): () => number {
+export function batchedChurn(heap: BatchHeap, steps: number): () => number {
   const sizes = new Uint32Array(LIVE);
   const slots = new Uint32Array(LIVE);
   const freed = new Uint32Array(BATCH);
@@ -189,6 +223,8 @@ export function benchCases(steps: number, allocators: readonly AllocatorName[]):
     { name: 'JS loop, Heap API', allocator: 'pymalloc-3.12', make: async () => hostChurn(await Heap.create({ preset: 'cpython-3.12' }), steps) },
     { name: `Heap API, batches of ${BATCH}`, allocator: 'pymalloc-3.12', make: async () => batchedChurn(await Heap.create({ preset: 'cpython-3.12' }), steps) },
     { name: 'bare JS->Wasm call', allocator: 'pymalloc-3.12', make: async () => bareCalls(bareCore(), steps) },
+    { name: 'JS loop, Heap API', allocator: 'pymalloc-tuned', make: async () => hostChurn(await Heap.create({ preset: 'tuned' }), steps) },
+    { name: `Heap API, batches of ${BATCH}`, allocator: 'pymalloc-tuned', make: async () => batchedChurn(await Heap.create({ preset: 'tuned' }), steps) },
   ];
 }
 
@@ -202,20 +238,24 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult[
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new RangeError(`options.runs must be an integer from 1 to ${MAX_RUNS}, got ${runs}`);
   const cases = benchCases(steps, options.allocators ?? builtAllocators().filter((name) => name !== 'bump'));
 
-  const results: BenchResult[] = [];
+  // Every case is made and warmed up first, then the timed calls go round the cases, so that
+  // a stretch of a busy machine slows every case a little rather than one case a lot.
+  const calls: (() => number)[] = [];
   for (const [index, { name, allocator, make }] of cases.entries()) {
     options.onCase?.(name, allocator, index, cases.length);
     const call = await make();
     call();
-    const times: number[] = [];
-    for (let run = 0; run < runs; run++) {
+    calls.push(call);
+  }
+  const times: number[][] = cases.map(() => []);
+  for (let run = 0; run < runs; run++) {
+    for (const [index, call] of calls.entries()) {
       const began = process.hrtime.bigint();
       call();
-      times.push(Number(process.hrtime.bigint() - began));
+      times[index].push(Number(process.hrtime.bigint() - began));
     }
-    results.push({ name, allocator, nsPerOp: median(times) / opsPerCall(steps) });
   }
-  return results;
+  return cases.map(({ name, allocator }, index) => ({ name, allocator, nsPerOp: median(times[index]) / opsPerCall(steps) }));
 }
 
 /** The suite as a table. */

@@ -25,3 +25,5 @@ export { formatSummary, importNote, prepareReportDirectory, renderReport, writeR
 export { runBench, formatBench, MAX_RUNS, MAX_STEPS, type BenchOptions, type BenchResult } from './bench.js';
 export { decodeArenaMap, debugMallocStats, type ArenaMap, type ArenaRecord, type PoolRecord, type PoolState } from './pymalloc.js';
 export { buildCPeers, cToolchainMissing, missingCPeers, peerStatus, type PeerStatus } from './peers.js';
+export { sweep, formatSweep, markParetoFront, SWEEP_POLICIES, type SweepFigures, type SweepOptions, type SweepPoint, type SweepResult, type SweepSetting } from './sweep.js';
+export { renderSweepReport, writeSweepReport } from './sweep-report.js';

@@ -3,7 +3,7 @@
 
 import { resolveConfig, type HeapConfig } from '../../heap/config.js';
 import { decodeStats, formatDebugMallocStats } from '../../heap/stats.js';
-import { PYMALLOC_PRESETS, type PymallocName } from './allocators.js';
+import { PYMALLOC_PRESETS, type PymallocGeometry, type PymallocName } from './allocators.js';
 
 /** States of a pool in the arena map, in the order of assembly/heap/introspect.ts's PoolState. */
 export const POOL_STATES = ['never-used', 'empty', 'used', 'full'] as const;
@@ -87,11 +87,12 @@ export function summarizeStats(words: Uint32Array): PymallocSample {
   return { arenas: words[STATS_SUMMARY], usedPools, blocksInUse };
 }
 
-export function pymallocConfig(name: PymallocName): HeapConfig {
-  return resolveConfig({ preset: PYMALLOC_PRESETS[name] });
+/** The configuration of the named module: its preset's, or a sweep module's geometry under the preset's policy. */
+export function pymallocConfig(name: PymallocName, geometry?: PymallocGeometry): HeapConfig {
+  return resolveConfig({ preset: PYMALLOC_PRESETS[name], ...geometry });
 }
 
 /** sys._debugmallocstats()'s report for a statistics record of the named module. */
-export function debugMallocStats(name: PymallocName, words: Uint32Array): string {
-  return formatDebugMallocStats(decodeStats(words, pymallocConfig(name)));
+export function debugMallocStats(name: PymallocName, words: Uint32Array, geometry?: PymallocGeometry): string {
+  return formatDebugMallocStats(decodeStats(words, pymallocConfig(name, geometry)));
 }

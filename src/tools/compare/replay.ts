@@ -519,7 +519,7 @@ export async function replay(name: AllocatorName, workload: Workload, options: R
   const { introspection } = allocator;
   const arenaMap = introspection && decodeArenaMap(introspection.arenaMap());
   const liveBlocks = arenaMap && pass.liveBlocks();
-  const stats = introspection && isPymalloc(name) ? debugMallocStats(name, introspection.stats()) : undefined;
+  const stats = introspection && isPymalloc(name) ? debugMallocStats(name, introspection.stats(), options.geometry) : undefined;
   const frees = pass.remainingFrees();
   if (finished) {
     pass.run(frees);

@@ -202,23 +202,23 @@ export function formatSummary(comparison: Comparison): string {
 // ---- the HTML page ------------------------------------------------------------------------------
 
 /** Chart.js's UMD build, from node_modules, for inlining. */
-function chartJsSource(): string {
+export function chartJsSource(): string {
   const require = createRequire(import.meta.url);
   const entry = require.resolve('chart.js');
   return readFileSync(join(dirname(entry), 'chart.umd.min.js'), 'utf8');
 }
 
 /** Script text that cannot end the <script> element it is inlined in. */
-function scriptSafe(source: string): string {
+export function scriptSafe(source: string): string {
   return source.replace(/<\/(script)/gi, '<\\/$1');
 }
 
 /** JSON that cannot end the <script> element it is inlined in: every '<' escaped. */
-function jsonSafe(value: unknown): string {
+export function jsonSafe(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c');
 }
 
-function escapeHtml(text: string): string {
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -529,7 +529,7 @@ function matrixHtml(m: Matrix, id: string): string {
   return `<h3>${escapeHtml(m.title)}</h3><table class="matrix" id="${id}"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
-const STYLE = `
+export const STYLE = `
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 13px; } td, th { padding: 2px 8px; border-bottom: 1px solid #eee; }
