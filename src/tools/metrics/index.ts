@@ -3,7 +3,7 @@
 // metric's collect()), so nothing is counted on the heap's own paths; the collection pause
 // is the one exception, timed through gc.callbacks around each collection.
 
-import { Counter, Gauge, Histogram, register as defaultRegistry, type MetricObjectWithValues, type MetricValueWithName, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, register as defaultRegistry, type MetricType, type MetricObjectWithValues, type MetricValueWithName, type Registry } from 'prom-client';
 import type { Heap, GcCallback } from '../../index.js';
 
 export interface HeapMetricsOptions {
@@ -57,28 +57,35 @@ export interface BucketCounts {
  * a prom-client Histogram, so registries and their JSON, merge and removal treat it as one.
  */
 export class CountedHistogram extends Histogram {
+  readonly #name: string;
+  readonly #help: string;
   readonly #read: () => BucketCounts;
 
   constructor(options: { name: string; help: string; registers: Registry[]; read: () => BucketCounts }) {
     const { le } = options.read();
     super({ name: options.name, help: options.help, buckets: le.filter(Number.isFinite), registers: options.registers });
+    this.#name = options.name;
+    this.#help = options.help;
     this.#read = options.read;
   }
 
   override async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
     const { le, counts, sum } = this.#read();
+    const bucket = `${this.#name}_bucket`;
     const values: MetricValueWithName<string>[] = [];
     let cumulative = 0;
     le.forEach((bound, i) => {
       cumulative += counts[i];
-      if (Number.isFinite(bound)) values.push({ metricName: `${this.name}_bucket`, labels: { le: bound }, value: cumulative });
+      if (Number.isFinite(bound)) values.push({ metricName: bucket, labels: { le: bound }, value: cumulative });
     });
     values.push(
-      { metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, value: cumulative },
-      { metricName: `${this.name}_sum`, labels: {}, value: sum },
-      { metricName: `${this.name}_count`, labels: {}, value: cumulative },
+      { metricName: bucket, labels: { le: '+Inf' }, value: cumulative },
+      { metricName: `${this.#name}_sum`, labels: {}, value: sum },
+      { metricName: `${this.#name}_count`, labels: {}, value: cumulative },
     );
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+    // prom-client's types declare `type` a numeric enum its JS never defines: the registry
+    // writes the string, as its own Histogram has it.
+    return { name: this.#name, help: this.#help, type: 'histogram' as unknown as MetricType, values, aggregator: 'sum', collect() {} };
   }
 
   /** The registry's text output asks for this when it exists: the same samples. */
