@@ -235,10 +235,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const server = createServer((req, res) => {
     route(req, res).then(
       ([name, reply]) => {
-        if (reply) {
-          if (name === 'metrics') res.setHeader('content-type', registry.contentType);
-          send(res, reply);
-        }
+        if (reply) send(res, reply, name === 'metrics' ? { 'content-type': registry.contentType } : {});
         requests.inc({ route: name, status: String(reply?.status ?? 413) });
       },
       (e: Error) => {
