@@ -48,7 +48,7 @@ describe('the example service, shared-heap mode', () => {
   let mainCollections = 0;
 
   async function call(route: string, method: string, path: string, body?: string | Buffer): Promise<{ status: number; text: string }> {
-    const response = await fetch(service.url + path, { method, body });
+    const response = await fetch(service.url + path, { method, body: typeof body === 'string' ? body : body && new Uint8Array(body) });
     const text = await response.text();
     const key = `${route} ${response.status}`;
     made.set(key, (made.get(key) ?? 0) + 1);
