@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Piscina } from 'piscina';
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { Heap, type SharedHeapHandle } from '../../src/index.js';
 import { CountedHistogram, registerHeapMetrics } from '../../src/tools/metrics/index.js';
 import { PauseCounts } from './pauses.js';
@@ -144,6 +144,10 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   new CountedHistogram({
     name: 'service_gc_pause_seconds', help: 'Collection pauses in the pool\'s workers (gc.callbacks in each, counted in shared memory).',
     registers: [registry], read: () => pauses.read(),
+  });
+  new Gauge({
+    name: 'service_gc_pause_max_seconds', help: 'The longest collection pause in the pool\'s workers.',
+    registers: [registry], collect() { this.set(pauses.read().maxSeconds); },
   });
 
   let heap: Heap | undefined;
