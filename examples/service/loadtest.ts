@@ -125,7 +125,7 @@ async function run(mode: Mode): Promise<Result> {
     if (mismatches > 0) throw new Error(`${mode}: ${mismatches} of ${DOCS} documents read back differ from what was written`);
 
     const load = await autocannon({
-      url, connections: CONNECTIONS, duration: DURATION, amount: REQUESTS,
+      url, connections: CONNECTIONS, duration: DURATION, maxOverallRequests: REQUESTS,
       requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/doc/d${Math.floor(Math.random() * DOCS)}` }) }],
     });
     const after = await scrape(url);

@@ -163,6 +163,7 @@ describe('registerHeapMetrics on a shared heap', () => {
       const s = parse(await heap.gil.run(() => registry.metrics()));
       expect(s.get('pymalloc_gil_acquisitions_total')).toBe(gil.acquisitions + 1);
       expect(s.get('pymalloc_gil_contended_total')).toBe(gil.contended);
+      expect(s.get('pymalloc_gil_recoveries_total')).toBe(0);
       let cumulative = 0;
       gil.waitHistogram.le.forEach((le, i) => {
         cumulative += gil.waitHistogram.counts[i];

@@ -189,6 +189,7 @@ describe('the example service, shared-heap mode', () => {
     expect(s.get('pymalloc_raw_bytes')).toBe(stats.raw.bytes);
     expect(s.get('pymalloc_gil_acquisitions_total')).toBe(gil.acquisitions - 1);
     expect(s.get('pymalloc_gil_contended_total')).toBe(gil.contended);
+    expect(s.get('pymalloc_gil_recoveries_total')).toBe(1);
     expect(s.get('pymalloc_gil_wait_seconds_count')).toBe(gil.contended);
     const collections = heap.gc.getStats();
     collections.forEach((g, i) => expect(s.get(`pymalloc_gc_collections_total{generation="${i}"}`)).toBe(g.collections));

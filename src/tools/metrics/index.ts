@@ -130,6 +130,7 @@ function validated(options: HeapMetricsOptions): Required<HeapMetricsOptions> {
  * and for a shared heap under a GIL, read from gil.stats() (counted by every instance):
  *
  * | `gil_acquisitions_total`, `gil_contended_total` | counter | acquisitions of the GIL, and those that found it held |
+ * | `gil_recoveries_total` | counter | GILs taken back from workers that exited holding one (Heap#watch) |
  * | `gil_wait_seconds` | histogram | each contended acquisition's wait; `_sum` is gil.stats().waitSeconds, `_count` the contended ones |
  */
 export function registerHeapMetrics(heap: Heap, options: HeapMetricsOptions = {}): HeapMetrics {
@@ -202,6 +203,10 @@ export function registerHeapMetrics(heap: Heap, options: HeapMetricsOptions = {}
     new Counter({
       name: name('gil_contended_total'), help: 'Acquisitions of the GIL that found it held and had to spin or sleep.', registers,
       collect() { this.reset(); this.inc(heap.gil.stats().contended); },
+    });
+    new Counter({
+      name: name('gil_recoveries_total'), help: 'GILs taken back from workers that exited holding one (Heap#watch).', registers,
+      collect() { this.reset(); this.inc(heap.gil.stats().recoveries); },
     });
     new CountedHistogram({
       name: name('gil_wait_seconds'), help: 'How long each contended acquisition of the GIL waited.', registers,
