@@ -10,13 +10,14 @@
 //      DURATION seconds and REQUESTS requests, whichever ends first: throughput, p50 and p99;
 //   4. /metrics before and after: collections, the workers' collection pauses, the GIL's waits.
 //
-// It prints a table, and writes loadtest.json and loadtest.html (a chart.js chart) to OUT.
+// It prints a table, and writes loadtest.json and loadtest.html (a chart.js chart) to OUT
+// (report/ by default).
 //
 //   DOCS=300 CONNECTIONS=8 DURATION=15 REQUESTS=200000 THREADS=4 npm run loadtest
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +36,7 @@ const REQUESTS = env('REQUESTS', 200_000);
 const THREADS = env('THREADS', 4);
 const WRITERS = 8;
 const BATCH = 4 * WRITERS;
-const OUT = process.env.OUT ?? process.cwd();
+const OUT = process.env.OUT ?? 'report';
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
 type Mode = 'heap' | 'js';
@@ -220,6 +221,7 @@ const heap = await run('heap');
 const js = await run('js');
 console.log(`\n${DOCS} documents of 10-100 KB, ${THREADS} workers, autocannon: ${CONNECTIONS} connections, up to ${DURATION} s or ${REQUESTS} requests\n`);
 console.log(table(heap, js));
+mkdirSync(OUT, { recursive: true });
 writeFileSync(join(OUT, 'loadtest.json'), `${JSON.stringify({ docs: DOCS, threads: THREADS, connections: CONNECTIONS, duration: DURATION, heap, js }, null, 2)}\n`);
 writeFileSync(join(OUT, 'loadtest.html'), chartPage(heap, js));
 console.log(`\nwrote ${join(OUT, 'loadtest.json')} and loadtest.html`);
