@@ -113,12 +113,14 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
     return Promise.resolve(undefined);
   }
   return new Promise((resolve, reject) => {
+    // A body sent without a length (chunked) is counted as it comes, and dropped past the limit.
     const chunks: Buffer[] = [];
     let length = 0;
     req.on('data', (chunk: Buffer) => {
+      const under = length <= limit;
       length += chunk.length;
       if (length <= limit) chunks.push(chunk);
-      else if (chunks.length > 0) {
+      else if (under) {
         chunks.length = 0;
         tooLarge();
         resolve(undefined);

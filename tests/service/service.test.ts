@@ -2,27 +2,17 @@
 // written from several clients at once and read back byte for byte, the error statuses, a
 // worker that dies mid-request, /metrics against the heap's own counts, and at the end the heap
 // checked and every stored record's refcount exactly what the store and the links hold.
+import { request } from 'node:http';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startService, type Service } from '../../examples/service/server.js';
 import { Documents } from '../../examples/service/documents.js';
 import { DOCUMENT, LINKS } from '../../examples/service/store.js';
 import type { Heap } from '../../src/index.js';
+import { parse } from '../metrics/helpers.js';
 
 const THREADS = 3;
 const MAX_MEMORY = 48 * 2 ** 20;
 const BODY_LIMIT = 12 * 2 ** 20;
-
-/** Prometheus' text format as samples: `name{label="v",...}` -> value. */
-function parse(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!match) throw new Error(`not a sample line: ${line}`);
-    samples.set(match[1] + (match[2] ?? ''), Number(match[3]));
-  }
-  return samples;
-}
 
 /** Runs `tasks` with at most `width` at once. */
 async function inParallel<T>(width: number, tasks: (() => Promise<T>)[]): Promise<T[]> {
@@ -135,6 +125,18 @@ describe('the example service, shared-heap mode', () => {
 
     const tooLarge = await put('larger', Buffer.alloc(BODY_LIMIT + 1, 0x20));
     expect(tooLarge).toEqual({ status: 413, text: JSON.stringify({ error: `the body is larger than the limit of ${BODY_LIMIT} bytes` }) });
+    // Sent chunked, without a length: counted as it comes.
+    const chunked = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${service.url}/doc/chunked`, { method: 'PUT' }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.write(Buffer.alloc(BODY_LIMIT / 2, 0x20));
+      req.end(Buffer.alloc(BODY_LIMIT / 2 + 1, 0x20));
+    });
+    made.set('put 413', made.get('put 413')! + 1);
+    expect(chunked).toEqual(tooLarge);
     expect((await get('d5')).text).toBe(model.get('d5')!.text);
   });
 
