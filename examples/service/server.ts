@@ -225,7 +225,12 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
     }
     const match = DOC_PATH.exec(path);
     if (!match) return ['other', error(404, `no route ${req.method} ${path}`)];
-    const id = decodeURIComponent(match[1]);
+    let id: string;
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch {
+      return ['other', error(400, `the id ${JSON.stringify(match[1])} is not a valid URI component`)];
+    }
     if (match[2]) return ['reachable', req.method === 'GET' ? await (heap ? run({ op: 'reachable', id }) : js.reachable(id)) : error(405, 'use GET')];
     switch (req.method) {
       case 'PUT': {

@@ -110,6 +110,8 @@ describe('the example service, shared-heap mode', () => {
     expect(await get('nothing')).toEqual({ status: 404, text: '{"error":"no document \\"nothing\\""}' });
     expect((await call('delete', 'DELETE', '/doc/nothing')).status).toBe(404);
     expect((await call('reachable', 'GET', '/doc/nothing/reachable')).status).toBe(404);
+    expect(await call('other', 'GET', '/doc/%E0%A4%A')).toEqual({ status: 400, text: '{"error":"the id \\"%E0%A4%A\\" is not a valid URI component"}' });
+    expect((await call('other', 'GET', '/nowhere')).status).toBe(404);
     expect(await put('dangling', '{"links":["d1","nowhere"]}')).toEqual({ status: 400, text: '{"error":"\\"links\\" names \\"nowhere\\", which is not stored"}' });
     expect((await put('notids', '{"links":[1]}')).text).toBe('{"error":"\\"links\\" must be an array of document ids"}');
 
