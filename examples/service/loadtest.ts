@@ -52,7 +52,7 @@ interface Result {
   /** Over the whole run (writes, read-back and load). */
   heap?: {
     collections: number[];
-    pauseCount: number; pauseP99Bound: number; pauseMaxMs: number;
+    pauseCount: number; pauseP99Bound: number; pauseP99BoundByGeneration: number[]; pauseMaxMs: number;
     gilAcquisitions: number; gilContended: number; gilWaitP99Bound: number; gilWaitSeconds: number;
     committedMiB: number;
   };
@@ -67,13 +67,27 @@ async function scrape(url: string): Promise<Samples> {
   return samples;
 }
 
-/** The upper bound of the bucket holding the q-quantile of a histogram's observations between two scrapes. */
-function quantileBound(name: string, q: number, before: Samples, after: Samples): number {
-  const buckets = [...after.keys()]
-    .filter((k) => k.startsWith(`${name}_bucket{`))
-    .map((k) => ({ le: Number(/le="([^"]+)"/.exec(k)![1].replace('+Inf', 'Infinity')), n: after.get(k)! - (before.get(k) ?? 0) }));
-  const total = buckets.at(-1)?.n ?? 0;
-  return total === 0 ? 0 : buckets.find((b) => b.n >= q * total)!.le;
+/**
+ * The upper bound of the bucket holding the q-quantile of a histogram's observations between two
+ * scrapes, over its series whose labels include `label` (all of them for '').
+ */
+function quantileBound(name: string, q: number, before: Samples, after: Samples, label = ''): number {
+  const byBound = new Map<number, number>();
+  for (const [k, v] of after) {
+    if (!k.startsWith(`${name}_bucket{`) || !k.includes(label)) continue;
+    const le = Number(/le="([^"]+)"/.exec(k)![1].replace('+Inf', 'Infinity'));
+    byBound.set(le, (byBound.get(le) ?? 0) + v - (before.get(k) ?? 0));
+  }
+  const buckets = [...byBound].sort((a, b) => a[0] - b[0]);
+  const total = buckets.at(-1)?.[1] ?? 0;
+  return total === 0 ? 0 : buckets.find(([, n]) => n >= q * total)![0];
+}
+
+/** A counter's (or a histogram's _count) increase between two scrapes, summed over its series. */
+function increase(name: string, before: Samples, after: Samples): number {
+  let sum = 0;
+  for (const [k, v] of after) if (k === name || k.startsWith(`${name}{`)) sum += v - (before.get(k) ?? 0);
+  return sum;
 }
 
 async function start(mode: Mode): Promise<{ child: ChildProcess; url: string }> {
@@ -144,8 +158,9 @@ async function run(mode: Mode): Promise<Result> {
     if (mode === 'heap') {
       result.heap = {
         collections: [0, 1, 2].map((g) => delta(`pymalloc_gc_collections_total{generation="${g}"}`)),
-        pauseCount: delta('service_gc_pause_seconds_count'),
+        pauseCount: increase('service_gc_pause_seconds_count', before, after),
         pauseP99Bound: quantileBound('service_gc_pause_seconds', 0.99, before, after),
+        pauseP99BoundByGeneration: [0, 1, 2].map((g) => quantileBound('service_gc_pause_seconds', 0.99, before, after, `generation="${g}"`)),
         pauseMaxMs: (after.get('service_gc_pause_max_seconds') ?? 0) * 1000,
         gilAcquisitions: delta('pymalloc_gil_acquisitions_total'),
         gilContended: delta('pymalloc_gil_contended_total'),
@@ -182,6 +197,7 @@ function table(heap: Result, js: Result): string {
   rows.push(
     ['collections (gen 0/1/2)', h.collections.join(' / '), 'V8\'s own', ''],
     ['collection pause p99 (bucket bound, ms); longest', `<= ${ms(h.pauseP99Bound)}; ${h.pauseMaxMs.toFixed(2)}`, '', ''],
+    ['  the p99 by generation 0 / 1 / 2 (ms)', h.pauseP99BoundByGeneration.map((b) => `<= ${ms(b)}`).join(' / '), '', ''],
     ['GIL: acquisitions, contended', `${h.gilAcquisitions}, ${h.gilContended} (${((100 * h.gilContended) / h.gilAcquisitions).toFixed(1)}%)`, '', ''],
     ['GIL wait p99 (bucket bound, ms); total (s)', `<= ${ms(h.gilWaitP99Bound)}; ${h.gilWaitSeconds.toFixed(2)}`, '', ''],
     ['heap committed at the end (MiB)', h.committedMiB.toFixed(1), '', ''],

@@ -145,11 +145,11 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const requests = new Counter({ name: 'service_requests_total', help: 'Requests answered, by route and status.', labelNames: ['route', 'status'], registers: [registry] });
   new CountedHistogram({
     name: 'service_gc_pause_seconds', help: 'Collection pauses in the pool\'s workers (gc.callbacks in each, counted in shared memory).',
-    registers: [registry], read: () => pauses.read(),
+    registers: [registry], labelNames: ['generation'], read: () => pauses.read(),
   });
   new Gauge({
     name: 'service_gc_pause_max_seconds', help: 'The longest collection pause in the pool\'s workers.',
-    registers: [registry], collect() { this.set(pauses.read().maxSeconds); },
+    registers: [registry], collect() { this.set(pauses.longestSeconds); },
   });
 
   let heap: Heap | undefined;

@@ -21,9 +21,9 @@ function failure(e: unknown): Reply {
 function heapHandlers(heap: Heap, store: Store): (task: Task) => Reply {
   const pauses = new PauseCounts(data.pauses);
   let started = 0;
-  heap.gc.callbacks.push((phase) => {
+  heap.gc.callbacks.push((phase, info) => {
     if (phase === 'start') started = performance.now();
-    else pauses.record((performance.now() - started) / 1000);
+    else pauses.record(info.generation, (performance.now() - started) / 1000);
   });
   return (task) => {
     try {

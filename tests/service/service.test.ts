@@ -34,8 +34,8 @@ describe('the example service, shared-heap mode', () => {
   const model = new Map<string, { text: string; links: string[] }>();
   /** Requests made, by `route status`, to compare with service_requests_total. */
   const made = new Map<string, number>();
-  /** Collections this thread ran (the test's own, and any its allocations set off). */
-  let mainCollections = 0;
+  /** Collections this thread ran, per generation (the test's own, and any its allocations set off). */
+  const mainCollections = [0, 0, 0];
 
   async function call(route: string, method: string, path: string, body?: string | Buffer): Promise<{ status: number; text: string }> {
     const response = await fetch(service.url + path, { method, body: typeof body === 'string' ? body : body && new Uint8Array(body) });
@@ -54,8 +54,8 @@ describe('the example service, shared-heap mode', () => {
   beforeAll(async () => {
     service = await startService({ port: 0, threads: THREADS, maxMemory: MAX_MEMORY, bodyLimit: BODY_LIMIT, crashRoute: true });
     heap = service.heap!;
-    heap.gc.callbacks.push((phase) => {
-      if (phase === 'stop') mainCollections++;
+    heap.gc.callbacks.push((phase, info) => {
+      if (phase === 'stop') mainCollections[info.generation]++;
     });
   });
 
@@ -198,9 +198,13 @@ describe('the example service, shared-heap mode', () => {
     const collections = heap.gc.getStats();
     collections.forEach((g, i) => expect(s.get(`pymalloc_gc_collections_total{generation="${i}"}`)).toBe(g.collections));
     // The workers' pauses: every collection but those this thread ran.
-    expect(mainCollections).toBeGreaterThan(0);
-    expect(s.get('service_gc_pause_seconds_count')).toBe(collections.reduce((n, g) => n + g.collections, 0) - mainCollections);
-    expect(s.get('service_gc_pause_seconds_sum')).toBe(service.pauses.read().sum);
+    expect(mainCollections[2]).toBeGreaterThan(0);
+    const pauses = service.pauses.read();
+    collections.forEach((g, i) => {
+      expect(s.get(`service_gc_pause_seconds_count{generation="${i}"}`)).toBe(g.collections - mainCollections[i]);
+      expect(s.get(`service_gc_pause_seconds_sum{generation="${i}"}`)).toBe(pauses[i].sum);
+    });
+    expect(s.get('service_gc_pause_max_seconds')).toBe(service.pauses.longestSeconds);
     for (const [key, count] of made) {
       const [route, status] = key.split(' ');
       expect(s.get(`service_requests_total{route="${route}",status="${status}"}`), key).toBe(count);

@@ -40,8 +40,10 @@ export interface HeapMetrics {
   unregister(): void;
 }
 
-/** What a CountedHistogram reads at each scrape: per-bucket (not cumulative) counts and their sum. */
+/** What a CountedHistogram reads at each scrape, per series: per-bucket (not cumulative) counts and their sum. */
 export interface BucketCounts {
+  /** The series' labels (none for a histogram of one series). */
+  labels?: Record<string, string | number>;
   /** Upper bounds, increasing; the last may be Infinity (the +Inf bucket). */
   le: readonly number[];
   /** counts[i]: observations in (le[i - 1], le[i]]. */
@@ -49,6 +51,8 @@ export interface BucketCounts {
   /** The sum of every observation counted. */
   sum: number;
 }
+
+type HistogramSamples = MetricObjectWithValues<MetricValueWithName<string>>;
 
 /**
  * A histogram whose buckets something else counts (the GIL in shared memory, workers in a
@@ -59,37 +63,38 @@ export interface BucketCounts {
 export class CountedHistogram extends Histogram {
   readonly #name: string;
   readonly #help: string;
-  readonly #read: () => BucketCounts;
+  readonly #read: () => BucketCounts[];
 
-  constructor(options: { name: string; help: string; registers: Registry[]; read: () => BucketCounts }) {
-    const { le } = options.read();
-    super({ name: options.name, help: options.help, buckets: le.filter(Number.isFinite), registers: options.registers });
+  constructor(options: { name: string; help: string; registers: Registry[]; labelNames?: string[]; read: () => BucketCounts[] }) {
+    const [{ le }] = options.read();
+    super({ name: options.name, help: options.help, labelNames: options.labelNames ?? [], buckets: le.filter(Number.isFinite), registers: options.registers });
     this.#name = options.name;
     this.#help = options.help;
     this.#read = options.read;
   }
 
-  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
-    const { le, counts, sum } = this.#read();
+  override async get(): Promise<HistogramSamples> {
     const bucket = `${this.#name}_bucket`;
     const values: MetricValueWithName<string>[] = [];
-    let cumulative = 0;
-    le.forEach((bound, i) => {
-      cumulative += counts[i];
-      if (Number.isFinite(bound)) values.push({ metricName: bucket, labels: { le: bound }, value: cumulative });
-    });
-    values.push(
-      { metricName: bucket, labels: { le: '+Inf' }, value: cumulative },
-      { metricName: `${this.#name}_sum`, labels: {}, value: sum },
-      { metricName: `${this.#name}_count`, labels: {}, value: cumulative },
-    );
+    for (const { labels = {}, le, counts, sum } of this.#read()) {
+      let cumulative = 0;
+      le.forEach((bound, i) => {
+        cumulative += counts[i];
+        if (Number.isFinite(bound)) values.push({ metricName: bucket, labels: { ...labels, le: bound }, value: cumulative });
+      });
+      values.push(
+        { metricName: bucket, labels: { ...labels, le: '+Inf' }, value: cumulative },
+        { metricName: `${this.#name}_sum`, labels, value: sum },
+        { metricName: `${this.#name}_count`, labels, value: cumulative },
+      );
+    }
     // prom-client's types declare `type` a numeric enum its JS never defines: the registry
     // writes the string, as its own Histogram has it.
     return { name: this.#name, help: this.#help, type: 'histogram' as unknown as MetricType, values, aggregator: 'sum', collect() {} };
   }
 
   /** The registry's text output asks for this when it exists: the same samples. */
-  getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+  getForPromString(): Promise<HistogramSamples> {
     return this.get();
   }
 }
@@ -212,7 +217,7 @@ export function registerHeapMetrics(heap: Heap, options: HeapMetricsOptions = {}
       name: name('gil_wait_seconds'), help: 'How long each contended acquisition of the GIL waited.', registers,
       read() {
         const { waitHistogram, waitSeconds } = heap.gil.stats();
-        return { ...waitHistogram, sum: waitSeconds };
+        return [{ ...waitHistogram, sum: waitSeconds }];
       },
     });
   }
