@@ -4,18 +4,8 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { Registry, register as defaultRegistry } from 'prom-client';
 import { Heap } from '../../src/index.js';
 import { registerHeapMetrics, type HeapMetrics } from '../../src/tools/metrics/index.js';
-
-/** The samples of Prometheus' text format: `name{label="v",...} value`, keyed by name and labels. */
-function parse(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!match) throw new Error(`not a sample line: ${line}`);
-    samples.set(match[1] + (match[2] ?? ''), Number(match[3]));
-  }
-  return samples;
-}
+import { Crew } from '../shared/helpers.js';
+import { parse } from './helpers.js';
 
 describe('registerHeapMetrics', () => {
   let heap: Heap;
@@ -138,5 +128,56 @@ describe('registerHeapMetrics', () => {
     expect(() => registerHeapMetrics(heap, { regster: registry } as never)).toThrow(/unknown option 'regster'/);
     // A second set under the same prefix collides, as prom-client says.
     expect(() => registerHeapMetrics(heap, { register: registry })).toThrow(/already been registered/);
+  });
+});
+
+describe('registerHeapMetrics on a shared heap', () => {
+  it('reads the GIL: acquisitions and contended counters, and a wait histogram whose buckets, sum and count are gil.stats()', async () => {
+    const heap = await Heap.create({ shared: true, maxMemory: 64 * 2 ** 20 });
+    const registry = new Registry();
+    const metrics = registerHeapMetrics(heap, { register: registry });
+    try {
+      // Two workers incref one object; worker 0 sleeps holding the GIL ten times, so waits happen.
+      const o = heap.newList();
+      const crew = new Crew(heap);
+      const runs = [0, 1].map(() => crew.start('incref', { o, ops: 20_000, batch: 0 }).result);
+      crew.release(2);
+      await Promise.all(runs);
+      await crew.terminate();
+
+      const gil = heap.gil.stats();
+      expect(gil.contended).toBeGreaterThan(0);
+      // Every collect() runs before registry.metrics() first awaits, so under one gil.run the
+      // scrape is one acquisition, uncontended, and reads one consistent picture.
+      const s = parse(await heap.gil.run(() => registry.metrics()));
+      expect(s.get('pymalloc_gil_acquisitions_total')).toBe(gil.acquisitions + 1);
+      expect(s.get('pymalloc_gil_contended_total')).toBe(gil.contended);
+      expect(s.get('pymalloc_gil_recoveries_total')).toBe(0);
+      let cumulative = 0;
+      gil.waitHistogram.le.forEach((le, i) => {
+        cumulative += gil.waitHistogram.counts[i];
+        expect(s.get(`pymalloc_gil_wait_seconds_bucket{le="${Number.isFinite(le) ? le : '+Inf'}"}`)).toBe(cumulative);
+      });
+      expect(cumulative).toBe(gil.contended);
+      expect(s.get('pymalloc_gil_wait_seconds_count')).toBe(gil.contended);
+      expect(s.get('pymalloc_gil_wait_seconds_sum')).toBe(gil.waitSeconds);
+      expect(metrics.names).toContain('pymalloc_gil_wait_seconds');
+      // The text has one +Inf bucket, and the registry's JSON calls it a histogram.
+      expect((await registry.metrics()).match(/pymalloc_gil_wait_seconds_bucket\{le="\+Inf"\}/g)).toHaveLength(1);
+      expect((await registry.getMetricsAsJSON()).find((m) => m.name === 'pymalloc_gil_wait_seconds')?.type).toBe('histogram');
+    } finally {
+      metrics.unregister();
+      heap.dispose();
+    }
+    expect(await registry.metrics()).toBe('\n');
+  });
+
+  it('registers no GIL metrics for a heap that is not shared', async () => {
+    const heap = await Heap.create();
+    const registry = new Registry();
+    const metrics = registerHeapMetrics(heap, { register: registry });
+    expect(metrics.names.filter((n) => n.includes('gil'))).toEqual([]);
+    metrics.unregister();
+    heap.dispose();
   });
 });

@@ -3,7 +3,7 @@
 // metric's collect()), so nothing is counted on the heap's own paths; the collection pause
 // is the one exception, timed through gc.callbacks around each collection.
 
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, register as defaultRegistry, type MetricType, type MetricObjectWithValues, type MetricValueWithName, type Registry } from 'prom-client';
 import type { Heap, GcCallback } from '../../index.js';
 
 export interface HeapMetricsOptions {
@@ -40,6 +40,65 @@ export interface HeapMetrics {
   unregister(): void;
 }
 
+/** What a CountedHistogram reads at each scrape, per series: per-bucket (not cumulative) counts and their sum. */
+export interface BucketCounts {
+  /** The series' labels (none for a histogram of one series). */
+  labels?: Record<string, string | number>;
+  /** Upper bounds, increasing; the last may be Infinity (the +Inf bucket). */
+  le: readonly number[];
+  /** counts[i]: observations in (le[i - 1], le[i]]. */
+  counts: readonly number[];
+  /** The sum of every observation counted. */
+  sum: number;
+}
+
+type HistogramSamples = MetricObjectWithValues<MetricValueWithName<string>>;
+
+/**
+ * A histogram whose buckets something else counts (the GIL in shared memory, workers in a
+ * SharedArrayBuffer): prom-client can only observe values one at a time, so this one builds
+ * its samples at each scrape from `read()` instead, cumulative as Prometheus wants them. It is
+ * a prom-client Histogram, so registries and their JSON, merge and removal treat it as one.
+ */
+export class CountedHistogram extends Histogram {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #read: () => BucketCounts[];
+
+  constructor(options: { name: string; help: string; registers: Registry[]; labelNames?: string[]; read: () => BucketCounts[] }) {
+    const [{ le }] = options.read();
+    super({ name: options.name, help: options.help, labelNames: options.labelNames ?? [], buckets: le.filter(Number.isFinite), registers: options.registers });
+    this.#name = options.name;
+    this.#help = options.help;
+    this.#read = options.read;
+  }
+
+  override async get(): Promise<HistogramSamples> {
+    const bucket = `${this.#name}_bucket`;
+    const values: MetricValueWithName<string>[] = [];
+    for (const { labels = {}, le, counts, sum } of this.#read()) {
+      let cumulative = 0;
+      le.forEach((bound, i) => {
+        cumulative += counts[i];
+        if (Number.isFinite(bound)) values.push({ metricName: bucket, labels: { ...labels, le: bound }, value: cumulative });
+      });
+      values.push(
+        { metricName: bucket, labels: { ...labels, le: '+Inf' }, value: cumulative },
+        { metricName: `${this.#name}_sum`, labels, value: sum },
+        { metricName: `${this.#name}_count`, labels, value: cumulative },
+      );
+    }
+    // prom-client's types declare `type` a numeric enum its JS never defines: the registry
+    // writes the string, as its own Histogram has it.
+    return { name: this.#name, help: this.#help, type: 'histogram' as unknown as MetricType, values, aggregator: 'sum', collect() {} };
+  }
+
+  /** The registry's text output asks for this when it exists: the same samples. */
+  getForPromString(): Promise<HistogramSamples> {
+    return this.get();
+  }
+}
+
 function validated(options: HeapMetricsOptions): Required<HeapMetricsOptions> {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   for (const key of Object.keys(options)) {
@@ -72,6 +131,12 @@ function validated(options: HeapMetricsOptions): Required<HeapMetricsOptions> {
  * | `gc_collections_total{generation}` | counter | collections of each generation |
  * | `gc_collected_total{generation}`, `gc_uncollectable_total{generation}` | counter | objects each found unreachable, and uncollectable |
  * | `gc_pause_seconds{generation}` | histogram | how long each collection took (gc.callbacks start to stop) |
+ *
+ * and for a shared heap under a GIL, read from gil.stats() (counted by every instance):
+ *
+ * | `gil_acquisitions_total`, `gil_contended_total` | counter | acquisitions of the GIL, and those that found it held |
+ * | `gil_recoveries_total` | counter | GILs taken back from workers that exited holding one (Heap#watch) |
+ * | `gil_wait_seconds` | histogram | each contended acquisition's wait; `_sum` is gil.stats().waitSeconds, `_count` the contended ones |
  */
 export function registerHeapMetrics(heap: Heap, options: HeapMetricsOptions = {}): HeapMetrics {
   const { register, prefix, pauseBuckets } = validated(options);
@@ -134,6 +199,28 @@ export function registerHeapMetrics(heap: Heap, options: HeapMetricsOptions = {}
     name: name('gc_pause_seconds'), help: 'How long each collection took, from gc.callbacks\' start to stop.',
     labelNames: ['generation'], buckets: pauseBuckets, registers,
   });
+
+  if (heap.gil.concurrency === 'gil') {
+    new Counter({
+      name: name('gil_acquisitions_total'), help: 'Acquisitions of the GIL by every instance (outermost calls and gil.run).', registers,
+      collect() { this.reset(); this.inc(heap.gil.stats().acquisitions); },
+    });
+    new Counter({
+      name: name('gil_contended_total'), help: 'Acquisitions of the GIL that found it held and had to spin or sleep.', registers,
+      collect() { this.reset(); this.inc(heap.gil.stats().contended); },
+    });
+    new Counter({
+      name: name('gil_recoveries_total'), help: 'GILs taken back from workers that exited holding one (Heap#watch).', registers,
+      collect() { this.reset(); this.inc(heap.gil.stats().recoveries); },
+    });
+    new CountedHistogram({
+      name: name('gil_wait_seconds'), help: 'How long each contended acquisition of the GIL waited.', registers,
+      read() {
+        const { waitHistogram, waitSeconds } = heap.gil.stats();
+        return [{ ...waitHistogram, sum: waitSeconds }];
+      },
+    });
+  }
 
   let started = 0;
   const timer: GcCallback = (phase, info) => {
