@@ -17,7 +17,7 @@ import type { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
-  Gil, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
+  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
 import { GcModule as GcModuleClass } from './gc.js';
@@ -55,6 +55,11 @@ interface CoreExports extends ObjectExports {
   objectBlockBytes(o: number): number;
   sharedState(): number;
   sharedStateBytes(): number;
+  /** The free-threaded build's (assembly/abi/threads.ts); absent from the other builds. */
+  threadAttach?(id: number): number;
+  threadDetach?(): void;
+  threadMerge?(): number;
+  threadQueued?(): number;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -82,15 +87,23 @@ const REASONS: Record<number, InvalidAddressReason> = {
  * handle passed to the wrong heap is refused (README, "Bad input", says exactly when).
  */
 const FIRST_ARENA_PLACES = 8;
+/** threadAttach's refusals (assembly/objects/brc.ts): no memory for the thread table, no tid left. */
+const NO_THREAD_TABLE = 0;
+const NO_THREAD_ID = 1;
+const THREAD_IDS = 2 ** 23 - 1;
 /** Refcounts from here up are immortal (src/heap/objects.ts). */
 const IMMORTAL = 0x3fff_ffff;
 let heapsCreated = 0;
 
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 
-/** The release or debug build; a shared heap's imports its memory, which is shared (asconfig.json). */
-function compiled(build: 'release' | 'debug', shared: boolean): Promise<WebAssembly.Module> {
-  const file = `pymalloc.${build}${shared ? '.shared' : ''}.wasm`;
+/**
+ * The release or debug build; a shared heap's imports its memory, which is shared, and a
+ * free-threaded heap's is the free-threaded build (asconfig.json).
+ */
+function compiled(build: 'release' | 'debug', concurrency: Concurrency | undefined): Promise<WebAssembly.Module> {
+  const variant = concurrency === undefined ? '' : concurrency === 'free-threaded' ? '.ft' : '.shared';
+  const file = `pymalloc.${build}${variant}.wasm`;
   let module = modules.get(file);
   if (!module) {
     const url = new URL(`../../build/${file}`, import.meta.url);
@@ -114,6 +127,8 @@ const HANDLE_KIND = 'pymalloc-wasm/shared-heap';
 
 /** The heap's methods that a shared heap does not lock: they lock what they need themselves. */
 const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch', 'tracemalloc', 'unraisableHook']);
+/** A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts). */
+const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
 const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
 
 /** What an instance of a shared heap holds besides its exports. */
@@ -320,7 +335,8 @@ export class Heap {
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
-    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports), sharing !== undefined);
+    const mutex = sharing?.lock instanceof HeapMutex ? sharing.lock : undefined;
+    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports), sharing !== undefined, mutex);
     this.#objects = this.#space;
     // Once broken, every call is refused before it reaches the core, at no cost until then.
     guard.onBreak(() => {
@@ -328,8 +344,17 @@ export class Heap {
       this.#objects = guard.refusing<ObjectSpace>(exports.memory);
       sharing?.state.markBroken(exports.corruption(), exports.errorAddress());
     });
+    if (mutex) {
+      mutex.safePoint = () => {
+        try {
+          exports.threadMerge!();
+        } catch (error) {
+          throw guard.failure('safe point', error);
+        }
+      };
+    }
     if (sharing) {
-      lockMethods(this, Heap.prototype, sharing.lock, UNLOCKED);
+      lockMethods(this, Heap.prototype, sharing.lock, mutex ? UNLOCKED_FREE_THREADED : UNLOCKED);
       lockMethods(this.#space.gc, GcModuleClass.prototype, sharing.lock, UNLOCKED_GC, 'gc.');
     }
   }
@@ -337,7 +362,7 @@ export class Heap {
   /** Creates a heap. Throws TypeError or RangeError naming the option that is invalid. */
   static async create(options: HeapOptions = {}): Promise<Heap> {
     const config = resolveConfig(options);
-    const module = await compiled(config.build, config.shared);
+    const module = await compiled(config.build, config.concurrency);
     let memory: WebAssembly.Memory | undefined;
     const maxPages = Math.floor(config.maxMemory / 65536);
     if (config.shared) memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: maxPages, shared: true });
@@ -365,7 +390,7 @@ export class Heap {
     if (config.shared) {
       const state = new SharedState(memory, raw.sharedState() >>> 0, raw.sharedStateBytes());
       state.create(config.concurrency!);
-      sharing = Heap.#attachment(state, config.concurrency!, module, memory);
+      sharing = Heap.#attachment(state, config, module, memory, raw);
     }
     return new Heap(config, raw, guard, objectImports, sharing);
   }
@@ -387,7 +412,9 @@ export class Heap {
       throw new Error(`Heap.attach: the handle comes from pymalloc-wasm ${version} (${build} build), this is pymalloc-wasm ${PACKAGE_VERSION}: both sides must run the same version`);
     }
     if (build !== 'release' && build !== 'debug') throw new TypeError(`Heap.attach: the handle's build '${String(build)}' is neither 'release' nor 'debug'`);
-    if (concurrency !== 'gil' && concurrency !== 'none') throw new TypeError(`Heap.attach: the handle's concurrency '${String(concurrency)}' is neither 'gil' nor 'none'`);
+    if (concurrency !== 'gil' && concurrency !== 'free-threaded' && concurrency !== 'none') {
+      throw new TypeError(`Heap.attach: the handle's concurrency '${String(concurrency)}' is none of 'gil', 'free-threaded', 'none'`);
+    }
     const given = config as HeapConfig;
     const resolved = resolveConfig({
       preset: given.preset, alignment: given.alignment, poolSize: given.poolSize, arenaSize: given.arenaSize,
@@ -400,14 +427,31 @@ export class Heap {
     const state = new SharedState(memory, raw.sharedState() >>> 0, raw.sharedStateBytes());
     const refusal = state.refusal(concurrency);
     if (refusal !== undefined) throw new Error(`Heap.attach: ${refusal}`);
-    return new Heap(resolved, raw, new CoreGuard(raw), objectImports, Heap.#attachment(state, concurrency, module, memory));
+    return new Heap(resolved, raw, new CoreGuard(raw), objectImports, Heap.#attachment(state, resolved, module, memory, raw));
   }
 
-  static #attachment(state: SharedState, concurrency: Concurrency, module: WebAssembly.Module, memory: WebAssembly.Memory): Sharing {
+  /** Takes an attachment; a free-threaded core is told its id, under the heap mutex, and becomes that thread. */
+  static #attachment(state: SharedState, config: HeapConfig, module: WebAssembly.Module, memory: WebAssembly.Memory, core: CoreExports): Sharing {
+    const concurrency = config.concurrency!;
     const id = state.attach(threadId);
     if (id === 0) throw new RangeError(`the shared heap has ${MAX_ATTACHMENTS} attachments already: detach some first`);
-    const lock = concurrency === 'gil' ? new Gil(state, id) : new NoLock(state);
-    return { state, lock, id, module, memory };
+    if (concurrency !== 'free-threaded') {
+      return { state, lock: concurrency === 'gil' ? new Gil(state, id) : new NoLock(state), id, module, memory };
+    }
+    const mutex = new HeapMutex(state, id);
+    let tid: number;
+    try {
+      tid = mutex.run(() => core.threadAttach!(id));
+    } catch (error) {
+      state.detach(id);
+      throw error;
+    }
+    if (tid === NO_THREAD_TABLE || tid === NO_THREAD_ID) {
+      state.detach(id);
+      if (tid === NO_THREAD_ID) throw new RangeError(`the free-threaded heap has given out all its thread ids (${THREAD_IDS} attachments over its life)`);
+      throw new OutOfMemoryError('Heap.attach', 0, memory.buffer.byteLength, config.maxMemory, 'the thread table of a free-threaded heap');
+    }
+    return { state, lock: mutex, id, module, memory };
   }
 
   /**
@@ -442,6 +486,8 @@ export class Heap {
     }
     sharing.lock.enter('detach');
     try {
+      // A free-threaded core merges its queue and gives its slot up first: its objects are then abandoned.
+      if (this.#core.threadDetach) this.#call('detach', () => this.#core.threadDetach!());
       this.#leave(DETACHED);
       sharing.state.detach(sharing.id);
     } finally {
@@ -719,6 +765,9 @@ export class Heap {
 
   /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
   get tracemalloc(): Tracemalloc {
+    if (this.config.concurrency === 'free-threaded') {
+      throw new TypeError('tracemalloc: not available on a free-threaded heap (its decref runs lock-free, outside the tracer)');
+    }
     this.#tracemalloc ??= new Tracemalloc(this.#core, this.config.maxMemory, (tracer) => this.#install(tracer));
     return this.#tracemalloc;
   }

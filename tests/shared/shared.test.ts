@@ -179,7 +179,7 @@ describe('bad use of a shared heap', () => {
 
   it('refuses options that do not go together, and gil.run without a function', async () => {
     await expect(Heap.create({ concurrency: 'gil' })).rejects.toThrow(new RangeError('options.concurrency is for a shared heap: set options.shared to true'));
-    await expect(Heap.create({ shared: true, concurrency: 'free' as 'gil' })).rejects.toThrow(new RangeError("options.concurrency must be 'gil' or 'none'"));
+    await expect(Heap.create({ shared: true, concurrency: 'free' as 'gil' })).rejects.toThrow(new RangeError("options.concurrency must be 'gil', 'free-threaded' or 'none'"));
     await expect(Heap.create({ shared: 1 as unknown as boolean })).rejects.toThrow(new TypeError('options.shared must be a boolean'));
     const heap = await Heap.create({ shared: true });
     expect(() => heap.gil.run(42 as unknown as () => void)).toThrow(new TypeError('gil.run needs a function, not number'));
