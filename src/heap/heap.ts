@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { threadId, type Worker } from 'node:worker_threads';
+import { isMainThread, threadId, type Worker } from 'node:worker_threads';
 import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
 import {
   DETACHED, HeapCorruptionError, HeapDisposedError, InvalidAddressError, OutOfMemoryError, INVARIANTS,
@@ -130,6 +130,24 @@ const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch',
 /** A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts). */
 const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
 const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
+
+/**
+ * The free-threaded instances of this worker: detached when it exits, as CPython merges a
+ * thread's refcounts when the thread ends (a worker terminated from outside runs no exit
+ * handler: Heap#watch releases it).
+ */
+const detachAtExit = new Set<Heap>();
+let exitHandler = false;
+
+function detachWhenThreadExits(heap: Heap): void {
+  if (!exitHandler) {
+    process.once('exit', () => {
+      for (const h of detachAtExit) h.detach();
+    });
+    exitHandler = true;
+  }
+  detachAtExit.add(heap);
+}
 
 /** What an instance of a shared heap holds besides its exports. */
 interface Sharing {
@@ -345,6 +363,7 @@ export class Heap {
       sharing?.state.markBroken(exports.corruption(), exports.errorAddress());
     });
     if (mutex) {
+      if (!isMainThread) detachWhenThreadExits(this);
       mutex.safePoint = () => {
         try {
           exports.threadMerge!();
@@ -528,6 +547,7 @@ export class Heap {
 
   /** This instance stops: every later call throws HeapDisposedError, saying `why`. */
   #leave(why?: string): void {
+    detachAtExit.delete(this);
     this.#tracer = undefined;
     this.#ex = why === DETACHED ? DETACHED_EXPORTS : DISPOSED;
     this.#objects = this.#space;

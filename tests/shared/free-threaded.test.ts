@@ -140,6 +140,23 @@ describe('the free-threaded heap', () => {
     await crew.terminate();
   });
 
+  it('detaches a worker that exits without detaching: its queue merged, its objects abandoned', async () => {
+    const heap = await create('debug');
+    const crew = new Crew(heap);
+    const { worker, result } = crew.start('script', { stay: true, steps: [['new', 0], ['incref', 0]] });
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    const { made, headers } = await result;
+    await exited;
+    expect(heap.attachments()).toBe(1);
+    const [list] = made;
+    expect(brcHeader(heap, list)).toEqual(headers[0]);
+    heap.decref(list); // shared 0, owner gone: merged at once
+    expect(brcHeader(heap, list)).toEqual({ tid: 0, flags: 0, shared: (1 << 2) | MERGED, local: 0 });
+    heap.decref(list);
+    expect(heap.isObject(list)).toBe(false);
+    heap.check();
+  });
+
   it('releases an object graph built by two workers exactly once (debug build: a second free traps)', async () => {
     const heap = await create('debug');
     const before = heap.stats();

@@ -7,9 +7,11 @@ import { Crew } from './helpers.js';
 const MiB = 2 ** 20;
 
 describe('a heap shared by workers', () => {
-  it.each(['release', 'debug'] as const)('keeps every block apart across 4 workers doing random work (%s build)', async (build) => {
+  it.each([
+    ['release', 'gil'], ['debug', 'gil'], ['release', 'free-threaded'], ['debug', 'free-threaded'],
+  ] as const)('keeps every block apart across 4 workers doing random work (%s build, %s)', async (build, concurrency) => {
     const maxMemory = 64 * MiB;
-    const heap = await Heap.create({ shared: true, maxMemory, build });
+    const heap = await Heap.create({ shared: true, maxMemory, build, concurrency });
     heap.decref(heap.newList()); // the object space is set up before the baseline
     const before = heap.stats();
     const inUse = (s: typeof before) => s.sizeClasses.reduce((n, c) => n + c.blocksInUse, 0);
@@ -86,11 +88,12 @@ describe('a heap shared by workers', () => {
     await crew.terminate();
   });
 
-  it('collects a cycle made in one worker with gc.collect() in another, running the finalizer defined in both', async () => {
-    const heap = await Heap.create({ shared: true });
+  it.each(['gil', 'free-threaded'] as const)('collects a cycle made in one worker with gc.collect() in another, running the finalizer defined in both (%s)', async (concurrency) => {
+    const heap = await Heap.create({ shared: true, concurrency });
     const finalized: number[] = [];
     const crew = new Crew(heap);
-    const { a, b, typeName } = await crew.start('cycle').result;
+    // A free-threaded worker detaches first: its objects are then abandoned, and whoever drops them merges them.
+    const { a, b, typeName } = await crew.start('cycle', { detach: concurrency === 'free-threaded' }).result;
     expect(typeName).toBe('Node');
     // a <-> b, dropped by the worker: alive only through each other.
     expect(heap.isObject(a)).toBe(true);
@@ -101,6 +104,7 @@ describe('a heap shared by workers', () => {
     expect(heap.gc.collect()).toBe(2);
     expect(finalized.sort()).toEqual([a, b].sort());
     expect(heap.isObject(a)).toBe(false);
+    expect(heap.isObject(b)).toBe(false);
     expect(() => heap.defineType({ name: 'Node', refSlots: 2 })).toThrow(
       new TypeError("defineType: 'Node' is already defined in this shared heap as a fixed type of 1 references and 0 data bytes, with a finalizer, not as a fixed type of 2 references and 0 data bytes"),
     );

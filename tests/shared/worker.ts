@@ -188,7 +188,9 @@ const tasks: Record<string, () => unknown> = {
     heap.setRef(b, 0, a);
     heap.decref(a);
     heap.decref(b);
-    return { a, b, typeName: heap.typeOf(a).name };
+    const typeName = heap.typeOf(a).name;
+    if (data.detach) heap.detach();
+    return { a, b, typeName };
   },
 
   /** Takes the GIL and never lets go (after optionally breaking a free list), until terminated. */
