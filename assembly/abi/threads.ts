@@ -4,7 +4,8 @@
 
 import { ObjectError, liveObjectType, decref, mergeQueue } from "../objects/object";
 import {
-  threadAttach as attachThread, threadDetach as detachThread, currentThread, queuedCount, NO_THREAD_ID,
+  threadAttach as attachThread, threadDetach as detachThread, threadRelease as releaseThread, currentThread,
+  queuedCount, NO_THREAD_ID, MAX_THREADS,
 } from "../objects/brc";
 
 /**
@@ -24,6 +25,16 @@ export function threadDetach(): void {
   if (!id) return;
   mergeQueue(id);
   detachThread();
+}
+
+/**
+ * The worker of attachment `id` has exited without detaching (Heap#watch): what was queued to it
+ * is merged here, and its objects are abandoned. Before its slot is free for another.
+ */
+export function threadRelease(id: u32): void {
+  if (id == 0 || id > MAX_THREADS) return;
+  mergeQueue(id);
+  releaseThread(id);
 }
 
 /** The safe point of every entry under the heap mutex: merges this thread's queue; how many were on it. */

@@ -291,7 +291,9 @@ export function brcLend(o: usize): void {
 
 /** Empties the queue of thread `id`: its first object, 0 if none (queuedCount tells how many). */
 export function takeQueue(id: u32): usize {
-  const t = thread(ftState().threads, id);
+  const table = ftState().threads;
+  if (!table) return 0;
+  const t = thread(table, id);
   const first = t.queue;
   t.queue = 0;
   t.queued = 0;
@@ -340,6 +342,12 @@ export function threadDetach(): void {
   thread(ftState().threads, myId).tid = 0;
   myTid = 0;
   myId = 0;
+}
+
+/** Thread `id` has gone without detaching (its queue merged by the caller first): its objects are abandoned. */
+export function threadRelease(id: u32): void {
+  const table = ftState().threads;
+  if (table && id != 0 && id <= MAX_THREADS) thread(table, id).tid = 0;
 }
 
 /** The attachment id of this instance, 0 while not attached. */

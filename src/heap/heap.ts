@@ -59,6 +59,7 @@ interface CoreExports extends ObjectExports {
   threadAttach?(id: number): number;
   threadDetach?(): void;
   threadMerge?(): number;
+  threadRelease?(id: number): void;
   threadQueued?(): number;
 }
 
@@ -526,18 +527,40 @@ export class Heap {
     const sharing = this.#shared('watch');
     const workerThread = worker.threadId;
     worker.once('exit', () => {
-      const ids = sharing.state.releaseThread(workerThread);
-      const lock = sharing.lock;
+      const { state, lock } = sharing;
+      // A free-threaded core forgets the dead thread before its slots are free for another.
+      if (this.#core.threadRelease) this.#releaseThreads(state.slotsOf(workerThread));
+      const ids = state.releaseThread(workerThread);
       if (!(lock instanceof Gil) || !ids.some((id) => lock.takeOver(id))) return;
       try {
         const broken = this.#core.check();
-        if (broken !== 0) sharing.state.markBroken(broken, this.#core.errorAddress());
+        if (broken !== 0) state.markBroken(broken, this.#core.errorAddress());
       } catch {
-        sharing.state.markBroken(this.#core.corruption(), this.#core.errorAddress());
+        state.markBroken(this.#core.corruption(), this.#core.errorAddress());
       } finally {
         lock.exit();
       }
     });
+  }
+
+  /**
+   * Merges the queues of a free-threaded heap's dead attachments and abandons their objects.
+   * Under the heap mutex, unless one of them died holding it: that is left to the GIL's recovery
+   * (which checks the heap), and the slots' queues to whoever takes the slots next.
+   */
+  #releaseThreads(ids: number[]): void {
+    const sharing = this.#sharing!;
+    if (ids.length === 0 || ids.includes(sharing.state.holder) || sharing.state.refusing) return;
+    if (this.#ex === DISPOSED || this.#ex === DETACHED_EXPORTS) return;
+    sharing.lock.enter('watch');
+    try {
+      for (const id of ids) this.#core.threadRelease!(id);
+    } catch (error) {
+      // Marks the heap broken for every instance: all an exit handler can do about a trap.
+      this.#guard.failure('watch', error);
+    } finally {
+      sharing.lock.exit();
+    }
   }
 
   #shared(operation: string): Sharing {

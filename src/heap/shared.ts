@@ -164,6 +164,13 @@ export class SharedState {
     Atomics.store(this.#words, ATTACHMENTS + id - 1, 0);
   }
 
+  /** The attachments of the thread, still attached. */
+  slotsOf(threadId: number): number[] {
+    const ids: number[] = [];
+    for (let slot = 0; slot < MAX_ATTACHMENTS; slot++) if (Atomics.load(this.#words, ATTACHMENTS + slot) === threadId + 1) ids.push(slot + 1);
+    return ids;
+  }
+
   /** The attachments of the thread, detached: used once it has exited. */
   releaseThread(threadId: number): number[] {
     const ids: number[] = [];
@@ -179,6 +186,9 @@ export class SharedState {
     for (let slot = 0; slot < MAX_ATTACHMENTS; slot++) if (Atomics.load(this.#words, ATTACHMENTS + slot) !== 0) count++;
     return count;
   }
+
+  /** The attachment holding the lock, 0 when it is free. */
+  get holder(): number { return Atomics.load(this.#words, HOLDER); }
 
   get disposed(): boolean { return Atomics.load(this.#words, STATUS) === DISPOSED; }
   markDisposed(): void { Atomics.store(this.#words, STATUS, DISPOSED); }

@@ -157,6 +157,28 @@ describe('the free-threaded heap', () => {
     heap.check();
   });
 
+  it('releases, through watch(), a worker terminated before it could detach', async () => {
+    const heap = await create('debug');
+    const sync = new SharedArrayBuffer(8);
+    const words = new Int32Array(sync);
+    const crew = new Crew(heap);
+    const { worker, result } = crew.start('script', { sync, steps: [['new', 0], ['incref', 0], ['wait', 0]] });
+    const terminated = expect(result).rejects.toThrow('worker 0 (script) exited with 1 before answering');
+    heap.watch(worker);
+    while (Atomics.load(words, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    const list = Atomics.load(words, 0);
+    const owner = brcHeader(heap, list).tid;
+    heap.decref(list); // queued to the worker, which will never merge it: it is terminated waiting
+    expect(brcHeader(heap, list)).toEqual({ tid: owner, flags: 0, shared: QUEUED, local: 2 });
+    await worker.terminate();
+    await terminated; // the worker's exit handlers, watch's among them, ran in one emit before this
+    expect(heap.attachments()).toBe(1);
+    expect(brcHeader(heap, list)).toEqual({ tid: 0, flags: 0, shared: (1 << 2) | MERGED, local: 0 });
+    heap.decref(list);
+    expect(heap.isObject(list)).toBe(false);
+    heap.check();
+  });
+
   it('releases an object graph built by two workers exactly once (debug build: a second free traps)', async () => {
     const heap = await create('debug');
     const before = heap.stats();

@@ -116,12 +116,14 @@ describe('a heap shared by workers', () => {
     const heap = await Heap.create({ shared: true });
     const crew = new Crew(heap);
     const holder = crew.start('hold');
+    const terminated = expect(holder.result).rejects.toThrow('worker 0 (hold) exited with 1 before answering');
     heap.watch(holder.worker);
     while (Atomics.load(crew.words, 1) === 0) await new Promise((r) => setTimeout(r, 5));
     const waiter = crew.start('malloc');
     await new Promise((r) => setTimeout(r, 200));
     expect(heap.gil.stats().recoveries).toBe(0);
     await holder.worker.terminate();
+    await terminated;
     expect(await waiter.result).toEqual({ ok: true });
     expect(heap.gil.stats().recoveries).toBe(1);
     heap.check();
@@ -133,10 +135,12 @@ describe('a heap shared by workers', () => {
     const heap = await Heap.create({ shared: true });
     const crew = new Crew(heap);
     const holder = crew.start('hold', { breakFreeList: true });
+    const terminated = expect(holder.result).rejects.toThrow('worker 0 (hold) exited with 1 before answering');
     heap.watch(holder.worker);
     while (Atomics.load(crew.words, 1) === 0) await new Promise((r) => setTimeout(r, 5));
     const waiter = crew.start('malloc');
     await holder.worker.terminate();
+    await terminated;
     expect(await waiter.result).toEqual({ ok: false, error: 'HeapCorruptionError', invariant: expect.stringMatching(/free list/) });
     expect(() => heap.malloc(8)).toThrow(HeapCorruptionError);
     await crew.terminate();
