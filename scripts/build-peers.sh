@@ -134,10 +134,14 @@ if [[ $MODE != --c-only ]]; then
   build_as_peer tlsf incremental ""
   build_as_peer bump ./peers/bump/runtime "" peers/bump/runtime.ts
   readonly CORE=(peers/pymalloc/runtime.ts assembly/*/*.ts)
+  # The core keeps its heap header below its static data (assembly/memory/header.ts): the peers
+  # start their static data where the core's own builds do.
+  MEMORY_BASE=$(node -p 'require("./asconfig.json").options.memoryBase')
+  readonly MEMORY_BASE
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.12 ./peers/pymalloc/runtime \
-    "--use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
+    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=4 --use PYMALLOC_POOL_SHIFT=14 --use PYMALLOC_ARENA_SHIFT=20" "${CORE[@]}"
   DRIVER=peers/pymalloc/driver.ts build_as_peer pymalloc-3.7 ./peers/pymalloc/runtime \
-    "--use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
+    "--memoryBase $MEMORY_BASE --use PYMALLOC_ALIGNMENT_SHIFT=3 --use PYMALLOC_POOL_SHIFT=12 --use PYMALLOC_ARENA_SHIFT=18" "${CORE[@]}"
 fi
 
 if [[ $MODE != --assemblyscript-only ]]; then
