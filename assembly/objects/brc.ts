@@ -68,7 +68,7 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
 @inline const MERGED: i32 = 3;
 /** ob_ref_local of an immortal object (CPython 3.13t's _Py_IMMORTAL_REFCNT_LOCAL). */
 // @ts-ignore: decorator
-@inline export const IMMORTAL_LOCAL: u32 = u32.MAX_VALUE;
+@inline const IMMORTAL_LOCAL: u32 = u32.MAX_VALUE;
 
 /** Attachment ids are 1..MAX_THREADS (src/heap/shared.ts, MAX_ATTACHMENTS). */
 // @ts-ignore: decorator
@@ -98,7 +98,7 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
 // @ts-ignore: decorator
 @inline const THREAD_BYTES: usize = offsetof<ThreadState>();
 // @ts-ignore: decorator
-@inline export const FT_STATE_BYTES: usize = 16;
+@inline const FT_STATE_BYTES: usize = 16;
 // @ts-ignore: decorator
 @inline export const FT_STATE: usize = HEAP + OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES - FT_STATE_BYTES;
 
@@ -144,11 +144,6 @@ export function brcImmortalize(o: usize): void {
   atomic.store<u32>(o - OB_TID, 0);
   atomic.store<i32>(sharedWord(o), 0);
   store<u32>(o, IMMORTAL_LOCAL);
-}
-
-// @ts-ignore: decorator
-@inline export function brcIsImmortal(o: usize): bool {
-  return load<u32>(o) == IMMORTAL_LOCAL;
 }
 
 /** local + (shared >> 2); `immortal` for an immortal object. */

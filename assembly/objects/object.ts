@@ -62,6 +62,7 @@
 //  +64   scratch lists  4 x GcHead (8): a collection's working lists (gc/collector.ts)
 //  +96   stats          3 x GenerationStats (12)
 //  +132  ObjectState    flags, the type table, the trashcan, interned strings, ...
+//  -16   FtState        (from the end; free-threaded build) the thread table (objects/brc.ts)
 // ╘═══════════════════════════════════════════════════════════════════════════════════════════╛
 //
 // Deallocation and the trashcan: when a refcount reaches zero the finalizer runs (if any and

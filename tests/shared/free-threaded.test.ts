@@ -26,6 +26,32 @@ async function script(heap: Heap, objects: number[], steps: [string, number][], 
   return result as { made: number[]; headers: (ReturnType<typeof brcHeader> | null)[] };
 }
 
+/**
+ * Starts a worker that makes a list with two local references and waits (sync[1]); resolves
+ * once the list is published, with what the test needs to drop one of them and let it go on.
+ */
+async function waitingOwner(heap: Heap) {
+  const sync = new SharedArrayBuffer(8);
+  const words = new Int32Array(sync);
+  const crew = new Crew(heap);
+  const { worker, result } = crew.start('script', { sync, steps: [['new', 0], ['incref', 0], ['wait', 0]] });
+  while (Atomics.load(words, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  const list = Atomics.load(words, 0);
+  const resume = () => {
+    Atomics.store(words, 1, 1);
+    Atomics.notify(words, 1);
+  };
+  return { crew, worker, result, list, owner: brcHeader(heap, list).tid, resume };
+}
+
+/** The list is merged with one reference left: the last decref frees it, and the heap is sound. */
+function expectMergedWithOneLeft(heap: Heap, list: number): void {
+  expect(brcHeader(heap, list)).toEqual({ tid: 0, flags: 0, shared: (1 << 2) | MERGED, local: 0 });
+  heap.decref(list);
+  expect(heap.isObject(list)).toBe(false);
+  heap.check();
+}
+
 describe('the free-threaded heap', () => {
   it('lays out its object header as CPython 3.13t does, with the object at ob_ref_local', async () => {
     const heap = await create();
@@ -112,31 +138,18 @@ describe('the free-threaded heap', () => {
     expect(workerTid).toBe((2 << 9) | 2); // the heap's second thread, in attachment slot 2
     expect(headers[0]).toEqual({ tid: workerTid, flags: 0, shared: 0, local: 2 });
     heap.decref(list); // its owner has gone: merged with this decref, 2 - 1 left
-    expect(brcHeader(heap, list)).toEqual({ tid: 0, flags: 0, shared: (1 << 2) | MERGED, local: 0 });
-    heap.decref(list);
-    expect(heap.isObject(list)).toBe(false);
-    heap.check();
+    expectMergedWithOneLeft(heap, list);
   });
 
   it('merges what was queued to a worker when it detaches', async () => {
     const heap = await create('debug');
-    const sync = new SharedArrayBuffer(8);
-    const words = new Int32Array(sync);
-    const crew = new Crew(heap);
-    const run = crew.start('script', { sync, steps: [['new', 0], ['incref', 0], ['wait', 0]] }).result;
-    while (Atomics.load(words, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    const list = Atomics.load(words, 0);
-    const owner = brcHeader(heap, list).tid;
+    const { crew, result, list, owner, resume } = await waitingOwner(heap);
     heap.decref(list); // the worker's object, shared count 0: queued to the worker
     expect(brcHeader(heap, list)).toEqual({ tid: owner, flags: 0, shared: QUEUED, local: 2 });
-    Atomics.store(words, 1, 1);
-    Atomics.notify(words, 1);
-    const { headers } = await run;
+    resume();
+    const { headers } = await result;
     expect(headers[0]).toEqual({ tid: owner, flags: 0, shared: QUEUED, local: 2 }); // read before it detached
-    expect(brcHeader(heap, list)).toEqual({ tid: 0, flags: 0, shared: (1 << 2) | MERGED, local: 0 });
-    heap.decref(list);
-    expect(heap.isObject(list)).toBe(false);
-    heap.check();
+    expectMergedWithOneLeft(heap, list);
     await crew.terminate();
   });
 
@@ -151,32 +164,20 @@ describe('the free-threaded heap', () => {
     const [list] = made;
     expect(brcHeader(heap, list)).toEqual(headers[0]);
     heap.decref(list); // shared 0, owner gone: merged at once
-    expect(brcHeader(heap, list)).toEqual({ tid: 0, flags: 0, shared: (1 << 2) | MERGED, local: 0 });
-    heap.decref(list);
-    expect(heap.isObject(list)).toBe(false);
-    heap.check();
+    expectMergedWithOneLeft(heap, list);
   });
 
   it('releases, through watch(), a worker terminated before it could detach', async () => {
     const heap = await create('debug');
-    const sync = new SharedArrayBuffer(8);
-    const words = new Int32Array(sync);
-    const crew = new Crew(heap);
-    const { worker, result } = crew.start('script', { sync, steps: [['new', 0], ['incref', 0], ['wait', 0]] });
+    const { worker, result, list, owner } = await waitingOwner(heap);
     const terminated = expect(result).rejects.toThrow('worker 0 (script) exited with 1 before answering');
     heap.watch(worker);
-    while (Atomics.load(words, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    const list = Atomics.load(words, 0);
-    const owner = brcHeader(heap, list).tid;
     heap.decref(list); // queued to the worker, which will never merge it: it is terminated waiting
     expect(brcHeader(heap, list)).toEqual({ tid: owner, flags: 0, shared: QUEUED, local: 2 });
     await worker.terminate();
     await terminated; // the worker's exit handlers, watch's among them, ran in one emit before this
     expect(heap.attachments()).toBe(1);
-    expect(brcHeader(heap, list)).toEqual({ tid: 0, flags: 0, shared: (1 << 2) | MERGED, local: 0 });
-    heap.decref(list);
-    expect(heap.isObject(list)).toBe(false);
-    heap.check();
+    expectMergedWithOneLeft(heap, list);
   });
 
   it('releases an object graph built by two workers exactly once (debug build: a second free traps)', async () => {

@@ -230,7 +230,7 @@ const tasks: Record<string, () => unknown> = {
   script() {
     const given = (data.objects as number[] | undefined) ?? [];
     const made: number[] = [];
-    const sync = data.sync && new Int32Array(data.sync as SharedArrayBuffer);
+    const sync = data.sync ? new Int32Array(data.sync as SharedArrayBuffer) : undefined;
     const object = (i: number) => (i < given.length ? given[i] : made[i - given.length]);
     for (const [op, i] of data.steps as [string, number][]) {
       if (op === 'new') made.push(heap.newList());
