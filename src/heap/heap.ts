@@ -412,7 +412,10 @@ export class Heap {
       state.create(config.concurrency!);
       sharing = Heap.#attachment(state, config, module, memory, raw);
     }
-    return new Heap(config, raw, guard, objectImports, sharing);
+    const heap = new Heap(config, raw, guard, objectImports, sharing);
+    // No automatic collection until the world can be stopped for one (docs/free-threaded.md).
+    if (config.concurrency === 'free-threaded') heap.gc.disable();
+    return heap;
   }
 
   /**

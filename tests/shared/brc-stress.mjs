@@ -1,4 +1,4 @@
-// One run of the biased-refcount stress test, in a process of its own (tests/shared/brc.test.ts).
+// One run of the biased-refcount stress test, in a process of its own (tests/shared/lock.test.ts).
 // The creator makes OBJECTS lists and each of N workers makes PER_WORKER more; then all workers,
 // released together, incref and decref every object at random for `ops` steps. A worker never
 // drops more references than it holds, except up to BUDGET per object that the object's owner

@@ -1,6 +1,6 @@
 // The free-threaded heap's object header and biased reference counting (docs/free-threaded.md),
 // one rule at a time: each test runs its workers one after another, so that every header word
-// can be asserted exactly. tests/shared/brc.test.ts runs the same rules under random traffic.
+// can be asserted exactly. tests/shared/lock.test.ts runs the same rules under random traffic.
 //
 // Words of a header below: tid (ob_tid), local (ob_ref_local) and shared (ob_ref_shared, which is
 // count << 2 | flags: QUEUED 2, MERGED 3). refcount() = local + (shared >> 2).
@@ -206,6 +206,7 @@ describe('the free-threaded heap', () => {
     );
     const heap = await create();
     expect(heap.gil.concurrency).toBe('free-threaded');
+    expect(heap.gc.isEnabled()).toBe(false);
     expect(() => heap.tracemalloc).toThrow(TypeError);
     expect(() => heap.incref(12345)).toThrow(expect.objectContaining({ name: 'InvalidObjectError' }));
     expect(() => heap.decref(12345)).toThrow(expect.objectContaining({ name: 'InvalidObjectError' }));
