@@ -5,7 +5,7 @@
 import { ObjectError, liveObjectType, decref, mergeQueue } from "../objects/object";
 import {
   threadAttach as attachThread, threadDetach as detachThread, threadRelease as releaseThread, currentThread,
-  queuedCount, NO_THREAD_ID, MAX_THREADS,
+  NO_THREAD_ID, MAX_THREADS,
 } from "../objects/brc";
 
 /**
@@ -41,12 +41,6 @@ export function threadRelease(id: u32): void {
 export function threadMerge(): u32 {
   const id = currentThread();
   return id ? mergeQueue(id) : 0;
-}
-
-/** Objects queued to this thread and not yet merged. */
-export function threadQueued(): u32 {
-  const id = currentThread();
-  return id ? queuedCount(id) : 0;
 }
 
 /** The whole decref rule, when objectDecref said NEEDS_LOCK. */

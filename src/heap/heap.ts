@@ -60,7 +60,6 @@ interface CoreExports extends ObjectExports {
   threadDetach?(): void;
   threadMerge?(): number;
   threadRelease?(id: number): void;
-  threadQueued?(): number;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -365,11 +364,11 @@ export class Heap {
     });
     if (mutex) {
       if (!isMainThread) detachWhenThreadExits(this);
-      mutex.safePoint = () => {
+      mutex.safePoint = (operation) => {
         try {
           exports.threadMerge!();
         } catch (error) {
-          throw guard.failure('safe point', error);
+          throw guard.failure(operation, error);
         }
       };
     }

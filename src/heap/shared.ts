@@ -359,8 +359,8 @@ export class Gil implements HeapLock {
  */
 export class HeapMutex extends Gil {
   override readonly concurrency: Concurrency = 'free-threaded';
-  /** Outermost acquisitions run it; set by the heap once its core exists. */
-  safePoint: () => void = () => {};
+  /** Outermost acquisitions run it, for the operation entering; set by the heap once its core exists. */
+  safePoint: (operation: string) => void = () => {};
   #depth = 0;
 
   override enter(operation: string): void {
@@ -369,7 +369,7 @@ export class HeapMutex extends Gil {
     super.enter(operation);
     if (this.#depth !== 1) return;
     try {
-      this.safePoint();
+      this.safePoint(operation);
     } catch (error) {
       this.exit();
       throw error;
