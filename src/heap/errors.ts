@@ -89,6 +89,7 @@ export const INVARIANTS = [
   'quarantine: a freed object parked by the debug build was written to after it died (a use after free)',
   'object block: the block under an object, or an array an object owns, is not held by the object layer',
   'debug block: a block breaks the debug hooks\' layout (a MemoryCorruptionError says how)',
+  "brc queue: a thread's merge queue of a free-threaded heap is longer than it counts (its links were overwritten)",
 ] as const;
 
 /**

@@ -180,6 +180,17 @@ describe('the free-threaded heap', () => {
     expectMergedWithOneLeft(heap, list);
   });
 
+  it("refuses the heap everywhere when a merge queue's link was overwritten", async () => {
+    const heap = await create('debug');
+    const { result, list, resume } = await waitingOwner(heap);
+    heap.decref(list); // queued to the worker
+    const words = new Int32Array(heap.memory.buffer);
+    words[(list - 4) >> 2] = list; // ob_brc_next: the queue now leads back to its first object
+    resume(); // the worker's detach merges its queue, and finds it longer than it counts
+    await expect(result).rejects.toThrow(/brc queue/);
+    expect(() => heap.malloc(8)).toThrow(expect.objectContaining({ name: 'HeapCorruptionError', invariant: expect.stringMatching(/^brc queue/) }));
+  });
+
   it('releases an object graph built by two workers exactly once (debug build: a second free traps)', async () => {
     const heap = await create('debug');
     const before = heap.stats();
