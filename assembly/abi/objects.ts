@@ -9,9 +9,10 @@ import {
   generationStats, gcHead, typeOf, liveObjectType, referenceArray, referenceCount, incref,
   decref, xdecref, track, typeRecord, mayBeTracked, allocateObject, objectsInit as initObjects, defineType,
   typeIsValid, FINALIZED, FINALIZER, PERMANENT, NUM_GENERATIONS, GC_HEADER, TRACKED, TYPE_SHIFT, GC_HEADER_BYTES,
-  DictObject, DictKeys, dictEntries, freeObject,
+  blockOf, refcnt, DictObject, DictKeys, dictEntries, freeObject,
 } from "../objects/object";
-import { IO } from "../memory/header";
+import { brcDecrefLockFree } from "../objects/brc";
+import { IO, FREE_THREADED } from "../memory/header";
 import { usableSize } from "../debug/hooks";
 import {
   Builtin, newTuple, newInt, newStr, intern, initWeakref, listAppend, listPop, tupleNeedsTracking, STR_DATA,
@@ -206,7 +207,7 @@ export function objectDataBytes(o: usize): usize {
 export function objectBlockBytes(o: usize): usize {
   const t = liveObjectType(o);
   if (!t) return 0;
-  return usableSize(changetype<TypeRecord>(t).flags & GC_HEADER ? o - GC_HEADER_BYTES : o);
+  return usableSize(blockOf(o, changetype<TypeRecord>(t)));
 }
 
 export function objectIncref(o: usize): u32 {
@@ -215,15 +216,20 @@ export function objectIncref(o: usize): u32 {
   return ObjectError.OK;
 }
 
+/**
+ * In the free-threaded build, lock-free: NEEDS_LOCK when the decref must queue or deallocate
+ * (the host then calls objectDecrefLocked under the heap mutex; nothing was changed).
+ */
 export function objectDecref(o: usize): u32 {
   if (!liveObjectType(o)) return ObjectError.NOT_AN_OBJECT;
+  if (FREE_THREADED) return brcDecrefLockFree(o) ? ObjectError.OK : ObjectError.NEEDS_LOCK;
   decref(o);
   return ObjectError.OK;
 }
 
 export function objectRefcount(o: usize): usize {
   if (!liveObjectType(o)) return failed(ObjectError.NOT_AN_OBJECT);
-  return load<u32>(o);
+  return refcnt(o);
 }
 
 /** References the object has room for (slots, items), a dict's entries (len), or FAILED. */

@@ -40,6 +40,13 @@
 // @ts-ignore: decorator
 @inline export const CHECKED: bool = !ASC_NO_ASSERT;
 
+/**
+ * The free-threaded build (docs/free-threaded.md): its targets define PYMALLOC_FREE_THREADED with
+ * --use; every other build compiles none of the code behind `if (FREE_THREADED)`.
+ */
+// @ts-ignore: decorator, and defined by --use
+@inline export const FREE_THREADED: bool = isDefined(PYMALLOC_FREE_THREADED);
+
 // @ts-ignore: decorator
 @inline export const WASM_PAGE_SHIFT: u32 = 16;
 // @ts-ignore: decorator

@@ -37,7 +37,7 @@ import { heldRealloc } from "../debug/hooks";
 import { rawAlloc, rawFreeInternal, INTERNAL } from "../raw/tlsf";
 import {
   Kind, TypeRecord, ListObject, VarObject, WeakrefObject, ObjectState, state, typeRecord,
-  allocateObject, incref, gcHead, releaseHeld, walked, ObjectLayerBroken, IMMORTAL,
+  allocateObject, incref, gcHead, releaseHeld, walked, ObjectLayerBroken, immortalize,
 } from "./object";
 
 /** Indices of the built-in type records (objectsInit defines them in this order). */
@@ -160,7 +160,7 @@ export function newInt(value: i64): usize {
   if (!o) {
     o = newIntObject(value);
     if (!o) return 0;
-    store<u32>(o, IMMORTAL);
+    immortalize(o);
     store<usize>(slot, o);
   }
   return o;
@@ -187,7 +187,7 @@ function singleton(slot: usize, builtin: Builtin, value: i64): usize {
   o = allocateObject(typeRecord(builtin), 0);
   if (!o) return 0;
   if (builtin == Builtin.BOOL) changetype<IntObject>(o).value = value;
-  store<u32>(o, IMMORTAL);
+  immortalize(o);
   store<usize>(slot, o);
   return o;
 }
@@ -274,7 +274,7 @@ export function intern(s: usize): usize {
   if ((st.internCount + 1) * 3 > (st.internTable ? st.internMask + 1 : 0) * 2 && !internGrow()) return 0;
   internInsert(st.internTable, st.internMask, s);
   st.internCount++;
-  store<u32>(s, IMMORTAL);
+  immortalize(s);
   return s;
 }
 

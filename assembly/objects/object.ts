@@ -31,6 +31,9 @@
 // ╘═════════════════════════════════════════════════════════════════════════════════════════╛
 // An object without a GC header starts its block with refcnt. Every tracked object's GC
 // header is 8-aligned, so the low three bits of a link are free for the flags.
+// The free-threaded build puts OBJECT_PREFIX bytes (brc.ts draws them) between the GC header and
+// the object, or at the start of the block: refcnt is then ob_ref_local, and every offset from
+// the object is the same as here. Every refcount goes through incref/decref/refcnt below.
 //
 // ╒═══════════ Fixed object: type.kind == FIXED (host-defined, fixed slots + data) ═══════════╕
 //  +0   refcnt, +4 type
@@ -59,6 +62,7 @@
 //  +64   scratch lists  4 x GcHead (8): a collection's working lists (gc/collector.ts)
 //  +96   stats          3 x GenerationStats (12)
 //  +132  ObjectState    flags, the type table, the trashcan, interned strings, ...
+//  -16   FtState        (from the end; free-threaded build) the thread table (objects/brc.ts)
 // ╘═══════════════════════════════════════════════════════════════════════════════════════════╛
 //
 // Deallocation and the trashcan: when a refcount reaches zero the finalizer runs (if any and
@@ -92,10 +96,14 @@
 // found when the block leaves the ring (or by check()).
 
 import {
-  HEAP, OBJECT_SPACE_OFFSET, OBJECT_SPACE_BYTES, CHECKED, Status, corrupt, broken,
+  HEAP, OBJECT_SPACE_OFFSET, OBJECT_SPACE_BYTES, CHECKED, FREE_THREADED, Status, corrupt, broken,
 } from "../memory/header";
 import { heldMalloc, heldFree, blockStatus, usableSize } from "../debug/hooks";
 import { rawAlloc, INTERNAL } from "../raw/tlsf";
+import {
+  PREFIX_BYTES, FT_STATE, brcNew, brcImmortalize, brcRefcount, brcIncref, brcDecref, brcLend, brcMerge,
+  queuedAfter, takeQueue, queuedCount,
+} from "./brc";
 
 // @ts-ignore: decorator
 @external("env", "objectFinalize")
@@ -129,6 +137,8 @@ export const enum ObjectError {
   CYCLE = 9,
   /** JSON text that does not parse (heap/json.ts leaves where and why in the IO buffer). */
   SYNTAX = 10,
+  /** Free-threaded build: the decref must run under the heap mutex (abi/objects.ts). */
+  NEEDS_LOCK = 11,
 }
 
 /**
@@ -144,6 +154,7 @@ export const enum ObjectLayerBroken {
   QUARANTINE = 30,
   OBJECT_BLOCK = 31,
   DICT_TABLE = 33,
+  BRC_QUEUE = 34,
 }
 
 /** What a value-returning export returns on failure (no object lives at the top of memory). */
@@ -339,6 +350,9 @@ export const enum Kind {
 
 // @ts-ignore: decorator
 @inline export const GC_HEADER_BYTES: usize = offsetof<GcHead>();
+/** The free-threaded header's fields in front of the object (brc.ts); none in the other builds. */
+// @ts-ignore: decorator
+@inline export const OBJECT_PREFIX: usize = FREE_THREADED ? PREFIX_BYTES : 0;
 // @ts-ignore: decorator
 @inline export const FIXED_SLOTS: usize = offsetof<ObjectHead>();
 // @ts-ignore: decorator
@@ -388,17 +402,32 @@ export const enum Kind {
 
 // @ts-ignore: decorator
 @inline export function gcHead(o: usize): GcHead {
-  return changetype<GcHead>(o - GC_HEADER_BYTES);
+  return changetype<GcHead>(FREE_THREADED ? o - OBJECT_PREFIX - GC_HEADER_BYTES : o - GC_HEADER_BYTES);
 }
 
 // @ts-ignore: decorator
 @inline export function objectOfHead(gc: usize): usize {
-  return gc + GC_HEADER_BYTES;
+  return FREE_THREADED ? gc + GC_HEADER_BYTES + OBJECT_PREFIX : gc + GC_HEADER_BYTES;
+}
+
+/** The start of the block under an object of type t. */
+// @ts-ignore: decorator
+@inline export function blockOf(o: usize, t: TypeRecord): usize {
+  if (FREE_THREADED) return t.flags & GC_HEADER ? o - OBJECT_PREFIX - GC_HEADER_BYTES : o - OBJECT_PREFIX;
+  return t.flags & GC_HEADER ? o - GC_HEADER_BYTES : o;
 }
 
 // @ts-ignore: decorator
 @inline export function refcnt(o: usize): u32 {
+  if (FREE_THREADED) return brcRefcount(o, IMMORTAL);
   return load<u32>(o);
+}
+
+/** Makes o immortal (small ints, interned strings). */
+// @ts-ignore: decorator
+@inline export function immortalize(o: usize): void {
+  if (FREE_THREADED) brcImmortalize(o);
+  else store<u32>(o, IMMORTAL);
 }
 
 /** True iff o may be (or become) part of a cycle: a GC object, and a tracked one if a tuple. */
@@ -518,13 +547,12 @@ export function defineType(kind: u32, refSlots: u32, dataBytes: u32, finalizer: 
  * refcount must be non-zero (zero: the object is being deallocated).
  */
 export function liveObjectType(p: usize): usize {
-  if ((p & 3) != 0 || p < GC_HEADER_BYTES || p > (<usize>memory.size() << 16) - offsetof<ObjectHead>()) {
+  if ((p & 3) != 0 || p < GC_HEADER_BYTES + OBJECT_PREFIX || p > (<usize>memory.size() << 16) - offsetof<ObjectHead>()) {
     return 0;
   }
   const t = load<usize>(p, offsetof<ObjectHead>("type"));
   if (!typeIsValid(t)) return 0;
-  const block = changetype<TypeRecord>(t).flags & GC_HEADER ? p - GC_HEADER_BYTES : p;
-  if (blockStatus(block) != Status.OBJECT || !load<u32>(p)) return 0;
+  if (blockStatus(blockOf(p, changetype<TypeRecord>(t))) != Status.OBJECT || !refcnt(p)) return 0;
   return t;
 }
 
@@ -625,12 +653,23 @@ export function untrack(o: usize): void {
 
 // @ts-ignore: decorator
 @inline export function incref(o: usize): void {
+  if (FREE_THREADED) {
+    brcIncref(o);
+    return;
+  }
   const rc = load<u32>(o);
   if (rc < IMMORTAL) store<u32>(o, rc + 1);
 }
 
-/** Not @inline: deallocation decrefs in turn, and Binaryen inlines it where that pays. */
+/**
+ * Not @inline: deallocation decrefs in turn, and Binaryen inlines it where that pays. In the
+ * free-threaded build, the whole rule of brc.ts: the caller holds the heap mutex.
+ */
 export function decref(o: usize): void {
+  if (FREE_THREADED) {
+    if (brcDecref(o)) deallocate(o);
+    return;
+  }
   const rc = load<u32>(o);
   if (rc >= IMMORTAL) return;
   store<u32>(o, rc - 1);
@@ -698,12 +737,17 @@ export function deallocate(o: usize): void {
   if (t.flags & FINALIZER && !(gcHead(o).prev & FINALIZED)) {
     // Finalized with a reference lent for the call, as CPython does; the finalizer may
     // keep that reference (resurrection), and then o stays.
-    store<u32>(o, 1);
+    if (FREE_THREADED) brcLend(o);
+    else store<u32>(o, 1);
     finalizeOnce(o);
     if (load<usize>(o, offsetof<ObjectHead>("type")) != changetype<usize>(t)) return; // it freed o itself
-    const left = load<u32>(o) - 1;
-    store<u32>(o, left);
-    if (left) return;
+    if (FREE_THREADED) {
+      if (!brcDecref(o)) return;
+    } else {
+      const left = load<u32>(o) - 1;
+      store<u32>(o, left);
+      if (left) return;
+    }
   }
   if (!(t.flags & GC_HEADER)) {
     freeObject(o, t); // no GC header: no references, no finalizer, no weak list
@@ -751,14 +795,33 @@ function drainDeleteLater(): void {
 }
 
 /**
+ * The free-threaded build's merge (brc.ts): the owner of thread `id`'s queue, or the thread that
+ * took over the slot of a dead one, folds each queued object's counts and the reference the
+ * queue held, deallocating those that reach 0. Under the heap mutex. Returns how many were merged.
+ */
+export function mergeQueue(id: u32): u32 {
+  const count = queuedCount(id);
+  let o = takeQueue(id);
+  let steps: u32 = 0;
+  while (o) {
+    steps = walked(steps, count, ObjectLayerBroken.BRC_QUEUE, o);
+    const next = queuedAfter(o);
+    if (brcMerge(o, -1) == 0) deallocate(o);
+    o = next;
+  }
+  return steps;
+}
+
+/**
  * Gives the object's memory back (the debug build parks it in the quarantine first); its type
  * word is zeroed first so the address stops validating.
  */
 export function freeObject(o: usize, t: TypeRecord): void {
   store<usize>(o, 0, offsetof<ObjectHead>("type"));
   let block = o;
+  if (FREE_THREADED) block = blockOf(o, t);
   if (t.flags & GC_HEADER) {
-    block = o - GC_HEADER_BYTES;
+    if (!FREE_THREADED) block = o - GC_HEADER_BYTES;
     state().gcObjects--;
   }
   if (CHECKED) quarantine(block);
@@ -881,13 +944,15 @@ export function clearReferences(o: usize): void {
  */
 export function allocateObject(t: TypeRecord, extra: usize): usize {
   const bytes = <usize>t.basicSize + extra;
-  const header = t.flags & GC_HEADER ? GC_HEADER_BYTES : 0;
+  const gcBytes = t.flags & GC_HEADER ? GC_HEADER_BYTES : 0;
+  const header = FREE_THREADED ? gcBytes + OBJECT_PREFIX : gcBytes;
   const block = heldMalloc(bytes + header);
   if (!block) return 0;
-  if (header) state().gcObjects++;
+  if (gcBytes) state().gcObjects++;
   memory.fill(block, 0, bytes + header);
   const o = block + header;
-  store<u32>(o, 1);
+  if (FREE_THREADED) brcNew(o);
+  else store<u32>(o, 1);
   store<usize>(o, changetype<usize>(t), offsetof<ObjectHead>("type"));
   return o;
 }
@@ -897,6 +962,7 @@ export function objectsInit(): bool {
   const st = state();
   if (st.ready) return true;
   if (CHECKED) assert(STATE + offsetof<ObjectState>() <= HEAP + OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES); // fits its reservation
+  if (CHECKED && FREE_THREADED) assert(STATE + offsetof<ObjectState>() <= FT_STATE); // ends before the free-threaded state
   const table = rawAlloc(<usize>MAX_TYPES << TYPE_SHIFT, INTERNAL);
   if (!table) return false;
   memory.fill(table, 0, <usize>MAX_TYPES << TYPE_SHIFT);

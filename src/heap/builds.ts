@@ -3,7 +3,8 @@
 // by constants; any other geometry, and every debug build, runs a generic module that reads the
 // geometry from the heap header. The tuned policy is compiled in as well: a heap of the tuned
 // preset whose geometry is not the preset's runs the generic module of that policy. A shared heap
-// runs the shared build (CPython's policy, any geometry), which imports its memory.
+// runs the shared build (CPython's policy, any geometry), which imports its memory; a
+// free-threaded one the free-threaded build.
 
 import { PRESETS, type HeapConfig } from './config.js';
 
@@ -17,6 +18,7 @@ function hasPresetGeometry(config: HeapConfig): boolean {
 
 /** The file name, under build/, of the module that runs a heap of this configuration. */
 export function buildFile(config: HeapConfig): string {
+  if (config.concurrency === 'free-threaded') return `pymalloc.${config.build}.ft.wasm`;
   if (config.shared) return `pymalloc.${config.build}.shared.wasm`;
   if (config.build === 'release' && hasPresetGeometry(config)) return `pymalloc-${config.preset}.release.wasm`;
   return config.policy === 'tuned' ? `pymalloc-tuned-policy.${config.build}.wasm` : `pymalloc.${config.build}.wasm`;

@@ -1,3 +1,7 @@
+import type { Concurrency } from './shared.js';
+
+const CONCURRENCIES: readonly unknown[] = ['gil', 'free-threaded', 'none'] satisfies Concurrency[];
+
 /** Geometry presets: the constants of CPython's Objects/obmalloc.c for each build. */
 export const PRESETS = {
   /** CPython 3.7-3.9 on 64-bit, and any 32-bit build: 64 classes of 8-byte steps. */
@@ -68,12 +72,14 @@ export interface HeapOptions {
   shared?: boolean;
   /**
    * How the instances of a shared heap keep out of each other's way. 'gil': every call into the
-   * heap holds one global lock, as CPython's GIL; 'none': no lock at all, so that the races the
-   * GIL prevents can be seen. 'none' corrupts the heap by design as soon as two workers use it
-   * at once: it is for demonstrations (`pymalloc race`), never for use.
+   * heap holds one global lock, as CPython's GIL; 'free-threaded': CPython 3.13t's object header
+   * and biased reference counting (docs/free-threaded.md), refcounts lock-free and everything
+   * else under one heap mutex; 'none': no lock at all, so that the races the GIL prevents can
+   * be seen. 'none' corrupts the heap by design as soon as two workers use it at once: it is for
+   * demonstrations (`pymalloc race`), never for use.
    * @default 'gil' (for a shared heap)
    */
-  concurrency?: 'gil' | 'none';
+  concurrency?: Concurrency;
 }
 
 /** The resolved configuration of a heap. */
@@ -93,8 +99,8 @@ export interface HeapConfig {
   /** false, or the debug hooks' settings. */
   debugHooks: false | { serialNumbers: boolean };
   shared: boolean;
-  /** 'gil' or 'none' for a shared heap; undefined for one that is not. */
-  concurrency: 'gil' | 'none' | undefined;
+  /** The concurrency of a shared heap; undefined for one that is not. */
+  concurrency: Concurrency | undefined;
 }
 
 const DEFAULTS = { preset: 'cpython-3.12', maxMemory: MAX_MEMORY, build: 'release' } as const;
@@ -161,8 +167,8 @@ export function resolveConfig(options: HeapOptions = {}): HeapConfig {
   const shared = options.shared ?? false;
   if (typeof shared !== 'boolean') throw new TypeError('options.shared must be a boolean');
   const concurrency = options.concurrency ?? (shared ? 'gil' : undefined);
-  if (concurrency !== undefined && concurrency !== 'gil' && concurrency !== 'none') {
-    throw new RangeError("options.concurrency must be 'gil' or 'none'");
+  if (concurrency !== undefined && !CONCURRENCIES.includes(concurrency)) {
+    throw new RangeError("options.concurrency must be 'gil', 'free-threaded' or 'none'");
   }
   if (shared && presetPolicy(preset) === 'tuned') {
     throw new RangeError("options.preset 'tuned' is not built for a shared heap: use a CPython preset with options.shared");

@@ -90,6 +90,7 @@ export const INVARIANTS = [
   'object block: the block under an object, or an array an object owns, is not held by the object layer',
   'debug block: a block breaks the debug hooks\' layout (a MemoryCorruptionError says how)',
   "dict table: a dict's index table, entries or counts disagree, or a probe found no empty slot (the table was overwritten)",
+  "brc queue: a thread's merge queue of a free-threaded heap is longer than it counts (its links were overwritten)",
 ] as const;
 
 /**

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { threadId, type Worker } from 'node:worker_threads';
+import { isMainThread, threadId, type Worker } from 'node:worker_threads';
 import { resolveConfig, type HeapConfig, type HeapOptions } from './config.js';
 import { buildFile } from './builds.js';
 import {
@@ -19,7 +19,7 @@ import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
-  Gil, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
+  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
 
@@ -56,6 +56,11 @@ interface CoreExports extends ObjectExports {
   objectBlockBytes(o: number): number;
   sharedState(): number;
   sharedStateBytes(): number;
+  /** The free-threaded build's (assembly/abi/threads.ts); absent from the other builds. */
+  threadAttach?(id: number): number;
+  threadDetach?(): void;
+  threadMerge?(): number;
+  threadRelease?(id: number): void;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -83,6 +88,10 @@ const REASONS: Record<number, InvalidAddressReason> = {
  * handle passed to the wrong heap is refused (README, "Bad input", says exactly when).
  */
 const FIRST_ARENA_PLACES = 8;
+/** threadAttach's refusals (assembly/objects/brc.ts): no memory for the thread table, no tid left. */
+const NO_THREAD_TABLE = 0;
+const NO_THREAD_ID = 1;
+const THREAD_IDS = 2 ** 23 - 1;
 /** Refcounts from here up are immortal (src/heap/objects.ts). */
 const IMMORTAL = 0x3fff_ffff;
 let heapsCreated = 0;
@@ -114,8 +123,28 @@ const HANDLE_KIND = 'pymalloc-wasm/shared-heap';
 
 /** The heap's methods that a shared heap does not lock: they lock what they need themselves. */
 const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch', 'tracemalloc', 'unraisableHook']);
+/** A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts). */
+const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
 const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
 const NOTHING = new Set<string>();
+
+/**
+ * The free-threaded instances of this worker: detached when it exits, as CPython merges a
+ * thread's refcounts when the thread ends (a worker terminated from outside runs no exit
+ * handler: Heap#watch releases it).
+ */
+const detachAtExit = new Set<Heap>();
+let exitHandler = false;
+
+function detachWhenThreadExits(heap: Heap): void {
+  if (!exitHandler) {
+    process.once('exit', () => {
+      for (const h of detachAtExit) h.detach();
+    });
+    exitHandler = true;
+  }
+  detachAtExit.add(heap);
+}
 
 /** What an instance of a shared heap holds besides its exports. */
 interface Sharing {
@@ -322,7 +351,8 @@ export class Heap {
     this.#ioAddress = exports.ioBuffer() >>> 0;
     this.#ioWords = exports.ioWords();
     this.#io = new Uint32Array(exports.memory.buffer, this.#ioAddress, this.#ioWords);
-    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports), sharing !== undefined);
+    const mutex = sharing?.lock instanceof HeapMutex ? sharing.lock : undefined;
+    this.#space = new ObjectSpace(exports, objectImports, config.maxMemory, guard.wrap(exports), sharing !== undefined, mutex);
     this.#objects = this.#space;
     // Once broken, every call is refused before it reaches the core, at no cost until then.
     guard.onBreak(() => {
@@ -330,8 +360,18 @@ export class Heap {
       this.#objects = guard.refusing<ObjectSpace>(exports.memory);
       sharing?.state.markBroken(exports.corruption(), exports.errorAddress());
     });
+    if (mutex) {
+      if (!isMainThread) detachWhenThreadExits(this);
+      mutex.safePoint = (operation) => {
+        try {
+          exports.threadMerge!();
+        } catch (error) {
+          throw guard.failure(operation, error);
+        }
+      };
+    }
     if (sharing) {
-      lockMethods(this, Heap.prototype, sharing.lock, UNLOCKED);
+      lockMethods(this, Heap.prototype, sharing.lock, mutex ? UNLOCKED_FREE_THREADED : UNLOCKED);
       lockMethods(this.#space.gc, GcModule.prototype, sharing.lock, UNLOCKED_GC, 'gc.');
     }
   }
@@ -367,9 +407,12 @@ export class Heap {
     if (config.shared) {
       const state = new SharedState(memory, raw.sharedState() >>> 0, raw.sharedStateBytes());
       state.create(config.concurrency!);
-      sharing = Heap.#attachment(state, config.concurrency!, module, memory);
+      sharing = Heap.#attachment(state, config, module, memory, raw);
     }
-    return new Heap(config, raw, guard, objectImports, sharing);
+    const heap = new Heap(config, raw, guard, objectImports, sharing);
+    // No automatic collection until the world can be stopped for one (docs/free-threaded.md).
+    if (config.concurrency === 'free-threaded') heap.gc.disable();
+    return heap;
   }
 
   /**
@@ -390,7 +433,9 @@ export class Heap {
       throw new Error(`Heap.attach: the handle comes from pymalloc-wasm ${version} (${build} build), this is pymalloc-wasm ${PACKAGE_VERSION}: both sides must run the same version`);
     }
     if (build !== 'release' && build !== 'debug') throw new TypeError(`Heap.attach: the handle's build '${String(build)}' is neither 'release' nor 'debug'`);
-    if (concurrency !== 'gil' && concurrency !== 'none') throw new TypeError(`Heap.attach: the handle's concurrency '${String(concurrency)}' is neither 'gil' nor 'none'`);
+    if (concurrency !== 'gil' && concurrency !== 'free-threaded' && concurrency !== 'none') {
+      throw new TypeError(`Heap.attach: the handle's concurrency '${String(concurrency)}' is none of 'gil', 'free-threaded', 'none'`);
+    }
     const given = config as HeapConfig;
     const resolved = resolveConfig({
       preset: given.preset, alignment: given.alignment, poolSize: given.poolSize, arenaSize: given.arenaSize,
@@ -403,14 +448,31 @@ export class Heap {
     const state = new SharedState(memory, raw.sharedState() >>> 0, raw.sharedStateBytes());
     const refusal = state.refusal(concurrency);
     if (refusal !== undefined) throw new Error(`Heap.attach: ${refusal}`);
-    return new Heap(resolved, raw, new CoreGuard(raw), objectImports, Heap.#attachment(state, concurrency, module, memory));
+    return new Heap(resolved, raw, new CoreGuard(raw), objectImports, Heap.#attachment(state, resolved, module, memory, raw));
   }
 
-  static #attachment(state: SharedState, concurrency: Concurrency, module: WebAssembly.Module, memory: WebAssembly.Memory): Sharing {
+  /** Takes an attachment; a free-threaded core is told its id, under the heap mutex, and becomes that thread. */
+  static #attachment(state: SharedState, config: HeapConfig, module: WebAssembly.Module, memory: WebAssembly.Memory, core: CoreExports): Sharing {
+    const concurrency = config.concurrency!;
     const id = state.attach(threadId);
     if (id === 0) throw new RangeError(`the shared heap has ${MAX_ATTACHMENTS} attachments already: detach some first`);
-    const lock = concurrency === 'gil' ? new Gil(state, id) : new NoLock(state);
-    return { state, lock, id, module, memory };
+    if (concurrency !== 'free-threaded') {
+      return { state, lock: concurrency === 'gil' ? new Gil(state, id) : new NoLock(state), id, module, memory };
+    }
+    const mutex = new HeapMutex(state, id);
+    let tid: number;
+    try {
+      tid = mutex.run(() => core.threadAttach!(id));
+    } catch (error) {
+      state.detach(id);
+      throw error;
+    }
+    if (tid === NO_THREAD_TABLE || tid === NO_THREAD_ID) {
+      state.detach(id);
+      if (tid === NO_THREAD_ID) throw new RangeError(`the free-threaded heap has given out all its thread ids (${THREAD_IDS} attachments over its life)`);
+      throw new OutOfMemoryError('Heap.attach', 0, memory.buffer.byteLength, config.maxMemory, 'the thread table of a free-threaded heap');
+    }
+    return { state, lock: mutex, id, module, memory };
   }
 
   /**
@@ -445,6 +507,8 @@ export class Heap {
     }
     sharing.lock.enter('detach');
     try {
+      // A free-threaded core merges its queue and gives its slot up first: its objects are then abandoned.
+      if (this.#core.threadDetach) this.#call('detach', () => this.#core.threadDetach!());
       this.#leave(DETACHED);
       sharing.state.detach(sharing.id);
     } finally {
@@ -464,18 +528,40 @@ export class Heap {
     const sharing = this.#shared('watch');
     const workerThread = worker.threadId;
     worker.once('exit', () => {
-      const ids = sharing.state.releaseThread(workerThread);
-      const lock = sharing.lock;
-      if (!(lock instanceof Gil) || sharing.state.disposed || !ids.some((id) => lock.takeOver(id))) return;
+      const { state, lock } = sharing;
+      // A free-threaded core forgets the dead thread before its slots are free for another.
+      if (this.#core.threadRelease && !state.disposed) this.#releaseThreads(state.slotsOf(workerThread));
+      const ids = state.releaseThread(workerThread);
+      if (!(lock instanceof Gil) || state.disposed || !ids.some((id) => lock.takeOver(id))) return;
       try {
         const broken = this.#core.check();
-        if (broken !== 0) sharing.state.markBroken(broken, this.#core.errorAddress());
+        if (broken !== 0) state.markBroken(broken, this.#core.errorAddress());
       } catch {
-        sharing.state.markBroken(this.#core.corruption(), this.#core.errorAddress());
+        state.markBroken(this.#core.corruption(), this.#core.errorAddress());
       } finally {
         lock.exit();
       }
     });
+  }
+
+  /**
+   * Merges the queues of a free-threaded heap's dead attachments and abandons their objects.
+   * Under the heap mutex, unless one of them died holding it: that is left to the GIL's recovery
+   * (which checks the heap), and the slots' queues to whoever takes the slots next.
+   */
+  #releaseThreads(ids: number[]): void {
+    const sharing = this.#sharing!;
+    if (ids.length === 0 || ids.includes(sharing.state.holder) || sharing.state.refusing) return;
+    if (this.#ex === DISPOSED || this.#ex === DETACHED_EXPORTS) return;
+    sharing.lock.enter('watch');
+    try {
+      for (const id of ids) this.#core.threadRelease!(id);
+    } catch (error) {
+      // Marks the heap broken for every instance: all an exit handler can do about a trap.
+      this.#guard.failure('watch', error);
+    } finally {
+      sharing.lock.exit();
+    }
   }
 
   #shared(operation: string): Sharing {
@@ -485,6 +571,7 @@ export class Heap {
 
   /** This instance stops: every later call throws HeapDisposedError, saying `why`. */
   #leave(why?: string): void {
+    detachAtExit.delete(this);
     this.#tracer = undefined;
     this.#ex = why === DETACHED ? DETACHED_EXPORTS : DISPOSED;
     this.#objects = this.#space;
@@ -723,6 +810,9 @@ export class Heap {
 
   /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
   get tracemalloc(): Tracemalloc {
+    if (this.config.concurrency === 'free-threaded') {
+      throw new TypeError('tracemalloc: not available on a free-threaded heap (its decref runs lock-free, outside the tracer)');
+    }
     if (this.#tracemalloc === undefined) {
       this.#tracemalloc = new Tracemalloc(this.#core, this.config.maxMemory, (tracer) => this.#install(tracer));
       if (this.#sharing) lockMethods(this.#tracemalloc, Tracemalloc.prototype, this.#sharing.lock, NOTHING, 'tracemalloc.');

@@ -3,6 +3,7 @@ import { TapeWriter, readTape, type JsonValue } from './json.js';
 import {
   HeapCorruptionError, HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
 } from './errors.js';
+import type { HeapLock } from './shared.js';
 
 /** The exports of assembly/abi/objects.ts: the object layer's, and the gc module's. */
 export interface ObjectExports extends GcExports {
@@ -27,6 +28,8 @@ export interface ObjectExports extends GcExports {
   objectIncref(o: number): number;
   objectDecref(o: number): number;
   objectRefcount(o: number): number;
+  /** The free-threaded build's decref under the heap mutex (assembly/abi/threads.ts). */
+  objectDecrefLocked?(o: number): number;
   objectLength(o: number): number;
   objectGetRef(o: number, index: number): number;
   objectSetRef(o: number, index: number, value: number): number;
@@ -140,6 +143,8 @@ const SYNTAX_PROBLEMS = ['', 'unexpected character', 'unexpected end of the text
 const PENDING_WORDS = 3;
 /** Bytes per float stringifyJSON leaves for the host to print: UTF-16 offset, value. */
 const PENDING_FLOAT_BYTES = 12;
+/** Free-threaded build: objectDecref could not finish lock-free. */
+const NEEDS_LOCK = 11;
 /** FAILED (2^32 - 1) as the i32 the ABI returns it as. */
 const FAILED = -1;
 /** Refcounts from here up are immortal (assembly/objects/object.ts). */
@@ -255,9 +260,16 @@ export class ObjectSpace {
   /** The exports the gc module calls: `gcExports` (src/heap/guard.ts wraps them), until disposed. */
   #gcEx: GcExports;
 
-  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports, shared = false) {
+  /**
+   * The heap mutex of a free-threaded heap: incref, decref and refcount run lock-free and take it
+   * only for what cannot (docs/free-threaded.md); undefined for every other heap.
+   */
+  readonly #mutex: HeapLock | undefined;
+
+  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports, shared = false, mutex?: HeapLock) {
     this.#ex = exports;
     this.#shared = shared;
+    this.#mutex = mutex;
     this.#gcEx = gcExports;
     this.#maxMemory = maxMemory;
     this.#u32 = new Uint32Array(exports.memory.buffer);
@@ -283,8 +295,22 @@ export class ObjectSpace {
    * call being made (`newTuple`, `gc.collect`): what HeapDisposedError names after dispose().
    */
   exports(operation: string): ObjectExports {
-    if (!this.#ready) this.#init(operation);
+    if (!this.#ready) {
+      if (this.#mutex) this.#locked(operation, () => this.#init(operation));
+      else this.#init(operation);
+    }
     return this.#ex;
+  }
+
+  /** fn under the heap mutex of a free-threaded heap, its refusals naming `operation`. */
+  #locked<T>(operation: string, fn: () => T): T {
+    const mutex = this.#mutex!;
+    mutex.enter(operation);
+    try {
+      return fn();
+    } finally {
+      mutex.exit();
+    }
   }
 
   #init(operation: string): void {
@@ -507,20 +533,35 @@ export class ObjectSpace {
 
   // ───────────── reference counting ─────────────
 
+  // On a free-threaded heap these three run lock-free; an address the lock-free check refuses
+  // is checked again under the heap mutex (docs/free-threaded.md, "Address checks") before the
+  // InvalidObjectError, so the refusal is exact. Elsewhere the second test costs nothing.
+
   incref(o: number): void {
     this.#address('incref', o);
-    if (this.exports('incref').objectIncref(o) !== 0) throw new InvalidObjectError('incref', o);
+    const ex = this.exports('incref');
+    if (ex.objectIncref(o) !== 0 && (!this.#mutex || this.#locked('incref', () => ex.objectIncref(o)) !== 0)) {
+      throw new InvalidObjectError('incref', o);
+    }
   }
 
   /** Releases a reference; at zero the object is finalized, its references released, and it is freed. */
   decref(o: number): void {
     this.#address('decref', o);
-    if (this.exports('decref').objectDecref(o) !== 0) throw new InvalidObjectError('decref', o);
+    const ex = this.exports('decref');
+    const status = ex.objectDecref(o);
+    if (status === 0) return;
+    if (this.#mutex && (status === NEEDS_LOCK || status === NOT_AN_OBJECT)) {
+      if (this.#locked('decref', () => this.#ex.objectDecrefLocked!(o)) === 0) return;
+    }
+    throw new InvalidObjectError('decref', o);
   }
 
   refcount(o: number): number {
     this.#address('refcount', o);
-    const count = this.exports('refcount').objectRefcount(o);
+    const ex = this.exports('refcount');
+    let count = ex.objectRefcount(o);
+    if (count === FAILED && this.#mutex) count = this.#locked('refcount', () => ex.objectRefcount(o));
     if (count === FAILED) throw new InvalidObjectError('refcount', o);
     return count >>> 0;
   }

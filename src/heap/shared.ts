@@ -14,7 +14,7 @@
 //   +12   MAGIC       MAGIC once the owner has set the region up
 //   +16   LAYOUT      LAYOUT_VERSION
 //   +20   STATUS      LIVE, or DISPOSED once an instance disposed the heap
-//   +24   MODE        1 'gil', 2 'none'
+//   +24   MODE        1 'gil', 2 'none', 3 'free-threaded'
 //   +28   BROKEN      the INVARIANTS code an instance found broken (BROKEN_UNKNOWN: a trap
 //                     without one), 0 while the heap is sound
 //   +32   BROKEN_AT   the address that invariant was about
@@ -74,8 +74,9 @@ export const WAIT_BUCKETS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, Infinity] as
 /** Times the lock word is re-read before sleeping: about a microsecond on this machine. */
 const SPIN = 100;
 
-export type Concurrency = 'gil' | 'none';
-const MODES: Record<Concurrency, number> = { gil: 1, none: 2 };
+/** How the instances of a shared heap keep out of each other's way (HeapOptions.concurrency). */
+export type Concurrency = 'gil' | 'free-threaded' | 'none';
+const MODES: Record<Concurrency, number> = { gil: 1, none: 2, 'free-threaded': 3 };
 
 /** What gil.stats() returns: counted since the heap was created, over every instance. */
 export interface GilStats {
@@ -163,6 +164,13 @@ export class SharedState {
     Atomics.store(this.#words, ATTACHMENTS + id - 1, 0);
   }
 
+  /** The attachments of the thread, still attached. */
+  slotsOf(threadId: number): number[] {
+    const ids: number[] = [];
+    for (let slot = 0; slot < MAX_ATTACHMENTS; slot++) if (Atomics.load(this.#words, ATTACHMENTS + slot) === threadId + 1) ids.push(slot + 1);
+    return ids;
+  }
+
   /** The attachments of the thread, detached: used once it has exited. */
   releaseThread(threadId: number): number[] {
     const ids: number[] = [];
@@ -178,6 +186,9 @@ export class SharedState {
     for (let slot = 0; slot < MAX_ATTACHMENTS; slot++) if (Atomics.load(this.#words, ATTACHMENTS + slot) !== 0) count++;
     return count;
   }
+
+  /** The attachment holding the lock, 0 when it is free. */
+  get holder(): number { return Atomics.load(this.#words, HOLDER); }
 
   get disposed(): boolean { return Atomics.load(this.#words, STATUS) === DISPOSED; }
   markDisposed(): void { Atomics.store(this.#words, STATUS, DISPOSED); }
@@ -238,7 +249,7 @@ export interface HeapLock {
 
 /** The GIL of one instance: its attachment id, its depth, and its own counts. */
 export class Gil implements HeapLock {
-  readonly concurrency = 'gil';
+  readonly concurrency: Concurrency = 'gil';
   readonly #state: SharedState;
   readonly #w: Int32Array;
   readonly #f: Float64Array;
@@ -336,6 +347,43 @@ export class Gil implements HeapLock {
     this.#depth = 1;
     this.#w[LAST] = this.#id;
     Atomics.add(this.#w, RECOVERED, 1);
+    return true;
+  }
+}
+
+/**
+ * The heap mutex of concurrency 'free-threaded' (docs/free-threaded.md): the GIL's lock, held by
+ * every call but the refcount operations, which run lock-free and take it only for the rest of
+ * a decref that must queue or deallocate. Each outermost acquisition is a safe point: the
+ * instance merges the objects other threads queued to it.
+ */
+export class HeapMutex extends Gil {
+  override readonly concurrency: Concurrency = 'free-threaded';
+  /** Outermost acquisitions run it, for the operation entering; set by the heap once its core exists. */
+  safePoint: (operation: string) => void = () => {};
+  #depth = 0;
+
+  override enter(operation: string): void {
+    // Counted first: a refused entry releases through exit() before it throws.
+    this.#depth++;
+    super.enter(operation);
+    if (this.#depth !== 1) return;
+    try {
+      this.safePoint(operation);
+    } catch (error) {
+      this.exit();
+      throw error;
+    }
+  }
+
+  override exit(): void {
+    this.#depth--;
+    super.exit();
+  }
+
+  override takeOver(dead: number): boolean {
+    if (!super.takeOver(dead)) return false;
+    this.#depth = 1;
     return true;
   }
 }

@@ -42,3 +42,17 @@ export class Crew {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
+
+/** The biased-refcount words of a free-threaded heap's object (docs/free-threaded.md, the header). */
+export interface BrcHeader {
+  tid: number;
+  /** ob_flags, ob_mutex and ob_gc_bits, as one word. */
+  flags: number;
+  shared: number;
+  local: number;
+}
+
+export function brcHeader(heap: Heap, o: number): BrcHeader {
+  const words = new Int32Array(heap.memory.buffer);
+  return { tid: words[(o - 16) >> 2] >>> 0, flags: words[(o - 12) >> 2], shared: words[(o - 8) >> 2], local: words[o >> 2] >>> 0 };
+}

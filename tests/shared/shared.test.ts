@@ -7,9 +7,11 @@ import { Crew } from './helpers.js';
 const MiB = 2 ** 20;
 
 describe('a heap shared by workers', () => {
-  it.each(['release', 'debug'] as const)('keeps every block apart across 4 workers doing random work (%s build)', async (build) => {
+  it.each([
+    ['release', 'gil'], ['debug', 'gil'], ['release', 'free-threaded'], ['debug', 'free-threaded'],
+  ] as const)('keeps every block apart across 4 workers doing random work (%s build, %s)', async (build, concurrency) => {
     const maxMemory = 64 * MiB;
-    const heap = await Heap.create({ shared: true, maxMemory, build });
+    const heap = await Heap.create({ shared: true, maxMemory, build, concurrency });
     heap.decref(heap.newList()); // the object space is set up before the baseline
     const before = heap.stats();
     const inUse = (s: typeof before) => s.sizeClasses.reduce((n, c) => n + c.blocksInUse, 0);
@@ -89,11 +91,12 @@ describe('a heap shared by workers', () => {
     await crew.terminate();
   });
 
-  it('collects a cycle made in one worker with gc.collect() in another, running the finalizer defined in both', async () => {
-    const heap = await Heap.create({ shared: true });
+  it.each(['gil', 'free-threaded'] as const)('collects a cycle made in one worker with gc.collect() in another, running the finalizer defined in both (%s)', async (concurrency) => {
+    const heap = await Heap.create({ shared: true, concurrency });
     const finalized: number[] = [];
     const crew = new Crew(heap);
-    const { a, b, typeName } = await crew.start('cycle').result;
+    // A free-threaded worker detaches first: its objects are then abandoned, and whoever drops them merges them.
+    const { a, b, typeName } = await crew.start('cycle', { detach: concurrency === 'free-threaded' }).result;
     expect(typeName).toBe('Node');
     // a <-> b, dropped by the worker: alive only through each other.
     expect(heap.isObject(a)).toBe(true);
@@ -104,6 +107,7 @@ describe('a heap shared by workers', () => {
     expect(heap.gc.collect()).toBe(2);
     expect(finalized.sort()).toEqual([a, b].sort());
     expect(heap.isObject(a)).toBe(false);
+    expect(heap.isObject(b)).toBe(false);
     expect(() => heap.defineType({ name: 'Node', refSlots: 2 })).toThrow(
       new TypeError("defineType: 'Node' is already defined in this shared heap as a fixed type of 1 references and 0 data bytes, with a finalizer, not as a fixed type of 2 references and 0 data bytes"),
     );
@@ -188,7 +192,7 @@ describe('bad use of a shared heap', () => {
 
   it('refuses options that do not go together, and gil.run without a function', async () => {
     await expect(Heap.create({ concurrency: 'gil' })).rejects.toThrow(new RangeError('options.concurrency is for a shared heap: set options.shared to true'));
-    await expect(Heap.create({ shared: true, concurrency: 'free' as 'gil' })).rejects.toThrow(new RangeError("options.concurrency must be 'gil' or 'none'"));
+    await expect(Heap.create({ shared: true, concurrency: 'free' as 'gil' })).rejects.toThrow(new RangeError("options.concurrency must be 'gil', 'free-threaded' or 'none'"));
     await expect(Heap.create({ shared: 1 as unknown as boolean })).rejects.toThrow(new TypeError('options.shared must be a boolean'));
     await expect(Heap.create({ shared: true, preset: 'tuned' })).rejects.toThrow(
       new RangeError("options.preset 'tuned' is not built for a shared heap: use a CPython preset with options.shared"),

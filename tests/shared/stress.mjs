@@ -27,7 +27,7 @@ if (isMainThread) {
   heap.check();
   console.log(JSON.stringify({
     refcount: heap.refcount(o), expected: 1 + n * Number(ops), overlapped,
-    sleeps: stats.sleeps, contended: stats.contended, handoffs: stats.handoffs,
+    sleeps: stats.sleeps, contended: stats.contended, handoffs: stats.handoffs, acquisitions: stats.acquisitions,
   }));
 } else {
   const { handle, barrier, o, ops, batch, index } = workerData;

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { Heap, type SharedHeapHandle } from '../../src/index.js';
+import { brcHeader } from './helpers.js';
 
 interface Task {
   task: string;
@@ -190,7 +191,9 @@ const tasks: Record<string, () => unknown> = {
     heap.setRef(b, 0, a);
     heap.decref(a);
     heap.decref(b);
-    return { a, b, typeName: heap.typeOf(a).name };
+    const typeName = heap.typeOf(a).name;
+    if (data.detach) heap.detach();
+    return { a, b, typeName };
   },
 
   /** Takes the GIL and never lets go (after optionally breaking a free list), until terminated. */
@@ -218,6 +221,41 @@ const tasks: Record<string, () => unknown> = {
     } catch (error) {
       return { ok: false, error: (error as Error).name, invariant: (error as { invariant?: string }).invariant };
     }
+  },
+
+  /**
+   * A free-threaded heap's refcount steps, one after another: [op, index] pairs, where index
+   * names data.objects[i] or, past them, the objects this worker made ('new' makes a list). When
+   * data.sync is given, the worker publishes its first made object in sync[0] and waits for
+   * sync[1] before the steps after 'wait'. Reports each object's header words (null once it
+   * is freed), then detaches unless data.stay.
+   */
+  script() {
+    const given = (data.objects as number[] | undefined) ?? [];
+    const made: number[] = [];
+    const sync = data.sync ? new Int32Array(data.sync as SharedArrayBuffer) : undefined;
+    const object = (i: number) => (i < given.length ? given[i] : made[i - given.length]);
+    for (const [op, i] of data.steps as [string, number][]) {
+      if (op === 'new') made.push(heap.newList());
+      else if (op === 'incref') heap.incref(object(i));
+      else if (op === 'decref') heap.decref(object(i));
+      else if (op === 'wait') {
+        Atomics.store(sync!, 0, made[0]);
+        Atomics.notify(sync!, 0);
+        while (Atomics.load(sync!, 1) === 0) Atomics.wait(sync!, 1, 0, 50);
+      }
+    }
+    // refcount, not isObject: it takes no lock, so it is no safe point that would merge the queue.
+    const live = (o: number) => {
+      try {
+        return heap.refcount(o) > 0;
+      } catch {
+        return false;
+      }
+    };
+    const headers = [...given, ...made].map((o) => (live(o) ? brcHeader(heap, o) : null));
+    if (!data.stay) heap.detach();
+    return { made, headers };
   },
 
   /** Calls after the owner disposed, or after detaching itself. */

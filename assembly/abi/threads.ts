@@ -1,0 +1,51 @@
+// The exports only the free-threaded build has (docs/free-threaded.md): an entry file of its own,
+// given to asc for the ft targets only, so that the other modules keep exactly their exports.
+// Every call here runs under the heap mutex (src/heap/shared.ts).
+
+import { ObjectError, liveObjectType, decref, mergeQueue } from "../objects/object";
+import {
+  threadAttach as attachThread, threadDetach as detachThread, threadRelease as releaseThread, currentThread,
+  NO_THREAD_ID, MAX_THREADS,
+} from "../objects/brc";
+
+/**
+ * This instance becomes the thread of attachment `id`: its tid, or NO_THREAD_TABLE /
+ * NO_THREAD_ID (objects/brc.ts). Then merges what a worker that died in the slot left queued:
+ * its owner will never come back for it.
+ */
+export function threadAttach(id: u32): u32 {
+  const tid = attachThread(id);
+  if (tid > NO_THREAD_ID) mergeQueue(id);
+  return tid;
+}
+
+/** This instance's thread leaves: its queue merged, its objects abandoned. */
+export function threadDetach(): void {
+  const id = currentThread();
+  if (!id) return;
+  mergeQueue(id);
+  detachThread();
+}
+
+/**
+ * The worker of attachment `id` has exited without detaching (Heap#watch): what was queued to it
+ * is merged here, and its objects are abandoned. Before its slot is free for another.
+ */
+export function threadRelease(id: u32): void {
+  if (id == 0 || id > MAX_THREADS) return;
+  mergeQueue(id);
+  releaseThread(id);
+}
+
+/** The safe point of every entry under the heap mutex: merges this thread's queue; how many were on it. */
+export function threadMerge(): u32 {
+  const id = currentThread();
+  return id ? mergeQueue(id) : 0;
+}
+
+/** The whole decref rule, when objectDecref said NEEDS_LOCK. */
+export function objectDecrefLocked(o: usize): u32 {
+  if (!liveObjectType(o)) return ObjectError.NOT_AN_OBJECT;
+  decref(o);
+  return ObjectError.OK;
+}

@@ -1,0 +1,127 @@
+// npx tsx bench/threads.ts (after npm run build): what biased reference counting costs a
+// refcount operation, against the GIL heap's in the same run (issue 11's goal: the owner's
+// incref+decref within 1.2x of the GIL build's).
+// 1. One thread, timed by benchmark.js: the owner is the instance that made the object; the other
+//    thread is a second instance attached in the same worker, so that its operations take the
+//    shared (atomic) path without another worker competing for the cores.
+// 2. Two workers at once on one object (this machine has two cores), each timing its own loop
+//    after a start barrier; the median over RUNS of the slower worker's rate.
+
+import Benchmark from 'benchmark';
+import { Worker } from 'node:worker_threads';
+import { Heap } from '../src/index.js';
+
+const PAIRS = 1000;
+
+interface Case {
+  name: string;
+  heap: Heap;
+  o: number;
+  /** The loop runs inside one gil.run: the GIL is taken once, as bytecode runs under it. */
+  batched?: boolean;
+}
+
+async function object(heap: Heap): Promise<number> {
+  const o = heap.newList();
+  heap.incref(o); // so that no decref below frees it
+  return o;
+}
+
+const plain = await Heap.create();
+const gil = await Heap.create({ shared: true });
+const ft = await Heap.create({ shared: true, concurrency: 'free-threaded' });
+const other = await Heap.attach(ft.share());
+const shared = await object(ft);
+const cases: Case[] = [
+  { name: 'not shared', heap: plain, o: await object(plain) },
+  { name: 'gil, each call taking it', heap: gil, o: await object(gil) },
+  { name: 'gil, held across the loop (gil.run)', heap: gil, o: await object(gil), batched: true },
+  { name: 'free-threaded, owner (ob_ref_local)', heap: ft, o: await object(ft) },
+  { name: 'free-threaded, other thread (ob_ref_shared)', heap: other, o: shared },
+];
+
+const rows: { name: string; ns: number; rme: number }[] = [];
+const suite = new Benchmark.Suite('refcount');
+for (const { name, heap, o, batched } of cases) {
+  const loop = () => {
+    for (let i = 0; i < PAIRS; i++) {
+      heap.incref(o);
+      heap.decref(o);
+    }
+  };
+  suite.add(name, batched ? () => heap.gil.run(loop) : loop, {
+    maxTime: 2,
+    minSamples: 10,
+    onComplete(event: Benchmark.Event) {
+      const bench = event.target as unknown as Benchmark;
+      rows.push({ name, ns: (bench.stats.mean * 1e9) / PAIRS, rme: bench.stats.rme });
+    },
+  });
+}
+suite.run({ async: false });
+
+const reference = rows.find((r) => r.name.startsWith('gil, held'))!;
+console.log(`\nincref + decref of one object, ns per pair (vs ${reference.name})`);
+for (const r of rows) {
+  console.log(`  ${r.name.padEnd(46)} ${r.ns.toFixed(1).padStart(7)}  ±${r.rme.toFixed(1).padStart(4)}%  ${(r.ns / reference.ns).toFixed(2)}x`);
+}
+for (const c of cases) if (c.heap.refcount(c.o) !== 2) throw new Error(`${c.name}: refcount ${c.heap.refcount(c.o)}, not 2`);
+
+// ───── 2. two workers ─────
+
+const WORKER_PAIRS = 1_000_000;
+const RUNS = 5;
+/** The worker: the built package (workers do not run TypeScript), a barrier, a timed loop. */
+const WORKER = `
+const { workerData, parentPort } = require('node:worker_threads');
+import(workerData.dist).then(async ({ Heap }) => {
+  const heap = await Heap.attach(workerData.handle);
+  const o = workerData.own ? heap.newList() : workerData.o;
+  const go = new Int32Array(workerData.barrier);
+  Atomics.add(go, 0, 1);
+  while (Atomics.load(go, 1) === 0) Atomics.wait(go, 1, 0, 10);
+  const start = performance.now();
+  for (let i = 0; i < workerData.pairs; i++) {
+    heap.incref(o);
+    heap.decref(o);
+  }
+  const seconds = (performance.now() - start) / 1e3;
+  if (workerData.own) heap.decref(o);
+  heap.detach();
+  parentPort.postMessage(seconds);
+});
+`;
+const DIST = new URL('../dist/index.js', import.meta.url).href;
+
+/** Pairs per second of the slower of two workers, each on `o` (or on an object of its own). */
+async function twoWorkers(heap: Heap, o: number, own: boolean): Promise<number> {
+  const barrier = new Int32Array(new SharedArrayBuffer(8));
+  const done = [0, 1].map(() => new Promise<number>((resolve, reject) => {
+    const worker = new Worker(WORKER, { eval: true, workerData: { dist: DIST, handle: heap.share(), o, own, barrier: barrier.buffer, pairs: WORKER_PAIRS } });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  }));
+  while (Atomics.load(barrier, 0) < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+  Atomics.store(barrier, 1, 1);
+  Atomics.notify(barrier, 1);
+  const seconds = Math.max(...(await Promise.all(done)));
+  return WORKER_PAIRS / seconds;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+const twoCases: { name: string; heap: Heap; o: number; own: boolean }[] = [
+  { name: 'gil, one object shared by both', heap: gil, o: cases[1].o, own: false },
+  { name: 'gil, an object each', heap: gil, o: 0, own: true },
+  { name: 'free-threaded, one object shared by both', heap: ft, o: shared, own: false },
+  { name: 'free-threaded, an object each (its owner)', heap: ft, o: 0, own: true },
+];
+const rates = new Map<string, number[]>(twoCases.map((c) => [c.name, []]));
+for (let run = 0; run < RUNS; run++) {
+  for (const c of twoCases) rates.get(c.name)!.push(await twoWorkers(c.heap, c.o, c.own));
+}
+const gilShared = median(rates.get(twoCases[0].name)!);
+console.log(`\ntwo workers at once, ${WORKER_PAIRS} incref + decref pairs each: M pairs/s per worker (median of ${RUNS}; vs ${twoCases[0].name})`);
+for (const c of twoCases) {
+  const rate = median(rates.get(c.name)!);
+  console.log(`  ${c.name.padEnd(46)} ${(rate / 1e6).toFixed(2).padStart(7)}  ${(rate / gilShared).toFixed(2)}x`);
+}
