@@ -60,7 +60,8 @@ export class Store {
 
   /** Stores `body` (JSON text) under `id`: 201 when new, 200 when it replaced a document. */
   put(id: string, body: Uint8Array): Reply {
-    return this.#heap.gil.run((h) => {
+    return this.#heap.gil.run(() => {
+      const h = this.#heap;
       const doc = h.parseJSON(body);
       let links: number | undefined;
       try {
@@ -97,7 +98,8 @@ export class Store {
   }
 
   get(id: string): Reply {
-    return this.#heap.gil.run((h) => {
+    return this.#heap.gil.run(() => {
+      const h = this.#heap;
       const record = h.dictGet(this.#store, id);
       if (record === null) return error(404, `no document ${JSON.stringify(id)}`);
       return { status: 200, body: h.stringifyJSON(h.getRef(record, DOCUMENT)!) };
@@ -105,12 +107,13 @@ export class Store {
   }
 
   delete(id: string): Reply {
-    return this.#heap.gil.run((h) => (h.dictDelete(this.#store, id) ? { status: 204, body: '' } : error(404, `no document ${JSON.stringify(id)}`)));
+    return this.#heap.gil.run(() => (this.#heap.dictDelete(this.#store, id) ? { status: 204, body: '' } : error(404, `no document ${JSON.stringify(id)}`)));
   }
 
   /** The ids of every record reachable from `id` through links, breadth first, `id` first. */
   reachable(id: string): Reply {
-    return this.#heap.gil.run((h) => {
+    return this.#heap.gil.run(() => {
+      const h = this.#heap;
       const start = h.dictGet(this.#store, id);
       if (start === null) return error(404, `no document ${JSON.stringify(id)}`);
       const seen = new Set([start]);

@@ -34,8 +34,8 @@ function heapHandlers(heap: Heap, store: Store): (task: Task) => Reply {
         case 'reachable': return store.reachable(task.id);
         case 'crash':
           // A worker dying mid-request, holding the GIL and a graph only its JS locals refer to.
-          return heap.gil.run((h) => {
-            h.parseJSON(task.body);
+          return heap.gil.run(() => {
+            heap.parseJSON(task.body);
             return process.exit(70);
           });
         default: throw new TypeError(`the heap worker has no ${task.op}`);
