@@ -19,7 +19,7 @@ import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
-  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, lockMethods, type Concurrency, type GilStats, type HeapLock,
+  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, UNSHARED, lockMethods, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
 
@@ -322,18 +322,6 @@ export class Heap {
   #tracemalloc: Tracemalloc | undefined;
   /** The shared state, the lock and the attachment of a shared heap; undefined for one that is not. */
   readonly #sharing: Sharing | undefined;
-  /** The lock of an unshared heap: runs gil.run's function and counts nothing. */
-  static readonly #unshared: HeapLock = {
-    concurrency: 'gil', held: false, enter() {}, exit() {},
-    run: (fn) => {
-      if (typeof fn !== 'function') throw new TypeError(`gil.run needs a function, not ${fn === null ? 'null' : typeof fn}`);
-      return fn();
-    },
-    stats: () => ({
-      acquisitions: 0, contended: 0, handoffs: 0, sleeps: 0, waitSeconds: 0, maxWaitSeconds: 0,
-      waitHistogram: { le: [], counts: [] }, recoveries: 0, thisInstance: { acquisitions: 0, contended: 0, waitSeconds: 0 },
-    }),
-  };
 
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports, sharing?: Sharing) {
     this.config = config;
@@ -341,7 +329,7 @@ export class Heap {
     this.#core = exports;
     this.#guard = guard;
     this.#sharing = sharing;
-    const lock = sharing?.lock ?? Heap.#unshared;
+    const lock = sharing?.lock ?? UNSHARED;
     this.gil = {
       concurrency: sharing?.lock.concurrency,
       get held() { return lock.held; },

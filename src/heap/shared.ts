@@ -65,7 +65,6 @@ const STATE_BYTES = (ATTACHMENTS + MAX_ATTACHMENTS) * 4;
 const MAGIC = 0x504d_5957;
 /** Changes whenever this layout does: an instance refuses a heap laid out by another. */
 const LAYOUT_VERSION = 1;
-const LIVE = 0;
 const DISPOSED = 1;
 /** BROKEN's value for a trap that named no invariant. */
 const BROKEN_UNKNOWN = -1;
@@ -114,15 +113,11 @@ export interface SharedHeapHandle {
 
 /** The shared state as one instance sees it. */
 export class SharedState {
-  readonly memory: WebAssembly.Memory;
-  readonly #address: number;
-  #words: Int32Array;
-  #f64: Float64Array;
+  readonly #words: Int32Array;
+  readonly #f64: Float64Array;
 
   constructor(memory: WebAssembly.Memory, address: number, bytes: number) {
     if (STATE_BYTES > bytes) throw new Error(`the shared state needs ${STATE_BYTES} bytes, the core reserves ${bytes}`);
-    this.memory = memory;
-    this.#address = address;
     // The region lies below the arenas, so views made now never need to grow.
     this.#words = new Int32Array(memory.buffer, address, STATE_BYTES >> 2);
     this.#f64 = new Float64Array(memory.buffer, address, HISTOGRAM + WAIT_BUCKETS.length);
@@ -130,12 +125,10 @@ export class SharedState {
 
   get words(): Int32Array { return this.#words; }
   get f64(): Float64Array { return this.#f64; }
-  get address(): number { return this.#address; }
 
   /** Sets the region up in a new heap (the owner, before any other instance exists). */
   create(concurrency: Concurrency): void {
-    this.#words.fill(0);
-    this.#f64.fill(0, STATS_F64);
+    this.#words.fill(0); // the statistics' f64 words too: they lie inside
     this.#words[MODE] = MODES[concurrency];
     this.#words[LAYOUT_WORD] = LAYOUT_VERSION;
     Atomics.store(this.#words, MAGIC_WORD, MAGIC);
@@ -227,6 +220,12 @@ export class SharedState {
   }
 }
 
+/** gil.run's argument, refused with a TypeError unless it is a function. */
+function runnable<T>(fn: () => T): () => T {
+  if (typeof fn !== 'function') throw new TypeError(`gil.run needs a function, not ${fn === null ? 'null' : typeof fn}`);
+  return fn;
+}
+
 /** What entering the heap checks, and what it throws when the heap is gone or broken. */
 function refusal(state: SharedState, operation: string): Error {
   return state.brokenError(operation) ?? new HeapDisposedError(operation);
@@ -283,7 +282,11 @@ export class Gil implements HeapLock {
       this.exit();
       throw refusal(this.#state, operation);
     }
+    this.entered(operation);
   }
+
+  /** What an outermost acquisition does once the GIL is held (HeapMutex's safe point); nothing here. */
+  protected entered(_operation: string): void {}
 
   exit(): void {
     if (--this.#depth !== 0) return;
@@ -296,7 +299,7 @@ export class Gil implements HeapLock {
   }
 
   run<T>(fn: () => T): T {
-    if (typeof fn !== 'function') throw new TypeError(`gil.run needs a function, not ${fn === null ? 'null' : typeof fn}`);
+    runnable(fn);
     this.enter('gil.run');
     try {
       return fn();
@@ -361,30 +364,14 @@ export class HeapMutex extends Gil {
   override readonly concurrency: Concurrency = 'free-threaded';
   /** Outermost acquisitions run it, for the operation entering; set by the heap once its core exists. */
   safePoint: (operation: string) => void = () => {};
-  #depth = 0;
 
-  override enter(operation: string): void {
-    // Counted first: a refused entry releases through exit() before it throws.
-    this.#depth++;
-    super.enter(operation);
-    if (this.#depth !== 1) return;
+  protected override entered(operation: string): void {
     try {
       this.safePoint(operation);
     } catch (error) {
       this.exit();
       throw error;
     }
-  }
-
-  override exit(): void {
-    this.#depth--;
-    super.exit();
-  }
-
-  override takeOver(dead: number): boolean {
-    if (!super.takeOver(dead)) return false;
-    this.#depth = 1;
-    return true;
   }
 }
 
@@ -405,14 +392,23 @@ export class NoLock implements HeapLock {
   exit(): void {}
 
   run<T>(fn: () => T): T {
-    if (typeof fn !== 'function') throw new TypeError(`gil.run needs a function, not ${fn === null ? 'null' : typeof fn}`);
-    return fn();
+    return runnable(fn)();
   }
 
   stats(): GilStats {
     return this.#state.stats({ acquisitions: 0, contended: 0, waitSeconds: 0 });
   }
 }
+
+/** The lock of a heap that is not shared: gil.run calls its function, and nothing is counted. */
+export const UNSHARED: HeapLock = {
+  concurrency: 'gil', held: false, enter() {}, exit() {},
+  run: (fn) => runnable(fn)(),
+  stats: () => ({
+    acquisitions: 0, contended: 0, handoffs: 0, sleeps: 0, waitSeconds: 0, maxWaitSeconds: 0,
+    waitHistogram: { le: [], counts: [] }, recoveries: 0, thisInstance: { acquisitions: 0, contended: 0, waitSeconds: 0 },
+  }),
+};
 
 /**
  * Replaces, on `target`, every method (and getter) of `proto` but those in `skip` with one that
