@@ -290,7 +290,7 @@ function buildProgram(): Command {
 
   program
     .command('race')
-    .description("the race the GIL prevents: the same work in N workers on one shared heap, under concurrency 'gil' and 'none'")
+    .description("the race the GIL prevents: the same work in N workers on one shared heap, under concurrency 'gil', 'free-threaded' and 'none'")
     .option('--workers <n>', `workers running at once (default ${RACE_DEFAULTS.workers})`, integerIn(1, MAX_WORKERS))
     .option('--ops <n>', `ops per worker and run: increfs, or mallocs and frees (default ${RACE_DEFAULTS.ops})`, integerIn(MIN_OPS, MAX_OPS))
     .option('--runs <n>', `runs of each test under each mode, each in fresh workers (default ${RACE_DEFAULTS.runs})`, integerIn(1, MAX_RACE_RUNS))
