@@ -22,8 +22,8 @@ const KEYS = {
   report: ['machine', 'settings', 'alloc', 'refcount', 'collection', 'footprint'],
   machine: ['cores', 'loadAverage', 'node'],
   settings: ['workers', 'iterations', 'runs', 'objects', 'window'],
-  alloc: ['mode', 'workers', 'opsPerWorker', 'ops', 'runs', 'opsPerSecond', 'vsOneWorker'],
-  refcount: ['mode', 'case', 'workers', 'opsPerWorker', 'ops', 'runs', 'opsPerSecond', 'refcountBefore', 'refcountAfter'],
+  alloc: ['mode', 'workers', 'opsPerWorker', 'ops', 'runs', 'opsPerSecond', 'vsOneWorker', 'overlap'],
+  refcount: ['mode', 'case', 'workers', 'opsPerWorker', 'ops', 'runs', 'opsPerSecond', 'overlap', 'refcountBefore', 'refcountAfter'],
   collection: ['mode', 'traffic', 'otherWorkers', 'objects', 'liveObjects', 'collected', 'runs', 'pauseMs', 'pauseSource', 'callMs', 'trafficOps'],
   footprint: ['mode', 'workers', 'blocksInUse', 'poolsInUse', 'arenas', 'committedBytes', 'threadPools'],
 };
@@ -57,6 +57,10 @@ describe('pymalloc threads --json', () => {
       expect(row.opsPerSecond).toBeGreaterThan(0);
       const one = report.alloc.find((r) => r.mode === row.mode && r.workers === 1)!;
       expect(row.vsOneWorker).toBeCloseTo(row.opsPerSecond / one.opsPerSecond, 9);
+      // One loop spans itself; N loops are at most N at once (below 1 when one started after another ended).
+      if (row.workers === 1) expect(row.overlap).toBe(1);
+      else expect(row.overlap).toBeLessThanOrEqual(row.workers + 1e-9);
+      expect(row.overlap).toBeGreaterThan(0);
     }
   });
 
@@ -110,8 +114,9 @@ describe('pymalloc threads --json', () => {
     const text = formatThreads(report);
     const lines = text.split('\n');
     expect(lines[1]).toMatch(new RegExp(`^this machine: ${report.machine.cores} cores \\(load average [\\d.]+\\), Node ${process.version}; 3,000 pairs per worker and run, medians of 2 runs$`));
-    expect(text).toMatch(/^workers +gil +vs 1 worker +free-threaded +vs 1 worker +ft \/ gil$/m);
-    expect(text).toMatch(/^mixed: the owner and 1 non-owner +2 +[\d.]+ +[\d.]+ +[\d.]+x +yes$/m);
+    expect(text).toMatch(/^workers +gil +vs 1 worker +free-threaded +vs 1 worker +ft \/ gil +at once \(gil, ft\)$/m);
+    expect(text).toMatch(/^ +1 +[\d.]+ +1\.00x +[\d.]+ +1\.00x +[\d.]+x +1\.00, 1\.00$/m);
+    expect(text).toMatch(/^mixed: the owner and 1 non-owner +2 +[\d.]+ +[\d.]+ +[\d.]+x +[\d.]+, [\d.]+ +yes$/m);
     expect(text).toMatch(/^run the alloc loop +2 +[\d.]+ +[\d.]+ +[\d.]+x +500$/m);
     expect(text).toMatch(/^blocks in use +512 +512 +\+0$/m);
     const pools = lines.find((line) => line.startsWith('pools held by threads '))!;

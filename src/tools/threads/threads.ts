@@ -46,6 +46,8 @@ export interface AllocRow {
   opsPerSecond: number;
   /** opsPerSecond over the same mode's with 1 worker. */
   vsOneWorker: number;
+  /** Loops running at once, on average over the span (median of the runs): up to workers (side by side); 1 or less: one after another. */
+  overlap: number;
 }
 
 export interface RefcountRow {
@@ -57,6 +59,8 @@ export interface RefcountRow {
   ops: number;
   runs: number;
   opsPerSecond: number;
+  /** Loops running at once, as AllocRow.overlap. */
+  overlap: number;
   /** The object's refcount before the runs and after them: equal when no update was lost. */
   refcountBefore: number;
   refcountAfter: number;
@@ -107,11 +111,11 @@ export interface ThreadsReport {
 export interface ThreadsOptions {
   /** Workers per mode. @default the cores, from 2 to 8 */
   workers?: number;
-  /** Pairs per worker and run of the alloc and refcount loops. @default 200000 (quick: 20000) */
+  /** Pairs per worker and run of the alloc and refcount loops. @default 500000 (quick: 20000) */
   iterations?: number;
   /** Runs of each measurement; figures are their medians. @default 5 (quick: 1) */
   runs?: number;
-  /** Objects of cyclic garbage in the collected graph, and as many live ones. @default 20000 (quick: 2000) */
+  /** Objects of cyclic garbage in the collected graph, and as many live ones. @default 50000 (quick: 2000) */
   objects?: number;
   /** Smaller defaults, for a look in a few seconds. @default false */
   quick?: boolean;
@@ -123,7 +127,7 @@ export const MIN_ITERATIONS = 100;
 export const MAX_ITERATIONS = 10_000_000;
 export const MAX_RUNS = 25;
 export const MAX_OBJECTS = 1_000_000;
-export const THREADS_DEFAULTS = { iterations: 200_000, runs: 5, objects: 20_000 } as const;
+export const THREADS_DEFAULTS = { iterations: 500_000, runs: 5, objects: 50_000 } as const;
 export const QUICK_DEFAULTS = { iterations: 20_000, runs: 1, objects: 2_000 } as const;
 /** Far more than N windows and the collected graph need. */
 const MAX_MEMORY = 512 * 2 ** 20;
@@ -240,8 +244,20 @@ type Timed = Extract<Reply, { type: 'timed' }>;
  * worker run its whole loop while the other waits.)
  */
 function rate(replies: readonly Timed[]): number {
-  const span = Math.max(...replies.map((r) => r.end)) - Math.min(...replies.map((r) => r.start));
-  return (replies.reduce((sum, r) => sum + r.ops, 0) * 1000) / span;
+  return (replies.reduce((sum, r) => sum + r.ops, 0) * 1000) / span(replies);
+}
+
+function span(replies: readonly Timed[]): number {
+  return Math.max(...replies.map((r) => r.end)) - Math.min(...replies.map((r) => r.start));
+}
+
+/**
+ * How many loops ran at once on average over the span: the workers' loop times summed, over the
+ * span. N when all N loops ran side by side from start to end; 1 or less when they ran one after
+ * another (a lock that one worker kept while the others slept, or a machine that gave them one core).
+ */
+function overlap(replies: readonly Timed[]): number {
+  return replies.reduce((sum, r) => sum + (r.end - r.start), 0) / span(replies);
 }
 
 /** The ops of a run, the same in every run: the workers count them, and each runs them all. */
@@ -293,7 +309,10 @@ async function runMode(mode: ThreadsMode, settings: ThreadsReport['settings'], s
         samples.push(await p.all(count, () => ({ type: 'alloc', iterations, control: shared, parties: count }), 'timed'));
       }
       const opsPerSecond = median(samples.map(rate));
-      alloc.push({ mode, workers: count, opsPerWorker: iterations, ops: opsOf(samples), runs, opsPerSecond, vsOneWorker: opsPerSecond / (alloc[0]?.opsPerSecond ?? opsPerSecond) });
+      alloc.push({
+        mode, workers: count, opsPerWorker: iterations, ops: opsOf(samples), runs, opsPerSecond,
+        vsOneWorker: opsPerSecond / (alloc[0]?.opsPerSecond ?? opsPerSecond), overlap: median(samples.map(overlap)),
+      });
     }
     const footprint = footprintOf(mode, workers, heap.stats(), base);
     await p.all(workers, () => ({ type: 'release' }), 'released');
@@ -317,7 +336,7 @@ async function runMode(mode: ThreadsMode, settings: ThreadsReport['settings'], s
       }
       refcount.push({
         mode, case: c.case, workers: c.workers, opsPerWorker: iterations, ops: opsOf(samples), runs,
-        opsPerSecond: median(samples.map(rate)), refcountBefore, refcountAfter: heap.refcount(c.object),
+        opsPerSecond: median(samples.map(rate)), overlap: median(samples.map(overlap)), refcountBefore, refcountAfter: heap.refcount(c.object),
       });
     }
 
@@ -389,6 +408,7 @@ export async function threads(options: ThreadsOptions = {}): Promise<ThreadsRepo
 const mops = (opsPerSecond: number) => (opsPerSecond / 1e6).toFixed(2);
 const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
 const count = (n: number) => n.toLocaleString('en-US');
+const atOnce = (gil: { overlap: number }, ft: { overlap: number }) => `${gil.overlap.toFixed(2)}, ${ft.overlap.toFixed(2)}`;
 
 /** Rows of both modes side by side: the key of each, and the gil row with its free-threaded peer. */
 function pairsOf<T extends { mode: ThreadsMode }>(rows: readonly T[], key: (row: T) => string): [T, T][] {
@@ -418,22 +438,24 @@ export function formatThreads(report: ThreadsReport): string {
 
   out.push('', `allocation: each worker frees and mallocs blocks of ${MIN_BLOCK}-${MAX_BLOCK} bytes in a window of ${settings.window} (M pairs/s, all workers)`);
   out.push(...table(
-    ['workers', 'gil', 'vs 1 worker', 'free-threaded', 'vs 1 worker', 'ft / gil'],
+    ['workers', 'gil', 'vs 1 worker', 'free-threaded', 'vs 1 worker', 'ft / gil', 'at once (gil, ft)'],
     pairsOf(report.alloc, (r) => String(r.workers)).map(([gil, ft]) => [
       String(gil.workers), mops(gil.opsPerSecond), ratio(gil.vsOneWorker, 1), mops(ft.opsPerSecond), ratio(ft.vsOneWorker, 1), ratio(ft.opsPerSecond, gil.opsPerSecond),
+      atOnce(gil, ft),
     ]),
     0,
   ));
 
   out.push('', 'refcount traffic to one object: incref + decref pairs (M pairs/s, all workers)');
   out.push(...table(
-    ['case', 'workers', 'gil', 'free-threaded', 'ft / gil', 'refcount kept'],
+    ['case', 'workers', 'gil', 'free-threaded', 'ft / gil', 'at once (gil, ft)', 'refcount kept'],
     pairsOf(report.refcount, (r) => r.case).map(([gil, ft]) => [
       REFCOUNT_CASES[gil.case](gil.workers), String(gil.workers), mops(gil.opsPerSecond), mops(ft.opsPerSecond), ratio(ft.opsPerSecond, gil.opsPerSecond),
-      gil.refcountAfter === gil.refcountBefore && ft.refcountAfter === ft.refcountBefore ? 'yes' : 'NO',
+      atOnce(gil, ft), gil.refcountAfter === gil.refcountBefore && ft.refcountAfter === ft.refcountBefore ? 'yes' : 'NO',
     ]),
     1,
   ));
+  out.push('at once: loops running side by side on average over the run (1 or less: one after another; a lock kept by one worker, or one core for all)');
 
   out.push('', `a collection's pause: gc.collect() of ${count(objects)} objects of cyclic garbage beside ${count(objects)} live ones, in worker 1 (ms)`);
   const collections = pairsOf(report.collection, (r) => r.traffic);
