@@ -99,12 +99,22 @@ export interface FootprintRow {
   threadPools: number | null;
 }
 
+/**
+ * What `pymalloc threads --json` prints. Every section lists its 'gil' rows first, then its
+ * 'free-threaded' rows in the same order, so that row i of one mode pairs with row i of the other.
+ */
 export interface ThreadsReport {
+  /** os.availableParallelism(), the 1-minute load average at the start, process.version. */
   machine: { cores: number; loadAverage: number; node: string };
+  /** The options as resolved; window is the live blocks each allocating worker keeps. */
   settings: { workers: number; iterations: number; runs: number; objects: number; window: number };
+  /** 1..workers workers, in that order. */
   alloc: AllocRow[];
+  /** owner, non-owner, mixed. */
   refcount: RefcountRow[];
+  /** idle, then (with 2 workers or more) refcount and alloc traffic. */
   collection: CollectionRow[];
+  /** One row per mode. */
   footprint: FootprintRow[];
 }
 
