@@ -74,7 +74,7 @@ export interface CollectionRow {
   /** Objects of cyclic garbage, and live objects, in the collected graph. */
   objects: number;
   liveObjects: number;
-  /** What gc.collect() returned in each run (the unreachable objects): equal to objects. */
+  /** What gc.collect() returned, the same in every run (the tool checks it): the unreachable objects, the garbage ring. */
   collected: number;
   runs: number;
   /** The pause, median: pauseSource says where it comes from. */
@@ -297,81 +297,100 @@ function stepsOf(settings: ThreadsReport['settings']): number {
   return settings.runs * (settings.workers + 3 + (settings.workers > 1 ? 3 : 1));
 }
 
-async function runMode(mode: ThreadsMode, settings: ThreadsReport['settings'], step: (label: string) => void): Promise<ModeResult> {
-  const { workers, iterations, runs, objects } = settings;
+type Step = (label: string) => void;
+
+/** Allocation throughput with 1..N workers, and the footprint with all N holding their windows. */
+async function allocPhase(heap: Heap, pool: Pool, mode: ThreadsMode, settings: ThreadsReport['settings'], step: Step): Promise<{ alloc: AllocRow[]; footprint: FootprintRow }> {
+  const { workers, iterations, runs } = settings;
+  const base = blocksInUse(heap.stats());
+  const warmUp = control();
+  await pool.all(workers, () => ({ type: 'alloc', iterations: WARM_UP_ITERATIONS, control: warmUp, parties: workers }), 'timed');
+  const alloc: AllocRow[] = [];
+  for (let count = 1; count <= workers; count++) {
+    const samples: Timed[][] = [];
+    for (let run = 0; run < runs; run++) {
+      step(`${mode} alloc x${count}`);
+      const shared = control();
+      samples.push(await pool.all(count, () => ({ type: 'alloc', iterations, control: shared, parties: count }), 'timed'));
+    }
+    const opsPerSecond = median(samples.map(rate));
+    alloc.push({
+      mode, workers: count, opsPerWorker: iterations, ops: opsOf(samples), runs, opsPerSecond,
+      vsOneWorker: opsPerSecond / (alloc[0]?.opsPerSecond ?? opsPerSecond), overlap: median(samples.map(overlap)),
+    });
+  }
+  const footprint = footprintOf(mode, workers, heap.stats(), base);
+  await pool.all(workers, () => ({ type: 'release' }), 'released');
+  return { alloc, footprint };
+}
+
+/**
+ * Refcount pairs by the owner of an object (worker 0 made it), by a worker that is not its owner
+ * (on an object the main thread made), and by all N workers on worker 0's object.
+ */
+async function refcountPhase(heap: Heap, pool: Pool, mode: ThreadsMode, owned: number, settings: ThreadsReport['settings'], step: Step): Promise<RefcountRow[]> {
+  const { workers, iterations, runs } = settings;
+  const cases: { case: RefcountCase; object: number; workers: number }[] = [
+    { case: 'owner', object: owned, workers: 1 },
+    { case: 'non-owner', object: heap.newList(), workers: 1 },
+    { case: 'mixed', object: owned, workers },
+  ];
+  await pool.all(workers, () => ({ type: 'refcount', object: owned, iterations: WARM_UP_ITERATIONS, control: control(), parties: 1 }), 'timed');
+  const rows: RefcountRow[] = [];
+  for (const c of cases) {
+    const refcountBefore = heap.refcount(c.object);
+    const samples: Timed[][] = [];
+    for (let run = 0; run < runs; run++) {
+      step(`${mode} refcount ${c.case}`);
+      const shared = control();
+      samples.push(await pool.all(c.workers, () => ({ type: 'refcount', object: c.object, iterations, control: shared, parties: c.workers }), 'timed'));
+    }
+    rows.push({
+      mode, case: c.case, workers: c.workers, opsPerWorker: iterations, ops: opsOf(samples), runs,
+      opsPerSecond: median(samples.map(rate)), overlap: median(samples.map(overlap)), refcountBefore, refcountAfter: heap.refcount(c.object),
+    });
+  }
+  return rows;
+}
+
+/** A collection's pause beside idle workers, then (with 2 workers or more) beside refcount and alloc traffic. */
+async function collectionPhase(pool: Pool, mode: ThreadsMode, owned: number, settings: ThreadsReport['settings'], step: Step): Promise<CollectionRow[]> {
+  const { workers, runs, objects } = settings;
+  const traffics: Traffic[] = workers > 1 ? ['idle', 'refcount', 'alloc'] : ['idle'];
+  await collectOnce(pool, mode, 'idle', 1, Math.min(objects, 1000), owned);
+  const rows: CollectionRow[] = [];
+  for (const traffic of traffics) {
+    const parties = traffic === 'idle' ? 1 : workers;
+    const samples: Awaited<ReturnType<typeof collectOnce>>[] = [];
+    for (let run = 0; run < runs; run++) {
+      step(`${mode} collect, ${traffic}`);
+      samples.push(await collectOnce(pool, mode, traffic, parties, objects, owned));
+    }
+    const counted = samples.every((s) => s.statsPauseMs !== null);
+    rows.push({
+      mode, traffic, otherWorkers: parties - 1, objects, liveObjects: objects, collected: objects, runs,
+      pauseMs: median(samples.map((s) => (counted ? s.statsPauseMs! : s.callMs))), pauseSource: counted ? 'gc.getStats' : 'call',
+      callMs: median(samples.map((s) => s.callMs)), trafficOps: median(samples.map((s) => s.trafficOps)),
+    });
+  }
+  return rows;
+}
+
+/** Every workload of one mode on one heap and one set of workers; heap.check() at the end. */
+async function runMode(mode: ThreadsMode, settings: ThreadsReport['settings'], step: Step): Promise<ModeResult> {
   const heap = await Heap.create({ shared: true, concurrency: mode, maxMemory: MAX_MEMORY });
   // Collections only when asked for: the collect workload measures one on a known graph.
   heap.gc.disable();
   let pool: Pool | undefined;
   try {
-    pool = await Pool.start(heap, mode, workers);
-    const p = pool;
-    const base = blocksInUse(heap.stats());
-
-    const warmUp = control();
-    await p.all(workers, () => ({ type: 'alloc', iterations: WARM_UP_ITERATIONS, control: warmUp, parties: workers }), 'timed');
-    const alloc: AllocRow[] = [];
-    for (let count = 1; count <= workers; count++) {
-      const samples: Timed[][] = [];
-      for (let run = 0; run < runs; run++) {
-        step(`${mode} alloc x${count}`);
-        const shared = control();
-        samples.push(await p.all(count, () => ({ type: 'alloc', iterations, control: shared, parties: count }), 'timed'));
-      }
-      const opsPerSecond = median(samples.map(rate));
-      alloc.push({
-        mode, workers: count, opsPerWorker: iterations, ops: opsOf(samples), runs, opsPerSecond,
-        vsOneWorker: opsPerSecond / (alloc[0]?.opsPerSecond ?? opsPerSecond), overlap: median(samples.map(overlap)),
-      });
-    }
-    const footprint = footprintOf(mode, workers, heap.stats(), base);
-    await p.all(workers, () => ({ type: 'release' }), 'released');
-
-    const owned = (await p.send(0, { type: 'own' }, 'owned')).object;
-    const other = heap.newList();
-    const refcountCases: { case: RefcountCase; object: number; workers: number }[] = [
-      { case: 'owner', object: owned, workers: 1 },
-      { case: 'non-owner', object: other, workers: 1 },
-      { case: 'mixed', object: owned, workers },
-    ];
-    await p.all(workers, () => ({ type: 'refcount', object: owned, iterations: WARM_UP_ITERATIONS, control: control(), parties: 1 }), 'timed');
-    const refcount: RefcountRow[] = [];
-    for (const c of refcountCases) {
-      const refcountBefore = heap.refcount(c.object);
-      const samples: Timed[][] = [];
-      for (let run = 0; run < runs; run++) {
-        step(`${mode} refcount ${c.case}`);
-        const shared = control();
-        samples.push(await p.all(c.workers, () => ({ type: 'refcount', object: c.object, iterations, control: shared, parties: c.workers }), 'timed'));
-      }
-      refcount.push({
-        mode, case: c.case, workers: c.workers, opsPerWorker: iterations, ops: opsOf(samples), runs,
-        opsPerSecond: median(samples.map(rate)), overlap: median(samples.map(overlap)), refcountBefore, refcountAfter: heap.refcount(c.object),
-      });
-    }
-
-    const traffics: Traffic[] = workers > 1 ? ['idle', 'refcount', 'alloc'] : ['idle'];
-    const collection: CollectionRow[] = [];
-    await collectOnce(p, mode, 'idle', 1, Math.min(objects, 1000), owned);
-    for (const traffic of traffics) {
-      const parties = traffic === 'idle' ? 1 : workers;
-      const samples: Awaited<ReturnType<typeof collectOnce>>[] = [];
-      for (let run = 0; run < runs; run++) {
-        step(`${mode} collect, ${traffic}`);
-        samples.push(await collectOnce(p, mode, traffic, parties, objects, owned));
-      }
-      const collected = samples.map((s) => s.collected);
-      if (collected.some((n) => n !== collected[0])) throw new Error(`${mode}: the collections found ${collected.join(', ')} objects, not the same every run`);
-      const counted = samples.every((s) => s.statsPauseMs !== null);
-      collection.push({
-        mode, traffic, otherWorkers: parties - 1, objects, liveObjects: objects, collected: collected[0], runs,
-        pauseMs: median(samples.map((s) => (counted ? s.statsPauseMs! : s.callMs))), pauseSource: counted ? 'gc.getStats' : 'call',
-        callMs: median(samples.map((s) => s.callMs)), trafficOps: median(samples.map((s) => s.trafficOps)),
-      });
-    }
-
+    pool = await Pool.start(heap, mode, settings.workers);
+    const { alloc, footprint } = await allocPhase(heap, pool, mode, settings, step);
+    const owned = (await pool.send(0, { type: 'own' }, 'owned')).object;
+    const refcount = await refcountPhase(heap, pool, mode, owned, settings, step);
+    const collection = await collectionPhase(pool, mode, owned, settings, step);
+    const closing = pool;
     pool = undefined;
-    await p.close();
+    await closing.close();
     heap.check();
     return { alloc, refcount, collection, footprint };
   } finally {
