@@ -117,7 +117,7 @@ describe('pymalloc threads --json', () => {
     expect(text).toMatch(/^workers +gil +vs 1 worker +free-threaded +vs 1 worker +ft \/ gil +at once \(gil, ft\)$/m);
     expect(text).toMatch(/^ +1 +[\d.]+ +1\.00x +[\d.]+ +1\.00x +[\d.]+x +1\.00, 1\.00$/m);
     expect(text).toMatch(/^mixed: the owner and 1 non-owner +2 +[\d.]+ +[\d.]+ +[\d.]+x +[\d.]+, [\d.]+ +yes$/m);
-    expect(text).toMatch(/^run the alloc loop +2 +[\d.]+ +[\d.]+ +[\d.]+x +500$/m);
+    expect(text).toMatch(/^run the alloc loop +2 +[\d.]+ +[\d.]+ +[\d.]+x +[\d.]+, [\d.]+ +500$/m);
     expect(text).toMatch(/^blocks in use +512 +512 +\+0$/m);
     const pools = lines.find((line) => line.startsWith('pools held by threads '))!;
     if (report.footprint.every((r) => r.threadPools === null)) expect(pools).toMatch(/ n\/a +n\/a +-$/);

@@ -5,8 +5,8 @@
 
 import type { GcGenerationStats, HeapStats } from '../../index.js';
 
-/** Fields of a generation's gc.getStats() line that may total its pauses, and their unit in ms. */
-const PAUSE_FIELDS: readonly (readonly [string, number])[] = [['pauseTotalMs', 1], ['pauseMs', 1], ['pauseTotalNs', 1e-6], ['pauseNs', 1e-6]];
+/** The field of a free-threaded heap's gc.getStats() lines that totals their pauses (the world stopped), in seconds. */
+const PAUSE_SECONDS = 'pauseSeconds';
 
 function numberField(record: unknown, name: string): number | undefined {
   if (typeof record !== 'object' || record === null) return undefined;
@@ -16,11 +16,8 @@ function numberField(record: unknown, name: string): number | undefined {
 
 /** The total pause time of every generation in one getStats() result, in ms; null when it counts none. */
 function totalPauseMs(stats: readonly GcGenerationStats[]): number | null {
-  for (const [name, ms] of PAUSE_FIELDS) {
-    const values = stats.map((generation) => numberField(generation, name));
-    if (values.every((value) => value !== undefined)) return values.reduce((sum: number, value) => sum + value! * ms, 0);
-  }
-  return null;
+  const seconds = stats.map((generation) => numberField(generation, PAUSE_SECONDS));
+  return seconds.every((value) => value !== undefined) ? seconds.reduce((sum: number, value) => sum + value! * 1000, 0) : null;
 }
 
 /** The pause time gc.getStats() counted between `before` and `after`, in ms; null when it counts none. */

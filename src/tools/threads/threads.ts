@@ -489,17 +489,17 @@ export function formatThreads(report: ThreadsReport): string {
   out.push('', `a collection's pause: gc.collect() of ${count(objects)} objects of cyclic garbage beside ${count(objects)} live ones, in worker 1 (ms)`);
   const collections = pairsOf(report.collection, (r) => r.traffic);
   out.push(...table(
-    ['while the other workers', 'workers', 'gil', 'free-threaded', 'ft / gil', 'found'],
+    ['while the other workers', 'workers', 'gil', 'free-threaded', 'ft / gil', 'collect call (gil, ft)', 'found'],
     collections.map(([gil, ft]) => [
       TRAFFICS[gil.traffic], String(gil.otherWorkers + 1), gil.pauseMs.toFixed(2), ft.pauseMs.toFixed(2), ratio(ft.pauseMs, gil.pauseMs),
-      gil.collected === objects && ft.collected === objects ? count(objects) : 'NO',
+      `${gil.callMs.toFixed(2)}, ${ft.callMs.toFixed(2)}`, count(gil.collected),
     ]),
     1,
   ));
-  const sources = new Set(report.collection.map((r) => r.pauseSource));
-  out.push(sources.has('gc.getStats')
-    ? `pause: gc.getStats()'s where the heap counts pauses (${report.collection.filter((r) => r.pauseSource === 'gc.getStats').map((r) => r.mode).filter((m, i, all) => all.indexOf(m) === i).join(', ')}), else the collect call's wall time`
-    : "pause: the collect call's wall time in the collecting worker (the heap counts no pauses)");
+  const counted = THREADS_MODES.filter((mode) => report.collection.some((r) => r.mode === mode && r.pauseSource === 'gc.getStats'));
+  out.push(counted.length > 0
+    ? `pause: the world stopped, as gc.getStats() counts it (${counted.join(', ')}); else the collect call's wall time in the collecting worker`
+    : "pause: the collect call's wall time in the collecting worker (no heap here counts its pauses in gc.getStats())");
 
   out.push('', `memory footprint after the allocation workload (${workers} worker${workers === 1 ? '' : 's'}, each holding ${settings.window} blocks): heap.stats()`);
   const [gil, ft] = pairsOf(report.footprint, () => 'all')[0];
