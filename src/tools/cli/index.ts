@@ -114,7 +114,7 @@ interface ComparisonFlags {
 }
 
 /**
- * The race `pymalloc compare` runs for its report (unless --no-race): about 2 s on this
+ * The race `pymalloc compare` runs for its report (unless --no-race): a few seconds on this
  * 2-core machine, small beside the replays.
  */
 const REPORT_RACE = { workers: 2, ops: 200_000, runs: 3 } as const;
