@@ -25,7 +25,7 @@ const KEYS = {
   alloc: ['mode', 'workers', 'opsPerWorker', 'ops', 'runs', 'opsPerSecond', 'vsOneWorker', 'overlap'],
   refcount: ['mode', 'case', 'workers', 'opsPerWorker', 'ops', 'runs', 'opsPerSecond', 'overlap', 'refcountBefore', 'refcountAfter'],
   collection: ['mode', 'traffic', 'otherWorkers', 'objects', 'liveObjects', 'collected', 'runs', 'pauseMs', 'pauseSource', 'callMs', 'trafficOps'],
-  footprint: ['mode', 'workers', 'blocksInUse', 'poolsInUse', 'arenas', 'committedBytes', 'threadPools'],
+  footprint: ['mode', 'workers', 'blocksInUse', 'poolsInUse', 'arenas', 'committedBytes', 'threadPools', 'sharedPools'],
 };
 
 describe('pymalloc threads --json', () => {
@@ -103,10 +103,9 @@ describe('pymalloc threads --json', () => {
       expect(row.poolsInUse).toBeLessThanOrEqual(row.arenas * 64);
       expect(row.committedBytes % 65536).toBe(0);
       expect(row.committedBytes).toBeGreaterThanOrEqual(row.arenas * 2 ** 20);
-      if (row.threadPools !== null) {
-        expect(Number.isInteger(row.threadPools)).toBe(true);
-        expect(row.threadPools).toBeLessThanOrEqual(row.poolsInUse);
-      }
+      // Where the heap keeps per-thread pools, every used pool is a thread's or no thread's.
+      if (row.threadPools !== null) expect(row.threadPools + row.sharedPools!).toBe(row.poolsInUse);
+      else expect(row.sharedPools).toBeNull();
     }
   });
 
@@ -119,7 +118,7 @@ describe('pymalloc threads --json', () => {
     expect(text).toMatch(/^mixed: the owner and 1 non-owner +2 +[\d.]+ +[\d.]+ +[\d.]+x +[\d.]+, [\d.]+ +yes$/m);
     expect(text).toMatch(/^run the alloc loop +2 +[\d.]+ +[\d.]+ +[\d.]+x +[\d.]+, [\d.]+ +500$/m);
     expect(text).toMatch(/^blocks in use +512 +512 +\+0$/m);
-    const pools = lines.find((line) => line.startsWith('pools held by threads '))!;
+    const pools = lines.find((line) => line.startsWith('pools owned by threads '))!;
     if (report.footprint.every((r) => r.threadPools === null)) expect(pools).toMatch(/ n\/a +n\/a +-$/);
     // More workers than cores is said, since it measures contention.
     expect(text).not.toContain('more workers than cores');
@@ -156,7 +155,7 @@ describe('the footprint row', () => {
         mode: 'free-threaded', workers: 1, blocksInUse: perPool + 1,
         poolsInUse: stats.sizeClasses.reduce((sum, c) => sum + c.pools, 0),
         arenas: stats.arenas.current, committedBytes: stats.memory.committedBytes,
-        threadPools: row.threadPools,
+        threadPools: row.threadPools, sharedPools: row.sharedPools,
       });
       expect(stats.sizeClasses.find((c) => c.size === 16)!.pools).toBe(2);
       heap.freeMany(blocks);

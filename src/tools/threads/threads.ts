@@ -25,7 +25,7 @@ import { Worker } from 'node:worker_threads';
 
 import { Heap, type HeapStats } from '../../index.js';
 import { integerOption, median, table } from '../race/race.js';
-import { threadPoolsOf } from './pauses.js';
+import { threadPoolsOf } from './ft-stats.js';
 import { CONTROL_WORDS, MAX_BLOCK, MIN_BLOCK, WINDOW, type Command, type Reply, type ThreadsMode, type WorkerSetup } from './protocol.js';
 
 export type { ThreadsMode } from './protocol.js';
@@ -95,8 +95,9 @@ export interface FootprintRow {
   poolsInUse: number;
   arenas: number;
   committedBytes: number;
-  /** Pools the threads hold, summed, where stats() counts them per thread; else null. */
+  /** Pools the threads own, summed, and used pools no thread owns, where stats() counts pools per thread; else null. */
   threadPools: number | null;
+  sharedPools: number | null;
 }
 
 /**
@@ -281,7 +282,7 @@ function opsOf(runs: readonly (readonly { ops: number }[])[]): number {
 export function footprintOf(mode: ThreadsMode, workers: number, stats: HeapStats, baseBlocks: number): FootprintRow {
   return {
     mode, workers, blocksInUse: blocksInUse(stats) - baseBlocks, poolsInUse: stats.sizeClasses.reduce((sum, c) => sum + c.pools, 0),
-    arenas: stats.arenas.current, committedBytes: stats.memory.committedBytes, threadPools: threadPoolsOf(stats),
+    arenas: stats.arenas.current, committedBytes: stats.memory.committedBytes, threadPools: null, sharedPools: null, ...threadPoolsOf(stats),
   };
 }
 
@@ -511,12 +512,13 @@ export function formatThreads(report: ThreadsReport): string {
     [
       row('blocks in use', gil.blocksInUse, ft.blocksInUse),
       row('pools in use', gil.poolsInUse, ft.poolsInUse),
-      row('pools held by threads', gil.threadPools, ft.threadPools),
+      row('pools owned by threads', gil.threadPools, ft.threadPools),
+      row('pools no thread owns', gil.sharedPools, ft.sharedPools),
       row('arenas', gil.arenas, ft.arenas),
       row('committed bytes', gil.committedBytes, ft.committedBytes),
     ],
     1,
   ));
-  if (ft.threadPools === null) out.push('pools held by threads: n/a, the heap keeps no per-thread pools (stats() counts none)');
+  if (ft.threadPools === null) out.push('pools owned by threads: n/a, the heap keeps no per-thread pools (stats() counts none)');
   return out.join('\n');
 }

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 
 import { Heap, type ObjectType } from '../../index.js';
 import { draws } from '../race/protocol.js';
-import { pauseMsOf } from './pauses.js';
+import { pauseMsOf } from './ft-stats.js';
 import {
   ARRIVED, MAX_BLOCK, MIN_BLOCK, RUNNING, STOP, TRAFFIC_BATCH, WINDOW,
   type Command, type Reply, type WorkerSetup,

@@ -1,7 +1,8 @@
-// What `pymalloc threads` reads of the heap's statistics beyond their typed fields: the pauses of
-// the stop-the-world collection in gc.getStats() and the pools each thread holds in stats(), both
-// counted only by free-threaded heaps that have them. Absent fields read as null, and the tool
-// then falls back on what it measures itself (the collect call's wall time) or says n/a.
+// What `pymalloc threads` reads of the heap's statistics beyond the fields every heap has: the
+// pauses of the stop-the-world collection in gc.getStats() (pauseSeconds) and the pools each
+// thread owns in stats() (threads.slots[].pools, threads.sharedPools), both counted only by
+// free-threaded heaps that have them. Absent fields read as null, and the tool then falls back
+// on what it measures itself (the collect call's wall time) or says n/a.
 
 import type { GcGenerationStats, HeapStats } from '../../index.js';
 
@@ -28,14 +29,15 @@ export function pauseMsOf(before: readonly GcGenerationStats[], after: readonly 
 }
 
 /**
- * The pools the heap's threads hold, summed over threads: stats().threadPools, or the pools of
- * each of stats().threads; null when stats() does not count them.
+ * The pools the heap's threads own, summed over stats().threads.slots, and the used pools no
+ * thread owns (stats().threads.sharedPools); null when stats() counts no pools per thread.
  */
-export function threadPoolsOf(stats: HeapStats): number | null {
-  const total = numberField(stats, 'threadPools');
-  if (total !== undefined) return total;
-  const threads = (stats as unknown as Record<string, unknown>).threads;
-  if (!Array.isArray(threads)) return null;
-  const pools = threads.map((thread) => numberField(thread, 'pools'));
-  return pools.every((value) => value !== undefined) ? pools.reduce((sum: number, value) => sum + value!, 0) : null;
+export function threadPoolsOf(stats: HeapStats): { threadPools: number; sharedPools: number } | null {
+  const threads = (stats as unknown as { threads?: unknown }).threads;
+  const sharedPools = numberField(threads, 'sharedPools');
+  const slots = typeof threads === 'object' && threads !== null ? (threads as { slots?: unknown }).slots : undefined;
+  if (sharedPools === undefined || !Array.isArray(slots)) return null;
+  const pools = slots.map((slot) => numberField(slot, 'pools'));
+  if (pools.some((n) => n === undefined)) return null;
+  return { threadPools: pools.reduce((sum: number, n) => sum + n!, 0), sharedPools };
 }

@@ -1,11 +1,11 @@
 // The readers of what only some free-threaded heaps count: the stop-the-world collection's pauses
-// in gc.getStats() and the pools each thread holds in stats(). Present, they are read exactly;
+// in gc.getStats() and the pools each thread owns in stats(). Present, they are read exactly;
 // absent (the heaps of today), they read as null and the tool falls back on its own measures.
 
 import { describe, expect, it } from 'vitest';
 
 import { Heap, type GcGenerationStats, type HeapStats } from '../../src/index.js';
-import { pauseMsOf, threadPoolsOf } from '../../src/tools/threads/pauses.js';
+import { pauseMsOf, threadPoolsOf } from '../../src/tools/threads/ft-stats.js';
 
 const line = (extra: Record<string, number>): GcGenerationStats => ({ collections: 1, collected: 0, uncollectable: 0, ...extra } as GcGenerationStats);
 
@@ -31,15 +31,22 @@ describe('pauseMsOf', () => {
 
 describe('threadPoolsOf', () => {
   const stats = (extra: Record<string, unknown>) => ({ sizeClasses: [], ...extra } as unknown as HeapStats);
+  const slot = (id: number, pools: number) => ({ id, tid: id === 1 ? 0 : (7 << 9) | id, pools, remotePending: 0, remoteFrees: 0, lockedFrees: 0, drains: 0, drained: 0, adopted: 0 });
 
-  it('reads a total, or sums the pools of each thread', () => {
-    expect(threadPoolsOf(stats({ threadPools: 7 }))).toBe(7);
-    expect(threadPoolsOf(stats({ threads: [{ id: 1, pools: 3 }, { id: 2, pools: 5 }] }))).toBe(8);
+  it("sums the pools of every slot, a detached one's included, beside the pools no thread owns", () => {
+    expect(threadPoolsOf(stats({ threads: { sharedPools: 2, slots: [slot(1, 0), slot(2, 3), slot(3, 5)] } }))).toEqual({ threadPools: 8, sharedPools: 2 });
+    expect(threadPoolsOf(stats({ threads: { sharedPools: 0, slots: [] } }))).toEqual({ threadPools: 0, sharedPools: 0 });
   });
 
-  it('is null when stats() counts no pools per thread', () => {
+  it('is null when stats() counts no pools per thread (every heap but a free-threaded one with per-thread pools)', async () => {
     expect(threadPoolsOf(stats({}))).toBeNull();
-    expect(threadPoolsOf(stats({ threads: [{ id: 1 }] }))).toBeNull();
-    expect(threadPoolsOf(stats({ threadPools: 'many' }))).toBeNull();
+    expect(threadPoolsOf(stats({ threads: { slots: [slot(2, 1)] } }))).toBeNull();
+    expect(threadPoolsOf(stats({ threads: { sharedPools: 1, slots: [{ id: 2 }] } }))).toBeNull();
+    const heap = await Heap.create({ shared: true });
+    try {
+      expect(threadPoolsOf(heap.stats())).toBeNull();
+    } finally {
+      heap.dispose();
+    }
   });
 });
