@@ -6,7 +6,7 @@
 const CORE_FLOORS = ['memory', 'raw', 'pymalloc', 'debug', 'objects', 'gc', 'heap', 'abi'];
 
 /** The tools built on the library, bottom up. */
-const TOOL_FLOORS = ['trace', 'race', 'compare', 'cli'];
+const TOOL_FLOORS = ['trace', 'race', 'threads', 'compare', 'cli'];
 
 /** Files the tools may import from the library besides its public entry (src/index.ts). */
 const LIBRARY_INTERNALS_FOR_TOOLS = ['config', 'stats', 'builds'];

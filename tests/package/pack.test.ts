@@ -51,8 +51,15 @@ describe('the packed package, installed into an empty project', () => {
   it('runs npx pymalloc race from the project: its workers and the shared build are in the package', async () => {
     const { stdout } = await run('npx', ['pymalloc', 'race', '--ops', '1000', '--runs', '1', '--no-price', '--json'], { cwd: project });
     const { results } = JSON.parse(stdout) as { results: { mode: string; test: string; lostUpdates: number; checkPassed: boolean }[] };
-    expect(results.map((r) => `${r.test}/${r.mode}`)).toEqual(['refcount/gil', 'refcount/none', 'alloc/gil', 'alloc/none']);
-    for (const r of results.filter((x) => x.mode === 'gil')) expect(r).toMatchObject({ lostUpdates: 0, checkPassed: true });
+    expect(results.map((r) => `${r.test}/${r.mode}`)).toEqual(['refcount', 'alloc'].flatMap((test) => ['gil', 'free-threaded', 'none'].map((mode) => `${test}/${mode}`)));
+    for (const r of results.filter((x) => x.mode !== 'none')) expect(r).toMatchObject({ lostUpdates: 0, checkPassed: true });
+  });
+
+  it('runs npx pymalloc threads from the project: its workers and the free-threaded build are in the package', async () => {
+    const { stdout } = await run('npx', ['pymalloc', 'threads', '--workers', '1', '--quick', '--iterations', '1000', '--objects', '10', '--json'], { cwd: project });
+    const { alloc, footprint } = JSON.parse(stdout) as { alloc: { mode: string; ops: number }[]; footprint: { blocksInUse: number }[] };
+    expect(alloc).toMatchObject([{ mode: 'gil', ops: 1000 }, { mode: 'free-threaded', ops: 1000 }]);
+    expect(footprint.map((r) => r.blocksInUse)).toEqual([256, 256]);
   });
 
   it('replays a shipped trace by name', async () => {

@@ -1,5 +1,5 @@
-// `pymalloc race`: the JSON it prints (exact keys), the GIL keeping every run exact, and the race
-// showing without it. How many updates a run under 'none' loses depends on how often the two
+// `pymalloc race`: the JSON it prints (exact keys), the GIL and the free-threaded heap keeping
+// every run exact, and the race showing without a lock. How many updates a run under 'none' loses depends on how often the two
 // workers really ran at the same moment (on this shared 2-core machine, some runs lose none), so
 // the tests under 'none' run until the race shows, within a bound, and never assume a count.
 
@@ -35,7 +35,7 @@ describe('pymalloc race --json', () => {
   it('has one row per mode, test and run, each with exactly the documented keys', () => {
     for (const row of document.results) expect(Object.keys(row)).toEqual(ROW_KEYS);
     const order = document.results.map((r) => `${r.test}/${r.mode}/${r.runs}`);
-    expect(order).toEqual(['refcount', 'alloc'].flatMap((test) => ['gil', 'none'].flatMap((mode) => [1, 2].map((n) => `${test}/${mode}/${n}`))));
+    expect(order).toEqual(['refcount', 'alloc'].flatMap((test) => ['gil', 'free-threaded', 'none'].flatMap((mode) => [1, 2].map((n) => `${test}/${mode}/${n}`))));
     for (const row of document.results) {
       expect(row.workers).toBe(WORKERS);
       expect(row.opsPerWorker).toBe(OPS);
@@ -49,9 +49,9 @@ describe('pymalloc race --json', () => {
     for (const failure of document.failures) expect(Object.keys(failure)).toEqual(FAILURE_KEYS);
   });
 
-  it("prices the GIL: an unshared heap, a shared one without a lock, and 'gil' with 1 to N workers", () => {
+  it("prices the locks: an unshared heap, a shared one without a lock, then 'gil' and 'free-threaded' with 1 to N workers", () => {
     for (const row of document.price) expect(Object.keys(row)).toEqual(PRICE_KEYS);
-    expect(document.price.map((p) => `${p.mode}x${p.workers}`)).toEqual(['unsharedx1', 'nonex1', 'gilx1', 'gilx2']);
+    expect(document.price.map((p) => `${p.mode}x${p.workers}`)).toEqual(['unsharedx1', 'nonex1', 'gilx1', 'gilx2', 'free-threadedx1', 'free-threadedx2']);
     for (const p of document.price) {
       expect(p.opsPerWorker).toBe(OPS);
       expect(p.runs).toBe(RUNS);
@@ -59,16 +59,16 @@ describe('pymalloc race --json', () => {
     }
   });
 
-  it("under 'gil' every run is exact: no lost update, no block handed out twice, check() passes", () => {
-    const gil = document.results.filter((r) => r.mode === 'gil');
-    expect(gil).toHaveLength(2 * RUNS);
-    for (const row of gil) {
+  it.each(['gil', 'free-threaded'])("under '%s' every run is exact: no lost update, no block handed out twice, check() passes", (mode) => {
+    const exact = document.results.filter((r) => r.mode === mode);
+    expect(exact).toHaveLength(2 * RUNS);
+    for (const row of exact) {
       expect(row).toMatchObject({ lostUpdates: 0, duplicateBlocks: 0, checkPassed: true });
       expect(row.observed).toBe(row.expected);
     }
     // Every alloc worker holds its whole window at the end, and the heap counts exactly those blocks.
-    for (const row of gil.filter((r) => r.test === 'alloc')) expect(row.observed).toBe(WORKERS * 256);
-    expect(document.failures.filter((f) => f.mode === 'gil')).toEqual([]);
+    for (const row of exact.filter((r) => r.test === 'alloc')) expect(row.observed).toBe(WORKERS * 256);
+    expect(document.failures.filter((f) => f.mode === mode)).toEqual([]);
   });
 
   it('prints a table naming every run', async () => {
@@ -76,7 +76,7 @@ describe('pymalloc race --json', () => {
     expect(table.code).toBe(0);
     const lines = table.stdout.split('\n');
     expect(lines[2]).toMatch(/^test +mode +run +expected +observed +lost updates +duplicate blocks +check +ns\/op$/);
-    expect(lines.filter((line) => /^(refcount|alloc) +(gil|none) +1 /.test(line))).toHaveLength(4);
+    expect(lines.filter((line) => /^(refcount|alloc) +(gil|free-threaded|none) +1 /.test(line))).toHaveLength(6);
     expect(table.stdout).not.toContain('The price of the GIL');
   });
 
@@ -129,6 +129,22 @@ describe("under concurrency 'none'", () => {
   });
 });
 
+describe("under concurrency 'free-threaded'", () => {
+  // 4 workers on 2 cores: the atomic increfs of the non-owners really contend, and the mutex is
+  // handed between more workers than can run at once.
+  it('counts every incref of 4 workers at once: the atomic adds to the shared count lose none', async () => {
+    const { result, failures } = await raceOnce('free-threaded', 'refcount', 1, { workers: 4, ops: 250_000 });
+    expect(result).toMatchObject({ expected: 1 + 4 * 250_000, observed: 1 + 4 * 250_000, lostUpdates: 0, checkPassed: true });
+    expect(failures).toEqual([]);
+  });
+
+  it('keeps the allocator exact under the heap mutex: every block counted once, none handed out twice, check() clean', async () => {
+    const { result, failures } = await raceOnce('free-threaded', 'alloc', 1, { workers: 4, ops: 100_000 });
+    expect(result).toMatchObject({ expected: 4 * 256, observed: 4 * 256, lostUpdates: 0, duplicateBlocks: 0, checkPassed: true });
+    expect(failures).toEqual([]);
+  });
+});
+
 describe('pymalloc race on a heap it breaks', () => {
   it("exits 0, and every check that failed names its invariant", async () => {
     const run = await pymalloc('race', '--workers', '2', '--ops', '500000', '--runs', '4', '--no-price', '--json');
@@ -153,6 +169,10 @@ describe('race() options', () => {
     await expect(race({ ops: 2.5 })).rejects.toThrow(new TypeError('options.ops must be an integer'));
     await expect(race({ runs: 101 })).rejects.toThrow(new RangeError('options.runs must be from 1 to 100, not 101'));
     await expect(race({ price: 'yes' as unknown as boolean })).rejects.toThrow(new TypeError('options.price must be a boolean'));
-    await expect(raceOnce('both' as 'gil', 'refcount', 1)).rejects.toThrow(new RangeError("mode must be 'gil' or 'none', not both"));
+    await expect(raceOnce('both' as 'gil', 'refcount', 1)).rejects.toThrow(new RangeError("mode must be 'gil', 'free-threaded' or 'none', not both"));
+    // The free-threaded shared count holds count << 2 in an i32: 2^29 - 1 increfs at most.
+    await expect(race({ workers: 64, ops: 10_000_000 })).rejects.toThrow(
+      new RangeError('options.workers x options.ops must be at most 536870911 (the increfs one object can count), not 640000000'),
+    );
   });
 });

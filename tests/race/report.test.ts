@@ -1,5 +1,5 @@
 // The race in the comparison's report: `pymalloc compare` runs a short race and the page draws
-// it (lost updates per run under 'gil' and 'none', throughput against workers), opened from disk
+// it (lost updates per run under 'gil', 'free-threaded' and 'none', throughput against workers), opened from disk
 // in headless Chromium; --no-race leaves it out.
 
 import { existsSync } from 'node:fs';
@@ -34,11 +34,11 @@ describe('pymalloc compare and the race', () => {
   it("writes the race's document beside the report, as pymalloc race --json prints it", async () => {
     const race = JSON.parse(await readFile(join(withRace, 'race.json'), 'utf8'));
     expect(Object.keys(race)).toEqual(['results', 'price', 'failures']);
-    expect(race.results).toHaveLength(2 * 2 * 3);
-    for (const row of race.results.filter((r: { mode: string }) => r.mode === 'gil')) {
+    expect(race.results).toHaveLength(2 * 3 * 3);
+    for (const row of race.results.filter((r: { mode: string }) => r.mode !== 'none')) {
       expect(row).toMatchObject({ workers: 2, opsPerWorker: 200_000, lostUpdates: 0, duplicateBlocks: 0, checkPassed: true });
     }
-    expect(race.price.map((p: { mode: string; workers: number }) => `${p.mode}x${p.workers}`)).toEqual(['unsharedx1', 'nonex1', 'gilx1', 'gilx2']);
+    expect(race.price.map((p: { mode: string; workers: number }) => `${p.mode}x${p.workers}`)).toEqual(['unsharedx1', 'nonex1', 'gilx1', 'gilx2', 'free-threadedx1', 'free-threadedx2']);
     const html = await readFile(join(withRace, 'index.html'), 'utf8');
     expect(html).toContain('<h2>The race the GIL prevents</h2>');
     expect(html).toContain('pymalloc race --workers 2 --ops 200000 --runs 3');
@@ -87,24 +87,30 @@ describe.skipIf(!hasChromium)('the race section in headless Chromium', () => {
       race.results.filter((r: { test: string; mode: string }) => r.test === test && r.mode === mode).map((r: Record<string, unknown>) => r[key]);
     expect(refcount.datasets).toEqual([
       { label: "'gil': increfs lost", data: [0, 0, 0] },
+      { label: "'free-threaded': increfs lost", data: [0, 0, 0] },
       { label: "'none': increfs lost", data: lost('refcount', 'none') },
     ]);
-    expect(alloc.datasets.map((d) => d.label)).toEqual(["'gil': blocks miscounted", "'gil': blocks handed out twice", "'none': blocks miscounted", "'none': blocks handed out twice"]);
-    expect(alloc.datasets[2].data).toEqual(lost('alloc', 'none'));
-    expect(alloc.datasets[3].data).toEqual(lost('alloc', 'none', 'duplicateBlocks'));
+    expect(alloc.datasets.map((d) => d.label)).toEqual([
+      "'gil': blocks miscounted", "'gil': blocks handed out twice", "'free-threaded': blocks miscounted", "'free-threaded': blocks handed out twice",
+      "'none': blocks miscounted", "'none': blocks handed out twice",
+    ]);
+    for (const exact of [0, 1, 2, 3]) expect(alloc.datasets[exact].data).toEqual([0, 0, 0]);
+    expect(alloc.datasets[4].data).toEqual(lost('alloc', 'none'));
+    expect(alloc.datasets[5].data).toEqual(lost('alloc', 'none', 'duplicateBlocks'));
     // A run whose check failed says so under its bars.
     race.results.filter((r: { test: string }) => r.test === 'alloc').forEach((r: { runs: number; mode: string; checkPassed: boolean }) => {
       expect((alloc.labels![r.runs - 1] as string[]).includes(`'${r.mode}': check FAILED`)).toBe(!r.checkPassed);
     });
     const mops = (p: { opsPerSecond: number }) => p.opsPerSecond / 1e6;
-    const gil = race.price.filter((p: { mode: string }) => p.mode === 'gil');
+    const line = (mode: string) => race.price.filter((p: { mode: string }) => p.mode === mode).map((p: { workers: number; opsPerSecond: number }) => ({ x: p.workers, y: mops(p) }));
     const unshared = race.price.find((p: { mode: string }) => p.mode === 'unshared');
     expect(throughput.datasets).toEqual([
-      { label: "shared heap, 'gil'", data: gil.map((p: { workers: number; opsPerSecond: number }) => ({ x: p.workers, y: mops(p) })) },
+      { label: "shared heap, 'gil'", data: line('gil') },
+      { label: "shared heap, 'free-threaded'", data: line('free-threaded') },
       { label: 'unshared heap, one thread', data: [{ x: 1, y: mops(unshared) }, { x: 2, y: mops(unshared) }] },
     ]);
     const rows = await tab.evaluate(() => Array.from(document.querySelectorAll('#race tbody tr')).map((tr) => tr.textContent));
-    expect(rows).toHaveLength(12);
+    expect(rows).toHaveLength(18);
     const inked = await tab.evaluate(() =>
       ['race-refcount', 'race-alloc', 'race-throughput'].map((id) => {
         const canvas = document.getElementById(id) as HTMLCanvasElement;

@@ -7,6 +7,7 @@
 //   pymalloc sites TRACE [--at peak|end]     allocation sites by live bytes (a trace with call sites)
 //   pymalloc bench [--json] [--steps N] [--runs N]
 //   pymalloc race [--workers N] [--ops N] [--runs N] [--seed N] [--no-price] [--json]
+//   pymalloc threads [--workers N] [--iterations N] [--runs N] [--objects N] [--quick] [--json]
 //   pymalloc sweep [--pool-size 4K,8K] [--arena-size 256K,1M] [--alignment 8] [--policy cpython,tuned] [--workload ...]
 //   pymalloc record -o OUT.trace.gz [--process NAME... | --all-processes] [--cache-dir DIR] -- COMMAND [ARGS...]
 //   pymalloc stats [--workload plateau] [--allocator pymalloc-3.12]
@@ -38,6 +39,10 @@ import { formatSummary, prepareReportDirectory, writeReport } from '../compare/r
 import { parseWorkloadList, resolveWorkload } from '../compare/workloads.js';
 import { buildCPeers, cToolchainMissing, missingCPeers, peerStatus } from '../compare/peers.js';
 import { formatRace, race, raceDocument, type RaceReport, RACE_DEFAULTS, MAX_OPS, MAX_RUNS as MAX_RACE_RUNS, MAX_WORKERS, MIN_OPS } from '../race/race.js';
+import {
+  defaultWorkers, formatThreads, threads, MAX_ITERATIONS, MAX_OBJECTS, MAX_RUNS as MAX_THREADS_RUNS, MAX_WORKERS as MAX_THREADS_WORKERS,
+  MIN_ITERATIONS, QUICK_DEFAULTS, THREADS_DEFAULTS,
+} from '../threads/threads.js';
 import { formatSweep, sweep, SWEEP_POLICIES } from '../compare/sweep.js';
 import { writeSweepReport } from '../compare/sweep-report.js';
 import type { Policy } from '../../heap/config.js';
@@ -109,7 +114,7 @@ interface ComparisonFlags {
 }
 
 /**
- * The race `pymalloc compare` runs for its report (unless --no-race): about 2 s on this
+ * The race `pymalloc compare` runs for its report (unless --no-race): a few seconds on this
  * 2-core machine, small beside the replays.
  */
 const REPORT_RACE = { workers: 2, ops: 200_000, runs: 3 } as const;
@@ -290,7 +295,7 @@ function buildProgram(): Command {
 
   program
     .command('race')
-    .description("the race the GIL prevents: the same work in N workers on one shared heap, under concurrency 'gil' and 'none'")
+    .description("the race the GIL prevents: the same work in N workers on one shared heap, under concurrency 'gil', 'free-threaded' and 'none'")
     .option('--workers <n>', `workers running at once (default ${RACE_DEFAULTS.workers})`, integerIn(1, MAX_WORKERS))
     .option('--ops <n>', `ops per worker and run: increfs, or mallocs and frees (default ${RACE_DEFAULTS.ops})`, integerIn(MIN_OPS, MAX_OPS))
     .option('--runs <n>', `runs of each test under each mode, each in fresh workers (default ${RACE_DEFAULTS.runs})`, integerIn(1, MAX_RACE_RUNS))
@@ -307,6 +312,27 @@ function buildProgram(): Command {
         progress.stop();
       }
       console.log(json ? JSON.stringify(raceDocument(report), null, 2) : formatRace(report));
+    });
+
+  program
+    .command('threads')
+    .description("concurrency 'gil' against 'free-threaded' on the same workloads: allocation throughput per worker count, refcount traffic, a collection's pause, memory footprint")
+    .option('--workers <n>', `workers per mode (default: the cores, from 2 to 8: ${defaultWorkers()} here)`, integerIn(1, MAX_THREADS_WORKERS))
+    .option('--iterations <n>', `pairs per worker and run of the alloc and refcount loops (default ${THREADS_DEFAULTS.iterations}, --quick ${QUICK_DEFAULTS.iterations})`, integerIn(MIN_ITERATIONS, MAX_ITERATIONS))
+    .option('--runs <n>', `runs of each measurement, figures are their medians (default ${THREADS_DEFAULTS.runs}, --quick ${QUICK_DEFAULTS.runs})`, integerIn(1, MAX_THREADS_RUNS))
+    .option('--objects <n>', `objects of cyclic garbage in the collected graph, beside as many live ones (default ${THREADS_DEFAULTS.objects}, --quick ${QUICK_DEFAULTS.objects})`, integerIn(1, MAX_OBJECTS))
+    .option('--quick', 'smaller defaults: a look in a few seconds')
+    .option('--json', 'print the results as JSON only')
+    .action(async (flags: { workers?: number; iterations?: number; runs?: number; objects?: number; quick?: boolean; json?: boolean }) => {
+      const { json, ...options } = flags;
+      const progress = createProgress(json === true);
+      let report;
+      try {
+        report = await threads({ ...options, onProgress: (label, done, total) => progress.update(label, done, total) });
+      } finally {
+        progress.stop();
+      }
+      console.log(json === true ? JSON.stringify(report, null, 2) : formatThreads(report));
     });
 
   program

@@ -9,8 +9,8 @@
 // arena kept alive by a handful of blocks stands out; per trace workload with call sites, live
 // bytes by site at the peak and, per pymalloc allocator, the arenas each site's blocks hold at
 // the end; when a race was run with the comparison (`pymalloc compare` runs a short one), the
-// race the GIL prevents: lost updates per run under 'gil' and 'none', and throughput against
-// workers; and last the full table.
+// race the GIL prevents: lost updates per run under 'gil', 'free-threaded' and 'none', and
+// throughput against workers; and last the full table.
 //
 // Readability rules of the charts: bump (a pointer that never frees: 4x to 460x the live bytes)
 // starts hidden, since its scale would squash every other line against the axis (its legend
@@ -458,11 +458,13 @@ function raceSectionHtml(race: RaceReport | undefined): string {
     .join('\n');
   const throughput = race.price.length === 0 ? '' : `<div class="chart"><canvas id="race-throughput"></canvas></div>
 <p class="note">Throughput of the alloc loop (malloc and free calls) over all workers, the median of ${runs} runs: under the GIL
-with 1 to ${workers} workers, against an unshared heap in one thread (the dashed line). Every call takes and releases the GIL;
-more workers only take turns, and each turn handed to another worker costs a cache-line transfer, so the line does not rise.</p>`;
+and under the free-threaded heap's mutex with 1 to ${workers} workers, against an unshared heap in one thread (the dashed line).
+Every call takes and releases the lock; more workers only take turns, and each turn handed to another worker costs a
+cache-line transfer, so the lines do not rise.</p>`;
   return `<h2>The race the GIL prevents</h2>
 <p class="note">${workers} workers on one shared heap (<code>pymalloc race --workers ${workers} --ops ${ops} --runs ${runs}</code>),
-under <code>concurrency: 'gil'</code> and under <code>'none'</code> (no lock at all), each run in fresh workers released
+under <code>concurrency: 'gil'</code>, <code>'free-threaded'</code> (atomic increfs to the shared count, the rest under the heap
+mutex) and <code>'none'</code> (no lock at all), each run in fresh workers released
 together at a barrier so that their loops overlap. <b>refcount</b>: every worker increfs one shared object ${ops.toLocaleString('en-US')}
 times; an incref is a plain load, add and store, so two workers doing it at once lose one of the two. <b>alloc</b>: every worker
 mallocs and frees tagged blocks; pymalloc's free lists and pool counts are plain linked lists and integers, so two workers
@@ -645,16 +647,20 @@ if (data.race) {
     });
   };
   window.raceCharts.push(raceBars('refcount', 'refcount: increfs lost per run', [
-    ['gil', 'lostUpdates', "'gil': increfs lost", '#2ca02c'], ['none', 'lostUpdates', "'none': increfs lost", '#d62728']]));
+    ['gil', 'lostUpdates', "'gil': increfs lost", '#2ca02c'], ['free-threaded', 'lostUpdates', "'free-threaded': increfs lost", '#1f77b4'],
+    ['none', 'lostUpdates', "'none': increfs lost", '#d62728']]));
   window.raceCharts.push(raceBars('alloc', 'alloc: blocks the heap lost count of, and blocks handed out twice, per run', [
     ['gil', 'lostUpdates', "'gil': blocks miscounted", '#2ca02c'], ['gil', 'duplicateBlocks', "'gil': blocks handed out twice", '#98df8a'],
+    ['free-threaded', 'lostUpdates', "'free-threaded': blocks miscounted", '#1f77b4'], ['free-threaded', 'duplicateBlocks', "'free-threaded': blocks handed out twice", '#aec7e8'],
     ['none', 'lostUpdates', "'none': blocks miscounted", '#d62728'], ['none', 'duplicateBlocks', "'none': blocks handed out twice", '#ff9896']]));
-  const gil = data.race.price.filter((p) => p.mode === 'gil');
+  const lines = [['gil', '#2ca02c'], ['free-threaded', '#1f77b4']]
+    .map(([mode, colour]) => [mode, colour, data.race.price.filter((p) => p.mode === mode)])
+    .filter(([, , rows]) => rows.length > 0);
   const unshared = data.race.price.find((p) => p.mode === 'unshared');
-  if (gil.length > 0) {
-    const most = Math.max(...gil.map((p) => p.workers));
-    const datasets = [{ label: "shared heap, 'gil'", borderColor: '#1f77b4', backgroundColor: '#1f77b4',
-      data: gil.map((p) => ({ x: p.workers, y: p.opsPerSecond / 1e6 })) }];
+  if (lines.length > 0) {
+    const most = Math.max(...lines.flatMap(([, , rows]) => rows.map((p) => p.workers)));
+    const datasets = lines.map(([mode, colour, rows]) => ({ label: "shared heap, '" + mode + "'", borderColor: colour, backgroundColor: colour,
+      data: rows.map((p) => ({ x: p.workers, y: p.opsPerSecond / 1e6 })) }));
     if (unshared) datasets.push({ label: 'unshared heap, one thread', borderColor: '#000', borderDash: [6, 3], pointRadius: 0,
       data: [{ x: 1, y: unshared.opsPerSecond / 1e6 }, { x: most, y: unshared.opsPerSecond / 1e6 }] });
     window.raceCharts.push(new Chart(document.getElementById('race-throughput'), {

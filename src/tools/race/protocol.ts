@@ -7,6 +7,9 @@
 //                   the workers, spinning on it, start their loops within a few hundred ns of
 //                   each other: the loops overlap from their first op
 
+import { uniformInt } from 'pure-rand/distribution/uniformInt';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+
 import { HeapCorruptionError, type Heap } from '../../index.js';
 
 type SharedHeapHandle = ReturnType<Heap['share']>;
@@ -74,4 +77,19 @@ export function failureOf(error: unknown): WorkerFailure {
   if (error instanceof HeapCorruptionError) return { name: error.name, message: error.message, invariant: error.invariant };
   if (error instanceof Error) return { name: error.name, message: error.message };
   return { name: 'Error', message: String(error) };
+}
+
+/**
+ * The random sizes (from `minSize` to `maxSize` bytes) and window slots (below `window`) of an
+ * alloc loop, drawn before it starts so that the loop only calls the heap.
+ */
+export function draws(seed: number, count: number, minSize: number, maxSize: number, window: number): { sizes: Uint32Array; slots: Uint16Array } {
+  const rng = xoroshiro128plus(seed);
+  const sizes = new Uint32Array(count);
+  const slots = new Uint16Array(count);
+  for (let i = 0; i < count; i++) {
+    sizes[i] = uniformInt(rng, minSize, maxSize);
+    slots[i] = uniformInt(rng, 0, window - 1);
+  }
+  return { sizes, slots };
 }

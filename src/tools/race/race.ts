@@ -1,6 +1,7 @@
 // `pymalloc race`: the race the GIL prevents, shown. The same work runs in N workers on one
-// shared heap, under concurrency 'gil' and under 'none' (no lock at all), each run in fresh
-// workers that start together at a barrier (protocol.ts), so that their loops really overlap:
+// shared heap, under concurrency 'gil', 'free-threaded' (biased reference counting, everything
+// else under the heap mutex) and 'none' (no lock at all), each run in fresh workers that start
+// together at a barrier (protocol.ts), so that their loops really overlap:
 //
 //   refcount  every worker increfs one shared object `ops` times. Increfs only, no decrefs:
 //             each lost update then shows as a count too low by one, and nothing cancels it
@@ -15,7 +16,7 @@
 //             invariant (HeapCorruptionError.invariant).
 //   price     the GIL's cost: the alloc loop's ns per op (wall time over all workers' ops) on
 //             an unshared heap in one worker, on the shared heap with no lock in one worker,
-//             and under the GIL with 1..N workers.
+//             and under the GIL and the free-threaded heap's mutex with 1..N workers.
 //
 // Under 'none' a worker may find the heap broken (a HeapCorruptionError) or get any other
 // error: it stops and reports it, the run goes on, and the report names it. Nothing here can
@@ -31,7 +32,9 @@ import {
 
 export type { RaceTest } from './protocol.js';
 
-export type RaceMode = 'gil' | 'none';
+export type RaceMode = 'gil' | 'free-threaded' | 'none';
+/** The modes every race runs, in the order of its rows. */
+export const RACE_MODES: readonly RaceMode[] = ['gil', 'free-threaded', 'none'];
 /** The price rows' modes: 'unshared' is Heap.create() without sharing, the reference. */
 export type PriceMode = 'unshared' | RaceMode;
 
@@ -109,13 +112,18 @@ export const MAX_WORKERS = 64;
 export const MAX_OPS = 100_000_000;
 export const MAX_RUNS = 100;
 export const MIN_OPS = 1000;
+/**
+ * The most increfs one object can take in a run: the free-threaded shared count holds
+ * count << 2 in an i32, and the default build's count turns immortal at 0x3fffffff.
+ */
+export const MAX_INCREFS = 2 ** 29 - 1;
 /** The shared heap's maximum: far more than a window of blocks per worker needs. */
 const MAX_MEMORY = 256 * 2 ** 20;
 /** A run whose workers are not done by then is stopped: per million ops per worker, and at least. */
 const DEADLINE_MS_PER_MILLION_OPS = 20_000;
 const MIN_DEADLINE_MS = 10_000;
 
-function integerOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+export function integerOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`options.${name} must be an integer`);
   if (value < min || value > max) throw new RangeError(`options.${name} must be from ${min} to ${max}, not ${value}`);
@@ -125,9 +133,13 @@ function integerOption(name: string, value: number | undefined, fallback: number
 function resolveOptions(options: RaceOptions): RaceReport['settings'] & { price: boolean } {
   const price = options.price ?? RACE_DEFAULTS.price;
   if (typeof price !== 'boolean') throw new TypeError('options.price must be a boolean');
+  const workers = integerOption('workers', options.workers, RACE_DEFAULTS.workers, 1, MAX_WORKERS);
+  const ops = integerOption('ops', options.ops, RACE_DEFAULTS.ops, MIN_OPS, MAX_OPS);
+  if (workers * ops > MAX_INCREFS) {
+    throw new RangeError(`options.workers x options.ops must be at most ${MAX_INCREFS} (the increfs one object can count), not ${workers * ops}`);
+  }
   return {
-    workers: integerOption('workers', options.workers, RACE_DEFAULTS.workers, 1, MAX_WORKERS),
-    ops: integerOption('ops', options.ops, RACE_DEFAULTS.ops, MIN_OPS, MAX_OPS),
+    workers, ops,
     runs: integerOption('runs', options.runs, RACE_DEFAULTS.runs, 1, MAX_RUNS),
     seed: integerOption('seed', options.seed, RACE_DEFAULTS.seed, 0, 0xffff_ffff),
     price,
@@ -227,7 +239,7 @@ interface RunSpec {
  * and varies the seed): its row, and what it met. race() is made of these.
  */
 export async function raceOnce(mode: RaceMode, test: RaceTest, run: number, options: RaceOptions = {}): Promise<{ result: RaceResult; failures: RaceFailure[] }> {
-  if (mode !== 'gil' && mode !== 'none') throw new RangeError(`mode must be 'gil' or 'none', not ${String(mode)}`);
+  if (!RACE_MODES.includes(mode)) throw new RangeError(`mode must be 'gil', 'free-threaded' or 'none', not ${String(mode)}`);
   if (test !== 'refcount' && test !== 'alloc') throw new RangeError(`test must be 'refcount' or 'alloc', not ${String(test)}`);
   if (!Number.isSafeInteger(run) || run < 1) throw new RangeError(`run must be a positive integer, not ${String(run)}`);
   const failures: RaceFailure[] = [];
@@ -281,7 +293,7 @@ function nsPerOp(result: Overlap): number {
   return result.ops > 0 ? (result.wallMs * 1e6) / result.ops : NaN;
 }
 
-function median(values: number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
@@ -310,16 +322,15 @@ export async function measureThroughput(mode: PriceMode, workers: number, ops: n
   return { mode, workers, opsPerWorker: ops, runs, nsPerOp: ns, opsPerSecond: 1e9 / ns };
 }
 
-/** Every run of both tests under both modes, then (unless options.price is false) the price of the GIL. */
+/** Every run of both tests under every mode, then (unless options.price is false) the price of the locks. */
 export async function race(options: RaceOptions = {}): Promise<RaceReport> {
   const { price: withPrice, ...settings } = resolveOptions(options);
   const specs: RunSpec[] = [];
   for (const test of ['refcount', 'alloc'] as const) {
-    for (const mode of ['gil', 'none'] as const) for (let run = 1; run <= settings.runs; run++) specs.push({ mode, test, run });
+    for (const mode of RACE_MODES) for (let run = 1; run <= settings.runs; run++) specs.push({ mode, test, run });
   }
-  const prices: [PriceMode, number][] = withPrice
-    ? [['unshared', 1], ['none', 1], ...Array.from({ length: settings.workers }, (_, i) => ['gil', i + 1] as [PriceMode, number])]
-    : [];
+  const locked = (mode: PriceMode) => Array.from({ length: settings.workers }, (_, i) => [mode, i + 1] as [PriceMode, number]);
+  const prices: [PriceMode, number][] = withPrice ? [['unshared', 1], ['none', 1], ...locked('gil'), ...locked('free-threaded')] : [];
   const total = specs.length + prices.length;
   const failures: RaceFailure[] = [];
   const results: RaceResult[] = [];
@@ -338,7 +349,7 @@ export async function race(options: RaceOptions = {}): Promise<RaceReport> {
 
 // ---- the terminal table --------------------------------------------------------------------------
 
-function table(head: readonly string[], rows: readonly string[][], left: number): string[] {
+export function table(head: readonly string[], rows: readonly string[][], left: number): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
@@ -376,13 +387,15 @@ export function formatRace(report: RaceReport): string {
   out.push('', 'refcount: expected = 1 + workers x increfs, observed = the final refcount; lost updates = expected - observed.');
   out.push('alloc: expected = blocks the workers hold at the end, observed = blocks in use by heap.stats(); lost updates =');
   out.push('the difference; duplicate blocks = blocks handed out while another holder had them. ns/op: wall time over all ops.');
+  out.push("free-threaded: the workers' increfs are atomic adds to the shared count (biased reference counting), the");
+  out.push('rest runs under the heap mutex: exact, as under the GIL.');
   if (report.price.length > 0) {
     const reference = report.price.find((p) => p.mode === 'unshared');
-    out.push('', 'The price of the GIL: the alloc loop (malloc and free calls), median of the runs');
+    out.push('', "The price of the GIL: the alloc loop (malloc and free calls), median of the runs ('free-threaded': under its heap mutex)");
     out.push(...table(
       ['heap', 'workers', 'ns/op', 'M ops/s', 'vs unshared'],
       report.price.map((p) => [
-        p.mode === 'unshared' ? 'unshared' : p.mode === 'none' ? "shared, 'none' (no lock)" : "shared, 'gil'",
+        p.mode === 'unshared' ? 'unshared' : p.mode === 'none' ? "shared, 'none' (no lock)" : `shared, '${p.mode}'`,
         String(p.workers), p.nsPerOp.toFixed(1), (p.opsPerSecond / 1e6).toFixed(2),
         reference ? `x${(p.nsPerOp / reference.nsPerOp).toFixed(2)}` : '-',
       ]),

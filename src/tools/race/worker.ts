@@ -14,12 +14,10 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { uniformInt } from 'pure-rand/distribution/uniformInt';
-import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 
 import { Heap } from '../../index.js';
 import {
-  BARRIER_GO, BARRIER_TURN, MAX_BLOCK, TAG_BYTES, WINDOW, WARM_UP_OPS, failureOf,
+  BARRIER_GO, BARRIER_TURN, MAX_BLOCK, TAG_BYTES, WINDOW, WARM_UP_OPS, draws, failureOf,
   type WorkerFailure, type WorkerReport, type WorkerRequest,
 } from './protocol.js';
 
@@ -54,18 +52,6 @@ class Tags {
     const words = this.#view(address);
     return words[address >>> 2] === this.#owner && words[(address >>> 2) + 1] === serial;
   }
-}
-
-/** The random sizes and window slots of a loop, drawn before it starts so that it only calls the heap. */
-function draws(seed: number, count: number): { sizes: Uint32Array; slots: Uint16Array } {
-  const rng = xoroshiro128plus(seed);
-  const sizes = new Uint32Array(count);
-  const slots = new Uint16Array(count);
-  for (let i = 0; i < count; i++) {
-    sizes[i] = uniformInt(rng, TAG_BYTES, MAX_BLOCK);
-    slots[i] = uniformInt(rng, 0, WINDOW - 1);
-  }
-  return { sizes, slots };
 }
 
 interface AllocState {
@@ -147,7 +133,7 @@ async function main(): Promise<WorkerReport> {
     throw error;
   }
   const tags = new Tags(heap, request.index + 1);
-  const { sizes, slots } = draws(request.seed, Math.min(request.ops, 1 << 16) + WINDOW);
+  const { sizes, slots } = draws(request.seed, Math.min(request.ops, 1 << 16) + WINDOW, TAG_BYTES, MAX_BLOCK, WINDOW);
   let state = newAllocState();
   const object = request.object;
 
