@@ -19,7 +19,7 @@ import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
-  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, UNSHARED, lockMethods, type Concurrency, type GilStats, type HeapLock,
+  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, UNSHARED, lockMethods, registerWorld, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
 
@@ -350,6 +350,7 @@ export class Heap {
       sharing?.state.markBroken(exports.corruption(), exports.errorAddress());
     });
     if (mutex) {
+      registerWorld(this, mutex.world);
       if (!isMainThread) detachWhenThreadExits(this);
       mutex.safePoint = (operation) => {
         try {
@@ -1127,7 +1128,7 @@ export class Heap {
   /** A walk of the whole heap: with the world stopped on a free-threaded heap (the heap mutex is held). */
   #wholeHeap<T>(operation: string, walk: () => T): T {
     const lock = this.#sharing?.lock;
-    return lock instanceof HeapMutex ? lock.world.stopped(operation, walk) : walk();
+    return lock instanceof HeapMutex ? lock.world.whileStopped(operation, walk) : walk();
   }
 
   /** Passes a result on, unless the heap broke during the call (a finalizer swallowed the error). */

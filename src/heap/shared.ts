@@ -406,7 +406,9 @@ export class World {
   #table = 0;
   #stride = 0;
   #stoppedAt = 0;
-  /** Called inside every pause, with the world stopped (a hook for tests and tools). */
+  /** Stops inside stops (check() from onStopped, say): only the outermost stops and restarts. */
+  #depth = 0;
+  /** Called inside every pause once the world is stopped, by the stopper (a hook for tests and tools). */
   onStopped: (() => void) | undefined;
 
   constructor(state: SharedState, id: number, held: () => boolean) {
@@ -461,6 +463,7 @@ export class World {
    * and throws, naming the operation.
    */
   stop(operation: string): void {
+    if (this.#depth++ !== 0) return;
     const words = this.#words;
     this.#stoppedAt = performance.now();
     Atomics.store(words, STOP, this.#id);
@@ -490,6 +493,7 @@ export class World {
 
   /** Lets the world run again; a collection's pause is counted under `generation`. */
   restart(generation?: number): void {
+    if (--this.#depth !== 0) return;
     Atomics.store(this.#words, STOP, 0);
     Atomics.notify(this.#words, STOP);
     if (generation === undefined) return;
@@ -502,7 +506,7 @@ export class World {
   }
 
   /** fn with the world stopped (the caller holds the heap mutex). */
-  stopped<T>(operation: string, fn: () => T): T {
+  whileStopped<T>(operation: string, fn: () => T): T {
     this.stop(operation);
     try {
       return fn();
@@ -510,6 +514,9 @@ export class World {
       this.restart();
     }
   }
+
+  /** Whether this instance holds the world stopped now. */
+  get stopped(): boolean { return this.#depth > 0; }
 
   /** Attachment `id`'s worker has exited (heap.watch): it is outside the heap for good. */
   release(id: number): void {
@@ -530,6 +537,18 @@ export class World {
     const at = PAUSES + generation * 3;
     return { pauses: f[at], pauseSeconds: f[at + 1] / 1e9, maxPauseSeconds: f[at + 2] / 1e9 };
   }
+}
+
+const worlds = new WeakMap<object, World>();
+
+/** The world of a free-threaded heap's instance (for tests and tools: not in the public API). */
+export function worldOf(heap: object): World | undefined {
+  return worlds.get(heap);
+}
+
+/** Registers the world of a heap's instance for worldOf. */
+export function registerWorld(heap: object, world: World): void {
+  worlds.set(heap, world);
 }
 
 /**
