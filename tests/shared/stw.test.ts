@@ -284,3 +284,46 @@ describe('stop-the-world collection', () => {
     heap.check();
   }, 60_000);
 });
+
+interface ModelRun {
+  created: number;
+  finalized: number;
+  left: number;
+  checks: number;
+  detaches: number;
+  given: number;
+  collections: number;
+  pauses: number;
+  stops: number;
+  parks: number;
+  attachments: number;
+}
+
+describe('the cross-worker model (fresh processes, from dist/)', () => {
+  const RUNS = 8;
+  it(`frees every object exactly once, with check() passing in every pause, over ${RUNS} runs`, () => {
+    const runs: ModelRun[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      // Half the runs keep the core in V8's baseline compiler (as tests/shared/lock.test.ts does).
+      const flags = run % 2 === 1 ? ['--liftoff', '--no-wasm-tier-up'] : [];
+      const out = execFileSync(process.execPath, [...flags, MODEL, 3 + (run % 2), 20_000, run + 1], { encoding: 'utf8' });
+      runs.push(JSON.parse(out.trim().split('\n').pop()!) as ModelRun);
+    }
+    for (const r of runs) {
+      expect(r.left).toBe(0);
+      expect(r.finalized).toBe(r.created);
+      expect(r.created).toBeGreaterThan(10_000);
+      // Every stop of the world, by whichever instance, ran check() inside its pause.
+      expect(r.checks).toBe(r.stops);
+      // Collections' pauses: one each, two after finalizers; the other stops were check()'s own.
+      expect(r.pauses).toBeGreaterThanOrEqual(r.collections);
+      expect(r.stops).toBeGreaterThan(r.pauses);
+      expect(r.detaches).toBeGreaterThan(0);
+      expect(r.given).toBeGreaterThan(0);
+      expect(r.attachments).toBe(1);
+    }
+    // Workers were inside lock-free calls when others stopped the world, and parked.
+    expect(runs.filter((r) => r.parks > 0).length).toBeGreaterThan(RUNS / 2);
+    expect(runs.filter((r) => r.pauses > r.collections).length).toBeGreaterThan(RUNS / 2);
+  }, 600_000);
+});
