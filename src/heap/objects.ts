@@ -308,18 +308,6 @@ export class ObjectSpace {
     return this.#ex;
   }
 
-  /** A lock-free call: inside the world of a free-threaded heap (plain elsewhere). */
-  #lockFree(call: () => number): number {
-    const world = this.#world;
-    if (!world) return call();
-    world.enter();
-    try {
-      return call();
-    } finally {
-      world.exit();
-    }
-  }
-
   /** fn under the heap mutex of a free-threaded heap, its refusals naming `operation`. */
   #locked<T>(operation: string, fn: () => T): T {
     const mutex = this.#mutex!;
@@ -557,14 +545,20 @@ export class ObjectSpace {
   // ───────────── reference counting ─────────────
 
   // On a free-threaded heap these three run lock-free, each between the world's enter() and
-  // exit() (a stopped world parks them at the entry); an address the lock-free check refuses
+  // exit() (a stopped world parks them at the entry), written out in each: a closure or a try
+  // costs the hot path a few ns, and a call that throws out of the core has broken the heap,
+  // which then refuses every stop (so a word left ATTACHED stalls nobody). An address the lock-free check refuses
   // is checked again under the heap mutex (docs/free-threaded.md, "Address checks") before the
   // InvalidObjectError, so the refusal is exact. Elsewhere the second test costs nothing.
 
   incref(o: number): void {
     this.#address('incref', o);
     const ex = this.exports('incref');
-    if (this.#lockFree(() => ex.objectIncref(o)) !== 0 && (!this.#mutex || this.#locked('incref', () => ex.objectIncref(o)) !== 0)) {
+    const world = this.#world;
+    world?.enter();
+    const status = ex.objectIncref(o);
+    world?.exit();
+    if (status !== 0 && (!this.#mutex || this.#locked('incref', () => ex.objectIncref(o)) !== 0)) {
       throw new InvalidObjectError('incref', o);
     }
   }
@@ -574,7 +568,10 @@ export class ObjectSpace {
     this.#address('decref', o);
     const ex = this.exports('decref');
     // The world is left before the mutex is waited for: a thread waiting attached would stall a stop.
-    const status = this.#lockFree(() => ex.objectDecref(o));
+    const world = this.#world;
+    world?.enter();
+    const status = ex.objectDecref(o);
+    world?.exit();
     if (status === 0) return;
     if (this.#mutex && (status === NEEDS_LOCK || status === NOT_AN_OBJECT)) {
       if (this.#locked('decref', () => this.#ex.objectDecrefLocked!(o)) === 0) return;
@@ -585,7 +582,10 @@ export class ObjectSpace {
   refcount(o: number): number {
     this.#address('refcount', o);
     const ex = this.exports('refcount');
-    let count = this.#lockFree(() => ex.objectRefcount(o));
+    const world = this.#world;
+    world?.enter();
+    let count = ex.objectRefcount(o);
+    world?.exit();
     if (count === FAILED && this.#mutex) count = this.#locked('refcount', () => ex.objectRefcount(o));
     if (count === FAILED) throw new InvalidObjectError('refcount', o);
     return count >>> 0;

@@ -306,7 +306,7 @@ describe('the cross-worker model (fresh processes, from dist/)', () => {
     for (let run = 0; run < RUNS; run++) {
       // Half the runs keep the core in V8's baseline compiler (as tests/shared/lock.test.ts does).
       const flags = run % 2 === 1 ? ['--liftoff', '--no-wasm-tier-up'] : [];
-      const out = execFileSync(process.execPath, [...flags, MODEL, 3 + (run % 2), 20_000, run + 1], { encoding: 'utf8' });
+      const out = execFileSync(process.execPath, [...flags, MODEL, String(3 + (run % 2)), '20000', String(run + 1)], { encoding: 'utf8' });
       runs.push(JSON.parse(out.trim().split('\n').pop()!) as ModelRun);
     }
     for (const r of runs) {
