@@ -2,11 +2,10 @@
 // given to asc for the ft targets only, so that the other modules keep exactly their exports.
 // Every call here runs under the heap mutex (src/heap/shared.ts).
 
-import { IO } from "../memory/header";
 import { ObjectError, ObjectLayerBroken, liveObjectType, decref, mergeQueue, walked } from "../objects/object";
 import {
   threadAttach as attachThread, threadDetach as detachThread, threadRelease as releaseThread, currentThread,
-  threadStateWord as stateWord, takeQueue, queuedCount, queuedAfter, brcMerge, brcKeep,
+  threadStateWord as stateWord, queuedAfter, takeKept, keptCount,
   NO_THREAD_ID, MAX_THREADS,
 } from "../objects/brc";
 export {
@@ -64,34 +63,17 @@ export function threadStateWord(id: u32): usize {
 /**
  * With the world stopped (every owner parked or outside the heap, so that their local counts
  * hold still): merges every thread's queue. An object whose count this takes to 0 is not freed
- * in the pause, where its finalizer would run, but kept with one reference, on a list linked as
- * the queues are: its first object is returned and its length left in IO[0], for
- * threadReleaseKept once the world runs again.
+ * in the pause, where its finalizer would run, but kept with one reference for
+ * threadReleaseKept, once the world runs again.
  */
-export function threadMergeAll(): usize {
-  let kept: usize = 0;
-  let keptCount: u32 = 0;
-  for (let id: u32 = 1; id <= MAX_THREADS; id++) {
-    const count = queuedCount(id);
-    let o = takeQueue(id);
-    let steps: u32 = 0;
-    while (o) {
-      steps = walked(steps, count, ObjectLayerBroken.BRC_QUEUE, o);
-      const next = queuedAfter(o);
-      if (brcMerge(o, -1) == 0) {
-        kept = brcKeep(o, kept);
-        keptCount++;
-      }
-      o = next;
-    }
-  }
-  store<u32>(IO, keptCount);
-  return kept;
+export function threadMergeAll(): void {
+  for (let id: u32 = 1; id <= MAX_THREADS; id++) mergeQueue(id, true);
 }
 
-/** Drops the references threadMergeAll kept (`count` objects from `first`): they are freed now. */
-export function threadReleaseKept(first: usize, count: u32): void {
-  let o = first;
+/** Drops the references threadMergeAll kept: those objects are freed now. */
+export function threadReleaseKept(): void {
+  const count = keptCount();
+  let o = takeKept();
   let steps: u32 = 0;
   while (o) {
     steps = walked(steps, count, ObjectLayerBroken.BRC_QUEUE, o);

@@ -99,6 +99,9 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
   serial: u32;
   /** The thread table: MAX_THREADS + 1 ThreadState, 0 until the first attachment. */
   threads: usize;
+  /** Objects a merge with the world stopped kept alive (brcKeep), linked through ob_brc_next, and how many. */
+  kept: usize;
+  keptCount: u32;
 }
 
 // @ts-ignore: decorator
@@ -316,12 +319,27 @@ export function threadStateWord(id: u32): usize {
 /**
  * o was merged to a count of 0 with the world stopped: it is kept alive with one shared
  * reference, to be dropped once the world runs again (its finalizer must not run in the pause,
- * CPython's objs_to_decref), and pushed on the list that starts at `first`; the new first.
+ * CPython's objs_to_decref), on FtState's kept list.
  */
-export function brcKeep(o: usize, first: usize): usize {
+export function brcKeep(o: usize): void {
+  const st = ftState();
   atomic.add<i32>(sharedWord(o), SHARED_ONE);
-  store<usize>(o - OB_BRC_NEXT, first);
-  return o;
+  store<usize>(o - OB_BRC_NEXT, st.kept);
+  st.kept = o;
+  st.keptCount++;
+}
+
+/** Empties the kept list: its first object, 0 if none (keptCount() tells how many, read first). */
+export function takeKept(): usize {
+  const st = ftState();
+  const first = st.kept;
+  st.kept = 0;
+  st.keptCount = 0;
+  return first;
+}
+
+export function keptCount(): u32 {
+  return ftState().keptCount;
 }
 
 /** threadAttach's refusals: no tid has an id of 0. */

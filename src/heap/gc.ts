@@ -68,8 +68,8 @@ export interface GcExports {
   gcClearGarbage(): void;
   /** The free-threaded build's (assembly/abi/threads.ts): the collection's phases. */
   gcCollecting?(): number;
-  threadMergeAll?(): number;
-  threadReleaseKept?(first: number, count: number): void;
+  threadMergeAll?(): void;
+  threadReleaseKept?(): void;
   gcCollectStopped?(): number;
   gcCollectRestarted?(finalizersDue: number): number;
   gcCollectResurrected?(): void;
@@ -138,10 +138,19 @@ export class GcModule {
     return ex.gcCollect(generation) >>> 0;
   }
 
-  /** A free-threaded heap's automatic collection, once the call that scheduled it ends (counted under generation 0, as 3.13t does). */
+  /**
+   * A free-threaded heap's automatic collection, once the call that scheduled it ends (counted
+   * under generation 0, as 3.13t does). What it throws, but a broken heap, is unraisable: the
+   * call it ends has done its work and returns.
+   */
   collectScheduled(): void {
     const ex = this.#space.exports('gc.collect') as FreeThreadedGcExports;
-    this.#collectStoppingTheWorld(this.#space.world!, ex, 0, 'automatic collection');
+    try {
+      this.#collectStoppingTheWorld(this.#space.world!, ex, 0, 'automatic collection');
+    } catch (error) {
+      if (error instanceof HeapCorruptionError) throw error;
+      this.#space.reportUnraisable(error, 0, 'Exception ignored in: automatic garbage collection');
+    }
   }
 
   /**
@@ -155,17 +164,14 @@ export class GcModule {
     if (ex.gcCollecting() !== 0) return 0;
     this.onEvent(0, generation, 0, 0);
     world.stop(operation);
-    let kept: number;
-    let keptCount: number;
     let finalizersDue: number;
     try {
-      kept = ex.threadMergeAll() >>> 0;
-      keptCount = this.#io(ex)[0];
+      ex.threadMergeAll();
       finalizersDue = ex.gcCollectStopped();
     } finally {
       world.restart(generation);
     }
-    ex.threadReleaseKept(kept, keptCount);
+    ex.threadReleaseKept();
     const freed = ex.gcCollectRestarted(finalizersDue);
     if (finalizersDue) {
       world.stop(operation);
