@@ -64,6 +64,7 @@ const SLEEPS = STATS_F64 + 3;
 const WAIT_NS = STATS_F64 + 4;
 const MAX_WAIT_NS = STATS_F64 + 5;
 const HISTOGRAM = STATS_F64 + 6;
+/** After the histogram (WAIT_BUCKETS.length words, declared below). */
 const PAUSES = HISTOGRAM + 8;
 const F64_WORDS = PAUSES + 9;
 const ATTACHMENTS = 64;
