@@ -375,6 +375,14 @@ const ATTACHED = 1;
 export const STOP_TIMEOUT_MS = 5_000;
 /** A stop's sleeps while a thread is still attached: short, so that an attachment released meanwhile is seen. */
 const STOP_SLICE_MS = 1;
+/** How long a stop re-reads a thread's word before it sleeps: longer than a lock-free call, so a plain exit is seen. */
+const STOP_SPIN_MS = 0.02;
+/**
+ * x86 keeps stores in order (TSO): there a plain store is already a release store, and exit
+ * needs no more (an xchg costs ~10 ns here, most of what entering and leaving costs). Elsewhere
+ * (arm64) exit's store is an Atomics.store, a store-release there.
+ */
+const ORDERED_STORES = process.arch === 'x64' || process.arch === 'ia32';
 
 /** A collection's pauses, as gc.getStats() adds them on a free-threaded heap. */
 export interface PauseStats {
@@ -438,9 +446,13 @@ export class World {
     if (Atomics.load(this.#words, STOP) !== 0) this.#park();
   }
 
-  /** After a lock-free call (in a finally: a thread left attached stalls every stop). */
+  /**
+   * After a lock-free call. The load of STOP may pass a plain store on x86, so a stopper that
+   * saw this thread attached may miss the notify: it sees the store in its spin instead.
+   */
   exit(): void {
-    Atomics.store(this.#all, this.#mine, DETACHED);
+    if (ORDERED_STORES) this.#all[this.#mine] = DETACHED;
+    else Atomics.store(this.#all, this.#mine, DETACHED);
     if (Atomics.load(this.#words, STOP) !== 0) Atomics.notify(this.#all, this.#mine);
   }
 
@@ -478,7 +490,9 @@ export class World {
   #waitFor(slot: number, operation: string): void {
     const all = this.#all;
     const word = this.#table + (slot + 1) * this.#stride;
-    for (let i = 0; i < SPIN; i++) if (Atomics.load(all, word) !== ATTACHED) return;
+    for (const spinUntil = performance.now() + STOP_SPIN_MS; performance.now() < spinUntil; ) {
+      if (Atomics.load(all, word) !== ATTACHED) return;
+    }
     const deadline = performance.now() + STOP_TIMEOUT_MS;
     while (Atomics.load(all, word) === ATTACHED && Atomics.load(this.#words, ATTACHMENTS + slot) !== 0) {
       if (performance.now() > deadline) {
