@@ -125,3 +125,86 @@ for (const c of twoCases) {
   const rate = median(rates.get(c.name)!);
   console.log(`  ${c.name.padEnd(46)} ${(rate / 1e6).toFixed(2).padStart(7)}  ${(rate / gilShared).toFixed(2)}x`);
 }
+
+// ───── 3. a collection's pause ─────
+// The same graph on the gil and the free-threaded heap: LIVE lists held from one root, and
+// GARBAGE two-list cycles made afresh before each collection; meanwhile a worker runs incref +
+// decref traffic on an object of its own, so that the free-threaded collection really has to
+// stop it (and the gil one to take the GIL from it). On the gil heap the pause is the whole
+// gc.collect() (nothing else runs while it holds the GIL); on the free-threaded heap it is the
+// time the world was stopped (gc.getStats()'s pauseSeconds: the merge of the queues and the
+// search for the unreachable; breaking the cycles runs after the restart). Medians of REPEATS.
+
+const LIVE = 20_000;
+const GARBAGE = 5_000;
+const REPEATS = 15;
+const TRAFFIC = `
+const { workerData } = require('node:worker_threads');
+import(workerData.dist).then(async ({ Heap }) => {
+  const heap = await Heap.attach(workerData.handle);
+  const o = heap.newList();
+  const flags = new Int32Array(workerData.flags);
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
+  while (Atomics.load(flags, 1) === 0) {
+    for (let i = 0; i < 100; i++) {
+      heap.incref(o);
+      heap.decref(o);
+    }
+  }
+  heap.decref(o);
+  heap.detach();
+  process.exit(0);
+});
+`;
+
+interface Pause {
+  pause: number;
+  collect: number;
+}
+
+async function collectionPauses(heap: Heap): Promise<Pause[]> {
+  heap.gc.disable();
+  const root = heap.newList();
+  for (let i = 0; i < LIVE; i++) {
+    const l = heap.newList();
+    heap.listAppend(root, l);
+    heap.decref(l);
+  }
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const worker = new Worker(TRAFFIC, { eval: true, workerData: { dist: DIST, handle: heap.share(), flags: flags.buffer } });
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
+  while (Atomics.load(flags, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+  const free = heap.gil.concurrency === 'free-threaded';
+  const pauses: Pause[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    for (let i = 0; i < GARBAGE; i++) {
+      const a = heap.newList();
+      const b = heap.newList([a]);
+      heap.listAppend(a, b);
+      heap.decref(a);
+      heap.decref(b);
+    }
+    const stopped = heap.gc.getStats()[2].pauseSeconds ?? 0;
+    const start = performance.now();
+    const found = heap.gc.collect();
+    const collect = (performance.now() - start) / 1e3;
+    if (found !== GARBAGE * 2) throw new Error(`${heap.gil.concurrency}: collected ${found}, not ${GARBAGE * 2}`);
+    pauses.push({ pause: free ? heap.gc.getStats()[2].pauseSeconds! - stopped : collect, collect });
+  }
+  Atomics.store(flags, 1, 1);
+  await exited;
+  heap.decref(root);
+  return pauses;
+}
+
+const gilPauses = await collectionPauses(await Heap.create({ shared: true }));
+const ftPauses = await collectionPauses(await Heap.create({ shared: true, concurrency: 'free-threaded' }));
+const ms = (seconds: number) => (seconds * 1e3).toFixed(2).padStart(7);
+const gilPause = median(gilPauses.map((p) => p.pause));
+console.log(`\na collection's pause: ${LIVE} live lists, ${GARBAGE} two-list cycles, a worker running incref + decref meanwhile (ms, median of ${REPEATS}; vs gil)`);
+console.log(`  ${'gil: gc.collect() holding the GIL'.padEnd(46)} ${ms(gilPause)}  1.00x`);
+for (const [name, key] of [['free-threaded: the world stopped', 'pause'], ['free-threaded: the whole gc.collect()', 'collect']] as const) {
+  const value = median(ftPauses.map((p) => p[key]));
+  console.log(`  ${name.padEnd(46)} ${ms(value)}  ${(value / gilPause).toFixed(2)}x`);
+}

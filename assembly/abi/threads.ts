@@ -2,11 +2,16 @@
 // given to asc for the ft targets only, so that the other modules keep exactly their exports.
 // Every call here runs under the heap mutex (src/heap/shared.ts).
 
-import { ObjectError, liveObjectType, decref, mergeQueue } from "../objects/object";
+import { ObjectError, ObjectLayerBroken, liveObjectType, decref, mergeQueue, walked } from "../objects/object";
 import {
   threadAttach as attachThread, threadDetach as detachThread, threadRelease as releaseThread, currentThread,
+  threadStateWord as stateWord, queuedAfter, takeKept, keptCount,
   NO_THREAD_ID, MAX_THREADS,
 } from "../objects/brc";
+export {
+  collectStopped as gcCollectStopped, collectRestarted as gcCollectRestarted,
+  collectResurrected as gcCollectResurrected, collectDelete as gcCollectDelete, collecting as gcCollecting,
+} from "../gc/collector";
 
 /**
  * This instance becomes the thread of attachment `id`: its tid, or NO_THREAD_TABLE /
@@ -48,4 +53,32 @@ export function objectDecrefLocked(o: usize): u32 {
   if (!liveObjectType(o)) return ObjectError.NOT_AN_OBJECT;
   decref(o);
   return ObjectError.OK;
+}
+
+/** The address of thread `id`'s state word (ThreadState +16), which the host reads and writes with Atomics. */
+export function threadStateWord(id: u32): usize {
+  return stateWord(id);
+}
+
+/**
+ * With the world stopped (every owner parked or outside the heap, so that their local counts
+ * hold still): merges every thread's queue. An object whose count this takes to 0 is not freed
+ * in the pause, where its finalizer would run, but kept with one reference for
+ * threadReleaseKept, once the world runs again.
+ */
+export function threadMergeAll(): void {
+  for (let id: u32 = 1; id <= MAX_THREADS; id++) mergeQueue(id, true);
+}
+
+/** Drops the references threadMergeAll kept: those objects are freed now. */
+export function threadReleaseKept(): void {
+  const count = keptCount();
+  let o = takeKept();
+  let steps: u32 = 0;
+  while (o) {
+    steps = walked(steps, count, ObjectLayerBroken.BRC_QUEUE, o);
+    const next = queuedAfter(o);
+    decref(o);
+    o = next;
+  }
 }

@@ -34,7 +34,7 @@
 // Every walk here is bounded by the live GC objects (objects/object.ts, "Walks"): a list
 // whose links have been overwritten stops the collection with corrupt() instead of looping.
 
-import { IO, IO_WORDS, CHECKED, broken } from "../memory/header";
+import { IO, IO_WORDS, CHECKED, FREE_THREADED, broken } from "../memory/header";
 import {
   GcHead, Generation, Kind, WeakrefObject, TypeRecord, state, generation, scratchList, generationStats,
   typeOf, gcHead, objectOfHead, refcnt, referenceArray, referenceCount, liveObjectType,
@@ -53,6 +53,10 @@ declare function hostGcEvent(phase: u32, generation: u32, collected: u32, uncoll
 // @ts-ignore: decorator
 @external("env", "gcDebugObject")
 declare function hostDebugObject(o: usize): void;
+/** Free-threaded build: an automatic collection is due; the host runs it, stopping the world, once its call ends. */
+// @ts-ignore: decorator
+@external("env", "gcScheduled")
+declare function hostGcScheduled(): void;
 
 /** gc.set_debug flags, with CPython's values. */
 export const enum Debug {
@@ -461,6 +465,10 @@ export function countAllocation(): void {
   const gen0 = generation(0);
   gen0.count++;
   const st = state();
+  if (FREE_THREADED) {
+    scheduleFreeThreaded(gen0, st.longLivedTotal);
+    return;
+  }
   if (gen0.count > gen0.threshold && gen0.threshold && st.enabled && !st.collecting) {
     st.collecting = 1;
     collectGenerations();
@@ -656,4 +664,74 @@ export function objectsAreValid(): u32 {
     if (!liveObjectType(o)) return broken(ObjectsBroken.OBJECT_REFERENCE, o);
   }
   return quarantineIsValid();
+}
+
+// ───────────────────────────── the free-threaded collection ─────────────────────────────
+// gc_free_threading.c's order, one phase per export, the host stopping and restarting the
+// world between them (src/heap/gc.ts): every generation is collected at once (the free-threaded
+// build has none: survivors all stay in generation 2, stats go to the generation asked for);
+// counts are read with the world stopped; weakref callbacks, finalizers and the breaking of
+// the cycles run with the world going again, and the resurrection check in a second pause.
+// The collection is one from collectStopped to collectDelete (collecting stays set), and the
+// host holds the heap mutex throughout, so no other call changes the lists in between.
+
+/**
+ * CPython 3.13t's trigger: count0 past threshold0 and past a quarter of the objects that
+ * survived the last collection (the same guard against quadratic time as bpo-4074's). Told to
+ * the host once, as count0 crosses the line.
+ */
+function scheduleFreeThreaded(gen0: Generation, longLivedTotal: u32): void {
+  const st = state();
+  if (!gen0.threshold || !st.enabled || st.collecting) return;
+  if (gen0.count == max(gen0.threshold, longLivedTotal / 4) + 1) hostGcScheduled();
+}
+
+/** Whether a collection is running (the host's gc.collect from a finalizer then returns 0). */
+export function collecting(): bool {
+  return state().collecting != 0;
+}
+
+/**
+ * Phase 1, the world stopped (every queue merged first): finds the unreachable set over the
+ * whole heap, clears the weakrefs to it and queues their callbacks. True iff finalizers are due.
+ */
+export function collectStopped(): bool {
+  const st = state();
+  st.collecting = 1;
+  for (let i: u32 = 0; i < NUM_GENERATIONS; i++) generation(i).count = 0;
+  const all = head(generation(NUM_GENERATIONS - 1));
+  for (let i: u32 = 0; i < NUM_GENERATIONS - 1; i++) listMerge(head(generation(i)), all);
+  const unreachable = scratchList(UNREACHABLE_LIST);
+  st.longLivedPending = 0;
+  st.longLivedTotal = deduceUnreachable(all, unreachable, true);
+  return prepareGarbage(unreachable);
+}
+
+/** Phase 2, the world running: weakref callbacks, then finalizers if due; how many weakrefs their callbacks freed. */
+export function collectRestarted(finalizersDue: bool): u32 {
+  const all = head(generation(NUM_GENERATIONS - 1));
+  const freed = runWeakrefCallbacks(all);
+  if (finalizersDue) finalizeGarbage(scratchList(UNREACHABLE_LIST));
+  return freed;
+}
+
+/** Phase 3, the world stopped again (only after finalizers ran): what they resurrected survives. */
+export function collectResurrected(): void {
+  handleResurrected(scratchList(UNREACHABLE_LIST), scratchList(STILL_UNREACHABLE), head(generation(NUM_GENERATIONS - 1)));
+}
+
+/**
+ * Phase 4, the world running: breaks the garbage's cycles, counts the collection under
+ * generation g (found: what collectRestarted returned) and ends it; the number of
+ * unreachable objects found.
+ */
+export function collectDelete(g: u32, finalizersDue: bool, freed: u32): u32 {
+  const st = state();
+  const found = freed + st.unreachableCount;
+  deleteGarbage(scratchList(finalizersDue ? STILL_UNREACHABLE : UNREACHABLE_LIST), head(generation(NUM_GENERATIONS - 1)));
+  const stats = generationStats(min(g, NUM_GENERATIONS - 1));
+  stats.collections++;
+  stats.collected += found;
+  st.collecting = 0;
+  return found;
 }

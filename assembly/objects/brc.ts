@@ -30,7 +30,12 @@
 //  +4   queue    the first object queued to this thread, linked through ob_brc_next; 0: none
 //  +8   queued   how many objects are on the queue
 //  +12  spare    for the thread's pools (docs/free-threaded.md, part 4)
+//  +16  state    DETACHED 0 / ATTACHED 1: written and read by the host only, with Atomics (the
+//                stop-the-world protocol, src/heap/shared.ts); the core never touches it
+//  +20  the rest of the 64 bytes: for the thread's pools (part 4)
 // ╘═════════════════════════════════════════════════════════════════════════════════════════════╛
+// A record takes a cache line of its own, so that one thread's state word and another's never
+// share one.
 // The table is one INTERNAL raw block made by the first threadAttach; FtState, in the last
 // FT_STATE_BYTES of the object space (object.ts checks that ObjectState ends before), holds its
 // address and the attachment serial.
@@ -86,6 +91,7 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
   queue: usize;
   queued: u32;
   spare: u32;
+  state: u32;
 }
 
 @unmanaged class FtState {
@@ -93,10 +99,13 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
   serial: u32;
   /** The thread table: MAX_THREADS + 1 ThreadState, 0 until the first attachment. */
   threads: usize;
+  /** Objects a merge with the world stopped kept alive (brcKeep), linked through ob_brc_next, and how many. */
+  kept: usize;
+  keptCount: u32;
 }
 
 // @ts-ignore: decorator
-@inline const THREAD_BYTES: usize = offsetof<ThreadState>();
+@inline const THREAD_BYTES: usize = 64;
 // @ts-ignore: decorator
 @inline const FT_STATE_BYTES: usize = 16;
 // @ts-ignore: decorator
@@ -299,6 +308,38 @@ export function takeQueue(id: u32): usize {
 export function queuedCount(id: u32): u32 {
   const table = ftState().threads;
   return table ? thread(table, id).queued : 0;
+}
+
+/** The address of thread `id`'s state word (the host's, with Atomics); 0 before the first attachment. */
+export function threadStateWord(id: u32): usize {
+  const table = ftState().threads;
+  return table && id <= MAX_THREADS ? changetype<usize>(thread(table, id)) + offsetof<ThreadState>("state") : 0;
+}
+
+/**
+ * o was merged to a count of 0 with the world stopped: it is kept alive with one shared
+ * reference, to be dropped once the world runs again (its finalizer must not run in the pause,
+ * CPython's objs_to_decref), on FtState's kept list.
+ */
+export function brcKeep(o: usize): void {
+  const st = ftState();
+  atomic.add<i32>(sharedWord(o), SHARED_ONE);
+  store<usize>(o - OB_BRC_NEXT, st.kept);
+  st.kept = o;
+  st.keptCount++;
+}
+
+/** Empties the kept list: its first object, 0 if none (keptCount() tells how many, read first). */
+export function takeKept(): usize {
+  const st = ftState();
+  const first = st.kept;
+  st.kept = 0;
+  st.keptCount = 0;
+  return first;
+}
+
+export function keptCount(): u32 {
+  return ftState().keptCount;
 }
 
 /** threadAttach's refusals: no tid has an id of 0. */

@@ -102,7 +102,7 @@ import { heldMalloc, heldFree, blockStatus, usableSize } from "../debug/hooks";
 import { rawAlloc, INTERNAL } from "../raw/tlsf";
 import {
   PREFIX_BYTES, FT_STATE, brcNew, brcImmortalize, brcRefcount, brcIncref, brcDecref, brcLend, brcMerge,
-  queuedAfter, takeQueue, queuedCount,
+  queuedAfter, takeQueue, queuedCount, brcKeep,
 } from "./brc";
 
 // @ts-ignore: decorator
@@ -797,16 +797,20 @@ function drainDeleteLater(): void {
 /**
  * The free-threaded build's merge (brc.ts): the owner of thread `id`'s queue, or the thread that
  * took over the slot of a dead one, folds each queued object's counts and the reference the
- * queue held, deallocating those that reach 0. Under the heap mutex. Returns how many were merged.
+ * queue held, deallocating those that reach 0 (with `keep`, the world stopped: keeping them for
+ * after the pause, brcKeep). Under the heap mutex. Returns how many were merged.
  */
-export function mergeQueue(id: u32): u32 {
+export function mergeQueue(id: u32, keep: bool = false): u32 {
   const count = queuedCount(id);
   let o = takeQueue(id);
   let steps: u32 = 0;
   while (o) {
     steps = walked(steps, count, ObjectLayerBroken.BRC_QUEUE, o);
     const next = queuedAfter(o);
-    if (brcMerge(o, -1) == 0) deallocate(o);
+    if (brcMerge(o, -1) == 0) {
+      if (keep) brcKeep(o);
+      else deallocate(o);
+    }
     o = next;
   }
   return steps;

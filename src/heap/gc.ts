@@ -1,7 +1,12 @@
 import { HeapCorruptionError, InvalidObjectError } from './errors.js';
+import type { PauseStats, World } from './shared.js';
 
-/** One generation's line of gc.get_stats(). */
-export interface GcGenerationStats {
+/**
+ * One generation's line of gc.get_stats(); a free-threaded heap adds its collections' pauses
+ * (the world stopped: `pauses`, `pauseSeconds`, `maxPauseSeconds`), counted under the
+ * generation the collection was asked for.
+ */
+export interface GcGenerationStats extends Partial<PauseStats> {
   collections: number;
   collected: number;
   uncollectable: number;
@@ -61,7 +66,17 @@ export interface GcExports {
   gcGarbageCount(): number;
   gcGarbageItems(): number;
   gcClearGarbage(): void;
+  /** The free-threaded build's (assembly/abi/threads.ts): the collection's phases. */
+  gcCollecting?(): number;
+  threadMergeAll?(): void;
+  threadReleaseKept?(): void;
+  gcCollectStopped?(): number;
+  gcCollectRestarted?(finalizersDue: number): number;
+  gcCollectResurrected?(): void;
+  gcCollectDelete?(generation: number, finalizersDue: number, freed: number): number;
 }
+
+type FreeThreadedGcExports = Required<GcExports>;
 
 /**
  * What the gc module needs of the object space that owns it (src/heap/objects.ts): the
@@ -74,6 +89,8 @@ export interface GcHost {
   isObject(o: number): boolean;
   debugName(o: number): string;
   reportUnraisable(error: unknown, object: number, message: string): void;
+  /** A free-threaded heap's stop-the-world: its collections stop the world (src/heap/shared.ts). */
+  world?: World;
 }
 
 export class GcModule {
@@ -115,7 +132,58 @@ export class GcModule {
     if (!Number.isInteger(generation) || generation < 0 || generation >= NUM_GENERATIONS) {
       throw generationError(generation);
     }
-    return this.#space.exports('gc.collect').gcCollect(generation) >>> 0;
+    const ex = this.#space.exports('gc.collect');
+    const world = this.#space.world;
+    if (world) return this.#collectStoppingTheWorld(world, ex as FreeThreadedGcExports, generation, 'gc.collect');
+    return ex.gcCollect(generation) >>> 0;
+  }
+
+  /**
+   * A free-threaded heap's automatic collection, once the call that scheduled it ends (counted
+   * under generation 0, as 3.13t does). What it throws, but a broken heap, is unraisable: the
+   * call it ends has done its work and returns.
+   */
+  collectScheduled(): void {
+    const ex = this.#space.exports('gc.collect') as FreeThreadedGcExports;
+    try {
+      this.#collectStoppingTheWorld(this.#space.world!, ex, 0, 'automatic collection');
+    } catch (error) {
+      if (error instanceof HeapCorruptionError) throw error;
+      this.#space.reportUnraisable(error, 0, 'Exception ignored in: automatic garbage collection');
+    }
+  }
+
+  /**
+   * gc_free_threading.c's collection: callbacks told (world running); the world stopped;
+   * every queue merged and the unreachable set found over the whole heap, weakrefs to it
+   * cleared; the world restarted; what the merge left at 0 freed, weakref callbacks and
+   * finalizers run; the world stopped again to see what they resurrected (only when finalizers
+   * ran); the cycles broken with the world running; callbacks told.
+   */
+  #collectStoppingTheWorld(world: World, ex: FreeThreadedGcExports, generation: number, operation: string): number {
+    if (ex.gcCollecting() !== 0) return 0;
+    this.onEvent(0, generation, 0, 0);
+    world.stop(operation);
+    let finalizersDue: number;
+    try {
+      ex.threadMergeAll();
+      finalizersDue = ex.gcCollectStopped();
+    } finally {
+      world.restart(generation);
+    }
+    ex.threadReleaseKept();
+    const freed = ex.gcCollectRestarted(finalizersDue);
+    if (finalizersDue) {
+      world.stop(operation);
+      try {
+        ex.gcCollectResurrected();
+      } finally {
+        world.restart(generation);
+      }
+    }
+    const found = ex.gcCollectDelete(generation, finalizersDue, freed) >>> 0;
+    this.onEvent(1, generation, found, 0);
+    return found;
   }
 
   /** [count0, count1, count2]: see the counting rules in assembly/gc/collector.ts. */
@@ -152,10 +220,12 @@ export class GcModule {
 
   getStats(): GcGenerationStats[] {
     const ex = this.#space.exports('gc.getStats');
+    const world = this.#space.world;
     return [0, 1, 2].map((g) => ({
       collections: ex.gcStat(g, 0) >>> 0,
       collected: ex.gcStat(g, 1) >>> 0,
       uncollectable: ex.gcStat(g, 2) >>> 0,
+      ...world?.pauses(g),
     }));
   }
 

@@ -19,7 +19,7 @@ import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
-  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, UNSHARED, lockMethods, type Concurrency, type GilStats, type HeapLock,
+  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, UNSHARED, lockMethods, registerWorld, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
 
@@ -61,6 +61,7 @@ interface CoreExports extends ObjectExports {
   threadDetach?(): void;
   threadMerge?(): number;
   threadRelease?(id: number): void;
+  threadStateWord?(id: number): number;
 }
 
 /** Status codes of assembly/memory/header.ts. */
@@ -349,6 +350,7 @@ export class Heap {
       sharing?.state.markBroken(exports.corruption(), exports.errorAddress());
     });
     if (mutex) {
+      registerWorld(this, mutex.world);
       if (!isMainThread) detachWhenThreadExits(this);
       mutex.safePoint = (operation) => {
         try {
@@ -397,10 +399,7 @@ export class Heap {
       state.create(config.concurrency!);
       sharing = Heap.#attachment(state, config, module, memory, raw);
     }
-    const heap = new Heap(config, raw, guard, objectImports, sharing);
-    // No automatic collection until the world can be stopped for one (docs/free-threaded.md).
-    if (config.concurrency === 'free-threaded') heap.gc.disable();
-    return heap;
+    return new Heap(config, raw, guard, objectImports, sharing);
   }
 
   /**
@@ -460,6 +459,7 @@ export class Heap {
       if (tid === NO_THREAD_ID) throw new RangeError(`the free-threaded heap has given out all its thread ids (${THREAD_IDS} attachments over its life)`);
       throw new OutOfMemoryError('Heap.attach', 0, memory.buffer.byteLength, config.maxMemory, 'the thread table of a free-threaded heap');
     }
+    mutex.world.bind(memory, (thread) => core.threadStateWord!(thread) >>> 0);
     return { state, lock: mutex, id, module, memory };
   }
 
@@ -517,6 +517,8 @@ export class Heap {
     const workerThread = worker.threadId;
     worker.once('exit', () => {
       const { state, lock } = sharing;
+      // A dead thread is outside the heap for good: a stop waiting for it goes on first.
+      if (lock instanceof HeapMutex) for (const id of state.slotsOf(workerThread)) lock.world.release(id);
       // A free-threaded core forgets the dead thread before its slots are free for another.
       if (this.#core.threadRelease && !state.disposed) this.#releaseThreads(state.slotsOf(workerThread));
       const ids = state.releaseThread(workerThread);
@@ -756,7 +758,7 @@ export class Heap {
 
   /** Statistics, counted by walking the arenas as sys._debugmallocstats() does. */
   stats(): HeapStats {
-    this.#call('stats', () => this.#ex.stats());
+    this.#call('stats', () => this.#wholeHeap('stats', () => this.#ex.stats()));
     return decodeStats(this.#ioView(), this.config);
   }
 
@@ -768,7 +770,7 @@ export class Heap {
 
   /** Walks every structure; throws HeapCorruptionError naming the first broken invariant. */
   check(): void {
-    const broken = this.#call('check', () => this.#ex.check());
+    const broken = this.#call('check', () => this.#wholeHeap('check', () => this.#ex.check()));
     if (broken === DEBUG_BLOCK_BROKEN) throw this.#debugError('check');
     if (broken !== 0) {
       throw new HeapCorruptionError(INVARIANTS[broken] ?? `invariant ${broken}`, this.#ex.errorAddress() >>> 0);
@@ -1121,6 +1123,12 @@ export class Heap {
     } catch (error) {
       throw this.#guard.failure(operation, error);
     }
+  }
+
+  /** A walk of the whole heap: with the world stopped on a free-threaded heap (the heap mutex is held). */
+  #wholeHeap<T>(operation: string, walk: () => T): T {
+    const lock = this.#sharing?.lock;
+    return lock instanceof HeapMutex ? lock.world.whileStopped(operation, walk) : walk();
   }
 
   /** Passes a result on, unless the heap broke during the call (a finalizer swallowed the error). */

@@ -3,7 +3,7 @@ import { TapeWriter, readTape, type JsonValue } from './json.js';
 import {
   HeapCorruptionError, HeapDisposedError, InvalidObjectError, ObjectTypeError, OutOfMemoryError, hex,
 } from './errors.js';
-import type { HeapLock } from './shared.js';
+import type { HeapMutex, World } from './shared.js';
 
 /** The exports of assembly/abi/objects.ts: the object layer's, and the gc module's. */
 export interface ObjectExports extends GcExports {
@@ -228,6 +228,7 @@ export class ObjectImports {
     gcEvent: (phase: number, generation: number, collected: number, uncollectable: number) =>
       this.space?.gc.onEvent(phase, generation, collected >>> 0, uncollectable >>> 0),
     gcDebugObject: (o: number) => this.space?.gc.onDebugObject(o >>> 0),
+    gcScheduled: () => this.space?.scheduleCollection(),
   };
 }
 
@@ -264,12 +265,15 @@ export class ObjectSpace {
    * The heap mutex of a free-threaded heap: incref, decref and refcount run lock-free and take it
    * only for what cannot (docs/free-threaded.md); undefined for every other heap.
    */
-  readonly #mutex: HeapLock | undefined;
+  readonly #mutex: HeapMutex | undefined;
+  /** The mutex's stop-the-world: every lock-free call runs between its enter() and exit(). */
+  readonly #world: World | undefined;
 
-  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports, shared = false, mutex?: HeapLock) {
+  constructor(exports: ObjectExports, imports: ObjectImports, maxMemory: number, gcExports: GcExports = exports, shared = false, mutex?: HeapMutex) {
     this.#ex = exports;
     this.#shared = shared;
     this.#mutex = mutex;
+    this.#world = mutex?.world;
     this.#gcEx = gcExports;
     this.#maxMemory = maxMemory;
     this.#u32 = new Uint32Array(exports.memory.buffer);
@@ -281,7 +285,9 @@ export class ObjectSpace {
       isObject: (o) => this.isObject(o),
       debugName: (o) => this.debugName(o),
       reportUnraisable: (error, object, message) => this.reportUnraisable(error, object, message),
+      world: this.#world,
     });
+    if (mutex) mutex.collectScheduled = () => this.gc.collectScheduled();
     this.unraisableHook = (info) => {
       const error = info.error;
       const detail = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error);
@@ -324,6 +330,11 @@ export class ObjectSpace {
       this.#builtins.push(type);
       this.#types.set(type.address, { type, finalizes: false, weakrefable: false });
     });
+  }
+
+  /** The core's gcScheduled import (free-threaded build): the collection runs when the outermost call ends. */
+  scheduleCollection(): void {
+    if (this.#mutex) this.#mutex.collectionDue = true;
   }
 
   /** Drops the instance; exports() throws HeapDisposedError (saying `why`) from now on. */
@@ -533,14 +544,21 @@ export class ObjectSpace {
 
   // ───────────── reference counting ─────────────
 
-  // On a free-threaded heap these three run lock-free; an address the lock-free check refuses
+  // On a free-threaded heap these three run lock-free, each between the world's enter() and
+  // exit() (a stopped world parks them at the entry), written out in each: a closure or a try
+  // costs the hot path a few ns, and a call that throws out of the core has broken the heap,
+  // which then refuses every stop (so a word left ATTACHED stalls nobody). An address the lock-free check refuses
   // is checked again under the heap mutex (docs/free-threaded.md, "Address checks") before the
   // InvalidObjectError, so the refusal is exact. Elsewhere the second test costs nothing.
 
   incref(o: number): void {
     this.#address('incref', o);
     const ex = this.exports('incref');
-    if (ex.objectIncref(o) !== 0 && (!this.#mutex || this.#locked('incref', () => ex.objectIncref(o)) !== 0)) {
+    const world = this.#world;
+    world?.enter();
+    const status = ex.objectIncref(o);
+    world?.exit();
+    if (status !== 0 && (!this.#mutex || this.#locked('incref', () => ex.objectIncref(o)) !== 0)) {
       throw new InvalidObjectError('incref', o);
     }
   }
@@ -549,7 +567,11 @@ export class ObjectSpace {
   decref(o: number): void {
     this.#address('decref', o);
     const ex = this.exports('decref');
+    // The world is left before the mutex is waited for: a thread waiting attached would stall a stop.
+    const world = this.#world;
+    world?.enter();
     const status = ex.objectDecref(o);
+    world?.exit();
     if (status === 0) return;
     if (this.#mutex && (status === NEEDS_LOCK || status === NOT_AN_OBJECT)) {
       if (this.#locked('decref', () => this.#ex.objectDecrefLocked!(o)) === 0) return;
@@ -560,7 +582,10 @@ export class ObjectSpace {
   refcount(o: number): number {
     this.#address('refcount', o);
     const ex = this.exports('refcount');
+    const world = this.#world;
+    world?.enter();
     let count = ex.objectRefcount(o);
+    world?.exit();
     if (count === FAILED && this.#mutex) count = this.#locked('refcount', () => ex.objectRefcount(o));
     if (count === FAILED) throw new InvalidObjectError('refcount', o);
     return count >>> 0;

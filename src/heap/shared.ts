@@ -19,9 +19,13 @@
 //                     without one), 0 while the heap is sound
 //   +32   BROKEN_AT   the address that invariant was about
 //   +36   RECOVERED   GILs taken back from attachments whose worker exited holding one
+//   +40   STOP        'free-threaded': the attachment stopping the world, 0 while it runs
+//   +44   STOPS       times the world was stopped
+//   +48   PARKS       times a thread parked at a stopped world's entry
 //  f64 words, written only by the GIL's holder
 //   +64   acquisitions, contended acquisitions, handoffs, sleeps, total wait (ns), longest wait (ns)
 //   +112  wait histogram: contended acquisitions by wait, WAIT_BUCKETS upper bounds
+//   +176  'free-threaded': the collections' pauses, per generation: count, total (ns), longest (ns)
 //  i32 words
 //   +256  ATTACHMENTS slots: the worker's threadId + 1 while attached, 0 when free; an
 //         attachment's id is its slot + 1
@@ -49,6 +53,9 @@ const MODE = 6;
 const BROKEN = 7;
 const BROKEN_AT = 8;
 const RECOVERED = 9;
+const STOP = 10;
+const STOPS = 11;
+const PARKS = 12;
 const STATS_F64 = 8;
 const ACQUISITIONS = STATS_F64;
 const CONTENDED = STATS_F64 + 1;
@@ -57,6 +64,9 @@ const SLEEPS = STATS_F64 + 3;
 const WAIT_NS = STATS_F64 + 4;
 const MAX_WAIT_NS = STATS_F64 + 5;
 const HISTOGRAM = STATS_F64 + 6;
+/** After the histogram (WAIT_BUCKETS.length words, declared below). */
+const PAUSES = HISTOGRAM + 8;
+const F64_WORDS = PAUSES + 9;
 const ATTACHMENTS = 64;
 /** Slots of the attachment table: the most instances a heap can have at once. */
 export const MAX_ATTACHMENTS = 256;
@@ -64,7 +74,7 @@ const STATE_BYTES = (ATTACHMENTS + MAX_ATTACHMENTS) * 4;
 
 const MAGIC = 0x504d_5957;
 /** Changes whenever this layout does: an instance refuses a heap laid out by another. */
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 const DISPOSED = 1;
 /** BROKEN's value for a trap that named no invariant. */
 const BROKEN_UNKNOWN = -1;
@@ -96,6 +106,8 @@ export interface GilStats {
   recoveries: number;
   /** This instance's part of acquisitions, contended and waitSeconds. */
   thisInstance: { acquisitions: number; contended: number; waitSeconds: number };
+  /** 'free-threaded' only: times the world was stopped (collections and whole-heap readers), and times a thread parked for it. */
+  world?: { stops: number; parks: number };
 }
 
 /** The structured-cloneable handle `heap.share()` returns and `Heap.attach` takes. */
@@ -120,7 +132,7 @@ export class SharedState {
     if (STATE_BYTES > bytes) throw new Error(`the shared state needs ${STATE_BYTES} bytes, the core reserves ${bytes}`);
     // The region lies below the arenas, so views made now never need to grow.
     this.#words = new Int32Array(memory.buffer, address, STATE_BYTES >> 2);
-    this.#f64 = new Float64Array(memory.buffer, address, HISTOGRAM + WAIT_BUCKETS.length);
+    this.#f64 = new Float64Array(memory.buffer, address, F64_WORDS);
   }
 
   get words(): Int32Array { return this.#words; }
@@ -264,6 +276,8 @@ export class Gil implements HeapLock {
   }
 
   get held(): boolean { return this.#depth > 0; }
+  /** Calls of this instance inside the lock now (1: the outermost only). */
+  protected get depth(): number { return this.#depth; }
 
   enter(operation: string): void {
     if (this.#depth++ !== 0) return;
@@ -354,16 +368,226 @@ export class Gil implements HeapLock {
   }
 }
 
+/** A thread's state word (ThreadState +16 in the core, docs/free-threaded.md): outside the heap, or inside a lock-free call. */
+const DETACHED = 0;
+const ATTACHED = 1;
+/** How long a stop waits for one thread before it gives up: a live thread leaves a lock-free call within microseconds. */
+export const STOP_TIMEOUT_MS = 5_000;
+/** A stop's sleeps while a thread is still attached: short, so that an attachment released meanwhile is seen. */
+const STOP_SLICE_MS = 1;
+/** How long a stop re-reads a thread's word before it sleeps: longer than a lock-free call, so a plain exit is seen. */
+const STOP_SPIN_MS = 0.02;
+/**
+ * x86 keeps stores in order (TSO): there a plain store is already a release store, and exit
+ * needs no more (an xchg costs ~10 ns here, most of what entering and leaving costs). Elsewhere
+ * (arm64) exit's store is an Atomics.store, a store-release there.
+ */
+const ORDERED_STORES = process.arch === 'x64' || process.arch === 'ia32';
+
+/** A collection's pauses, as gc.getStats() adds them on a free-threaded heap. */
+export interface PauseStats {
+  pauses: number;
+  pauseSeconds: number;
+  maxPauseSeconds: number;
+}
+
+/**
+ * Stop-the-world for one instance of a free-threaded heap (docs/free-threaded.md, part 5).
+ *
+ * Every lock-free call runs between enter() and exit(): enter stores ATTACHED in this thread's
+ * state word and then reads STOP, both sequentially consistent, while a stopper stores STOP and
+ * then reads every state word; so either the thread sees the request and parks, or the stopper
+ * sees it attached and waits for its exit (Dekker's order). A thread outside the heap is
+ * DETACHED and never waited for; one waiting for the heap mutex is outside too (a decref that
+ * needs the mutex exits first), and one holding it can only be the stopper itself, which never
+ * parks. Only the holder of the heap mutex stops the world: so there is one stopper, and no
+ * locked call is in flight while it holds the world.
+ */
+export class World {
+  readonly #state: SharedState;
+  readonly #words: Int32Array;
+  readonly #id: number;
+  /** Whether this instance holds the heap mutex (HeapMutex.held). */
+  readonly #held: () => boolean;
+  /** The whole memory, as Int32 words: the state words lie in the core's thread table. */
+  #all = new Int32Array(0);
+  #mine = 0;
+  #table = 0;
+  #stride = 0;
+  #stoppedAt = 0;
+  /** Stops inside stops (check() from onStopped, say): only the outermost stops and restarts. */
+  #depth = 0;
+  /** Called inside every pause once the world is stopped, by the stopper (a hook for tests and tools). */
+  onStopped: (() => void) | undefined;
+
+  constructor(state: SharedState, id: number, held: () => boolean) {
+    this.#state = state;
+    this.#words = state.words;
+    this.#id = id;
+    this.#held = held;
+  }
+
+  /**
+   * Binds the instance to its core, once its thread is attached: `stateWord(id)` is the core's
+   * threadStateWord, the address of thread id's word. The table lies below the memory's size now.
+   */
+  bind(memory: WebAssembly.Memory, stateWord: (id: number) => number): void {
+    this.#all = new Int32Array(memory.buffer);
+    this.#table = stateWord(0) >>> 2;
+    this.#stride = (stateWord(1) - stateWord(0)) >>> 2;
+    this.#mine = this.#table + this.#id * this.#stride;
+    // A worker that died inside a call in this slot, unwatched, may have left it attached.
+    Atomics.store(this.#all, this.#mine, DETACHED);
+  }
+
+  /** Before a lock-free call: parks here while the world is stopped. */
+  enter(): void {
+    Atomics.store(this.#all, this.#mine, ATTACHED);
+    if (Atomics.load(this.#words, STOP) !== 0) this.#park();
+  }
+
+  /**
+   * After a lock-free call. The load of STOP may pass a plain store on x86, so a stopper that
+   * saw this thread attached may miss the notify: it sees the store in its spin instead.
+   */
+  exit(): void {
+    if (ORDERED_STORES) this.#all[this.#mine] = DETACHED;
+    else Atomics.store(this.#all, this.#mine, DETACHED);
+    if (Atomics.load(this.#words, STOP) !== 0) Atomics.notify(this.#all, this.#mine);
+  }
+
+  #park(): void {
+    if (this.#held()) return;
+    const all = this.#all;
+    while (true) {
+      Atomics.store(all, this.#mine, DETACHED);
+      Atomics.notify(all, this.#mine);
+      Atomics.add(this.#words, PARKS, 1);
+      for (let stopper; (stopper = Atomics.load(this.#words, STOP)) !== 0; ) Atomics.wait(this.#words, STOP, stopper);
+      Atomics.store(all, this.#mine, ATTACHED);
+      if (Atomics.load(this.#words, STOP) === 0) return;
+    }
+  }
+
+  /**
+   * Stops the world: the caller holds the heap mutex. Returns once no other thread is inside a
+   * lock-free call. An attachment released meanwhile (heap.watch, for a worker that died
+   * attached) is not waited for; one still attached after STOP_TIMEOUT_MS restarts the world
+   * and throws, naming the operation.
+   */
+  stop(operation: string): void {
+    if (this.#depth++ !== 0) return;
+    const words = this.#words;
+    this.#stoppedAt = performance.now();
+    Atomics.store(words, STOP, this.#id);
+    Atomics.add(words, STOPS, 1);
+    for (let slot = 0; slot < MAX_ATTACHMENTS; slot++) {
+      if (slot + 1 !== this.#id && Atomics.load(words, ATTACHMENTS + slot) !== 0) this.#waitFor(slot, operation);
+    }
+    this.onStopped?.();
+  }
+
+  #waitFor(slot: number, operation: string): void {
+    const all = this.#all;
+    const word = this.#table + (slot + 1) * this.#stride;
+    for (const spinUntil = performance.now() + STOP_SPIN_MS; performance.now() < spinUntil; ) {
+      if (Atomics.load(all, word) !== ATTACHED) return;
+    }
+    const deadline = performance.now() + STOP_TIMEOUT_MS;
+    while (Atomics.load(all, word) === ATTACHED && Atomics.load(this.#words, ATTACHMENTS + slot) !== 0) {
+      if (performance.now() > deadline) {
+        this.restart();
+        throw new Error(
+          `${operation}: attachment ${slot + 1} stayed inside a heap call for ${STOP_TIMEOUT_MS} ms, so the world could not be stopped ` +
+            '(a worker terminated inside a call, without heap.watch?)',
+        );
+      }
+      Atomics.wait(all, word, ATTACHED, STOP_SLICE_MS);
+    }
+  }
+
+  /** Lets the world run again; a collection's pause is counted under `generation`. */
+  restart(generation?: number): void {
+    if (--this.#depth !== 0) return;
+    Atomics.store(this.#words, STOP, 0);
+    Atomics.notify(this.#words, STOP);
+    if (generation === undefined) return;
+    const ns = (performance.now() - this.#stoppedAt) * 1e6;
+    const f = this.#state.f64;
+    const at = PAUSES + generation * 3;
+    f[at]++;
+    f[at + 1] += ns;
+    if (ns > f[at + 2]) f[at + 2] = ns;
+  }
+
+  /** fn with the world stopped (the caller holds the heap mutex). */
+  whileStopped<T>(operation: string, fn: () => T): T {
+    this.stop(operation);
+    try {
+      return fn();
+    } finally {
+      this.restart();
+    }
+  }
+
+  /** Whether this instance holds the world stopped now. */
+  get stopped(): boolean { return this.#depth > 0; }
+
+  /** Attachment `id`'s worker has exited (heap.watch): it is outside the heap for good. */
+  release(id: number): void {
+    if (this.#stride === 0) return;
+    const word = this.#table + id * this.#stride;
+    Atomics.store(this.#all, word, DETACHED);
+    Atomics.notify(this.#all, word);
+  }
+
+  /** Stops of the world so far, and parks of threads at its entries. */
+  counts(): { stops: number; parks: number } {
+    const words = this.#words;
+    return { stops: Atomics.load(words, STOPS), parks: Atomics.load(words, PARKS) };
+  }
+
+  pauses(generation: number): PauseStats {
+    const f = this.#state.f64;
+    const at = PAUSES + generation * 3;
+    return { pauses: f[at], pauseSeconds: f[at + 1] / 1e9, maxPauseSeconds: f[at + 2] / 1e9 };
+  }
+}
+
+const worlds = new WeakMap<object, World>();
+
+/** The world of a free-threaded heap's instance (for tests and tools: not in the public API). */
+export function worldOf(heap: object): World | undefined {
+  return worlds.get(heap);
+}
+
+/** Registers the world of a heap's instance for worldOf. */
+export function registerWorld(heap: object, world: World): void {
+  worlds.set(heap, world);
+}
+
 /**
  * The heap mutex of concurrency 'free-threaded' (docs/free-threaded.md): the GIL's lock, held by
- * every call but the refcount operations, which run lock-free and take it only for the rest of
- * a decref that must queue or deallocate. Each outermost acquisition is a safe point: the
- * instance merges the objects other threads queued to it.
+ * every call but the refcount operations, which run lock-free (between world.enter() and
+ * world.exit()) and take it only for the rest of a decref that must queue or deallocate. Each
+ * outermost acquisition is a safe point: the instance merges the objects other threads queued
+ * to it. An automatic collection the core schedules during a call runs when its outermost call
+ * ends, still holding the mutex (CPython's eval breaker).
  */
 export class HeapMutex extends Gil {
   override readonly concurrency: Concurrency = 'free-threaded';
+  readonly world: World;
   /** Outermost acquisitions run it, for the operation entering; set by the heap once its core exists. */
   safePoint: (operation: string) => void = () => {};
+  /** Set by the core's gcScheduled import; the collection runs when the outermost call ends. */
+  collectionDue = false;
+  /** Runs a scheduled collection; set by the object space. */
+  collectScheduled: () => void = () => {};
+
+  constructor(state: SharedState, id: number) {
+    super(state, id);
+    this.world = new World(state, id, () => this.held);
+  }
 
   protected override entered(operation: string): void {
     try {
@@ -372,6 +596,23 @@ export class HeapMutex extends Gil {
       this.exit();
       throw error;
     }
+  }
+
+  override exit(): void {
+    if (!this.collectionDue || this.depth !== 1) {
+      super.exit();
+      return;
+    }
+    this.collectionDue = false;
+    try {
+      this.collectScheduled();
+    } finally {
+      super.exit();
+    }
+  }
+
+  override stats(): GilStats {
+    return { ...super.stats(), world: this.world.counts() };
   }
 }
 

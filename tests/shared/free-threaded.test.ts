@@ -217,7 +217,8 @@ describe('the free-threaded heap', () => {
     );
     const heap = await create();
     expect(heap.gil.concurrency).toBe('free-threaded');
-    expect(heap.gc.isEnabled()).toBe(false);
+    // Automatic collection is on: each one stops the world (tests/shared/stw.test.ts).
+    expect(heap.gc.isEnabled()).toBe(true);
     expect(() => heap.tracemalloc).toThrow(TypeError);
     expect(() => heap.incref(12345)).toThrow(expect.objectContaining({ name: 'InvalidObjectError' }));
     expect(() => heap.decref(12345)).toThrow(expect.objectContaining({ name: 'InvalidObjectError' }));
