@@ -7,6 +7,7 @@ import {
   threadAttach as attachThread, threadDetach as detachThread, threadRelease as releaseThread, currentThread,
   NO_THREAD_ID, MAX_THREADS,
 } from "../objects/brc";
+import { drainRemote } from "../pymalloc/obmalloc";
 
 /**
  * This instance becomes the thread of attachment `id`: its tid, or NO_THREAD_TABLE /
@@ -37,10 +38,16 @@ export function threadRelease(id: u32): void {
   releaseThread(id);
 }
 
-/** The safe point of every entry under the heap mutex: merges this thread's queue; how many were on it. */
+/**
+ * The safe point of every entry under the heap mutex: merges this thread's queue and drains its
+ * remote list (blocks other threads freed into its pools); how many objects were queued.
+ */
 export function threadMerge(): u32 {
   const id = currentThread();
-  return id ? mergeQueue(id) : 0;
+  if (!id) return 0;
+  const merged = mergeQueue(id);
+  drainRemote();
+  return merged;
 }
 
 /** The whole decref rule, when objectDecref said NEEDS_LOCK. */

@@ -321,6 +321,9 @@ export function geometryIsBuilt(alignment: u32, threshold: u32, pool: u32, arena
 /** Records of the thread table: attachment ids 1..MAX_THREADS (record 0 unused). */
 // @ts-ignore: decorator
 @inline export const MAX_THREADS: u32 = 256;
+/** A tid's attachment id: tid & THREAD_ID_MASK (objects/brc.ts). */
+// @ts-ignore: decorator
+@inline export const THREAD_ID_MASK: u32 = 511;
 
 /**
  * This instance's thread, set by threadAttach (objects/brc.ts): its tid and its ThreadState,

@@ -25,15 +25,14 @@
 // refcount = ob_ref_local + (ob_ref_shared >> 2), as sys.getrefcount reports it in 3.13t (a
 // queued reference still counts until the owner merges it).
 //
-// ╒══════════ ThreadState (THREAD_BYTES, table[id] for attachment ids 1..MAX_THREADS) ══════════╕
+// ThreadState (THREAD_BYTES, table[id] for attachment ids 1..MAX_THREADS) is drawn in
+// memory/header.ts, since the allocator keeps its part of a thread there too; here:
 //  +0   tid      the attached thread's tid; 0 while the slot is free
 //  +4   queue    the first object queued to this thread, linked through ob_brc_next; 0: none
 //  +8   queued   how many objects are on the queue
-//  +12  spare    for the thread's pools (docs/free-threaded.md, part 4)
-// ╘═════════════════════════════════════════════════════════════════════════════════════════════╛
-// The table is one INTERNAL raw block made by the first threadAttach; FtState, in the last
-// FT_STATE_BYTES of the object space (object.ts checks that ObjectState ends before), holds its
-// address and the attachment serial.
+// The table is one INTERNAL raw block, 64-aligned, made by the first threadAttach; FtState, in
+// the last FT_STATE_BYTES of the object space (object.ts checks that ObjectState ends before),
+// holds its address and the attachment serial.
 //
 // Who does what: the counting rules below that change only ob_ref_local, or ob_ref_shared by one
 // compare-and-swap, run lock-free in any thread (objectIncref/objectDecref, abi/objects.ts);
@@ -42,8 +41,11 @@
 // once the owner has gone: merges run in the owner (its queue, its last local reference) or on
 // abandoned objects.
 
-import { HEAP, OBJECT_SPACE_OFFSET, OBJECT_SPACE_BYTES, CHECKED } from "../memory/header";
-import { rawAlloc, INTERNAL } from "../raw/tlsf";
+import {
+  CHECKED, FT_STATE, THREAD_BYTES, THREAD_POOLS, THREAD_ID_MASK, MAX_THREADS, setCurrentThread,
+} from "../memory/header";
+import { rawAllocAligned } from "../raw/tlsf";
+import { abandonPools, attachPools, detachPools } from "../pymalloc/obmalloc";
 
 // @ts-ignore: decorator
 @inline export const PREFIX_BYTES: usize = 16;
@@ -70,13 +72,11 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
 // @ts-ignore: decorator
 @inline const IMMORTAL_LOCAL: u32 = u32.MAX_VALUE;
 
-/** Attachment ids are 1..MAX_THREADS (src/heap/shared.ts, MAX_ATTACHMENTS). */
-// @ts-ignore: decorator
-@inline export const MAX_THREADS: u32 = 256;
+export { MAX_THREADS };
 // @ts-ignore: decorator
 @inline const ID_BITS: u32 = 9;
 // @ts-ignore: decorator
-@inline const ID_MASK: u32 = (1 << ID_BITS) - 1;
+@inline const ID_MASK: u32 = THREAD_ID_MASK;
 /** Attachments a heap can have over its life before tids would repeat. */
 // @ts-ignore: decorator
 @inline const MAX_SERIAL: u32 = u32.MAX_VALUE >> ID_BITS;
@@ -85,7 +85,6 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
   tid: u32;
   queue: usize;
   queued: u32;
-  spare: u32;
 }
 
 @unmanaged class FtState {
@@ -95,12 +94,7 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
   threads: usize;
 }
 
-// @ts-ignore: decorator
-@inline const THREAD_BYTES: usize = offsetof<ThreadState>();
-// @ts-ignore: decorator
-@inline const FT_STATE_BYTES: usize = 16;
-// @ts-ignore: decorator
-@inline export const FT_STATE: usize = HEAP + OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES - FT_STATE_BYTES;
+export { FT_STATE };
 
 /**
  * This instance's thread: per instance by nature, so Wasm globals (each worker has its own
@@ -314,18 +308,30 @@ export function queuedCount(id: u32): u32 {
  * caller's to merge.
  */
 export function threadAttach(id: u32): u32 {
+  // The allocator's fields of the record follow these (memory/header.ts).
+  if (offsetof<ThreadState>() > THREAD_POOLS) ERROR("objects/brc.ts: ThreadState overlaps the allocator's fields");
   if (id == 0 || id > MAX_THREADS || myTid != 0) return NO_THREAD_ID;
   const st = ftState();
   if (!st.threads) {
     const bytes = <usize>(MAX_THREADS + 1) * THREAD_BYTES;
-    const table = rawAlloc(bytes, INTERNAL);
+    // Cache-line aligned: two threads' records never share a line.
+    const table = rawAllocAligned(bytes, THREAD_BYTES, 0);
     if (!table) return NO_THREAD_TABLE;
     memory.fill(table, 0, bytes);
     st.threads = table;
   }
   if (st.serial == MAX_SERIAL) return NO_THREAD_ID;
-  const tid = (++st.serial << ID_BITS) | id;
-  thread(st.threads, id).tid = tid;
+  const record = thread(st.threads, id);
+  // A worker that died in the slot without a release: its pools go to no thread first.
+  if (record.tid) abandonPools(changetype<usize>(record));
+  const tid = (st.serial + 1 << ID_BITS) | id;
+  setCurrentThread(tid, changetype<usize>(record));
+  if (!attachPools(changetype<usize>(record))) {
+    setCurrentThread(0, 0);
+    return NO_THREAD_TABLE;
+  }
+  st.serial++;
+  record.tid = tid;
   myTid = tid;
   myId = id;
   return tid;
@@ -334,7 +340,11 @@ export function threadAttach(id: u32): u32 {
 /** This instance leaves its slot (its queue merged by the caller first): its objects are abandoned. */
 export function threadDetach(): void {
   if (!myTid) return;
-  thread(ftState().threads, myId).tid = 0;
+  const record = thread(ftState().threads, myId);
+  abandonPools(changetype<usize>(record));
+  record.tid = 0;
+  detachPools();
+  setCurrentThread(0, 0);
   myTid = 0;
   myId = 0;
 }
@@ -342,7 +352,9 @@ export function threadDetach(): void {
 /** Thread `id` has gone without detaching (its queue merged by the caller first): its objects are abandoned. */
 export function threadRelease(id: u32): void {
   const table = ftState().threads;
-  if (table && id != 0 && id <= MAX_THREADS) thread(table, id).tid = 0;
+  if (!table || id == 0 || id > MAX_THREADS || !thread(table, id).tid) return;
+  abandonPools(changetype<usize>(thread(table, id)));
+  thread(table, id).tid = 0;
 }
 
 /** The attachment id of this instance, 0 while not attached. */

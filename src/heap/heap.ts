@@ -123,8 +123,9 @@ const HANDLE_KIND = 'pymalloc-wasm/shared-heap';
 
 /** The heap's methods that a shared heap does not lock: they lock what they need themselves. */
 const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch', 'tracemalloc', 'unraisableHook']);
-/** A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts). */
-const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
+/** A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts), and, but under the debug hooks, malloc and friends (per-thread pools). */
+const UNLOCKED_FREE_THREADED_HOOKED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
+const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED_FREE_THREADED_HOOKED, 'malloc', 'calloc', 'realloc', 'free']);
 const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
 const NOTHING = new Set<string>();
 
@@ -161,13 +162,21 @@ function coreImports(objectImports: ObjectImports, memory: () => WebAssembly.Mem
   return {
     env: {
       ...objectImports.functions,
-      ...(shared && { memory: shared }),
+      ...(shared && { memory: shared, ...heapLockImports(shared) }),
       abort(message: number, file: number, line: number, column: number) {
         const m = memory();
         const where = m ? `${readString(m, file)}:${line}:${column}` : '';
         throw new CoreAssertion(`assertion failed in the heap core: ${m ? readString(m, message) : ''} ${where}`);
       },
     },
+  };
+}
+
+/** The free-threaded core's heap lock sleeps here (assembly/memory/lock.ts): never in Wasm's own wait. */
+function heapLockImports(memory: WebAssembly.Memory) {
+  return {
+    heapLockWait: (address: number, holder: number) => void Atomics.wait(new Int32Array(memory.buffer), address >>> 2, holder | 0),
+    heapLockWake: (address: number) => void Atomics.notify(new Int32Array(memory.buffer), address >>> 2, 1),
   };
 }
 
@@ -210,6 +219,41 @@ function byteError(data: ArrayLike<unknown>): RangeError | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * A free-threaded heap's malloc, calloc, realloc and free, which take no heap mutex (each thread
+ * allocates from its own pools, docs/free-threaded.md): one small function each around the
+ * core's, whose entry refuses a disposed or broken heap as the mutex's would.
+ */
+function lockFreeExports(core: CoreExports, entry: HeapLock): CoreExports {
+  return {
+    ...core,
+    malloc(size) {
+      entry.enter('malloc');
+      const address = core.malloc(size);
+      entry.exit();
+      return address;
+    },
+    calloc(count, size) {
+      entry.enter('calloc');
+      const address = core.calloc(count, size);
+      entry.exit();
+      return address;
+    },
+    realloc(address, size) {
+      entry.enter('realloc');
+      const moved = core.realloc(address, size);
+      entry.exit();
+      return moved;
+    },
+    free(address) {
+      entry.enter('free');
+      const status = core.free(address);
+      entry.exit();
+      return status;
+    },
+  };
 }
 
 /**
@@ -325,7 +369,8 @@ export class Heap {
 
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports, sharing?: Sharing) {
     this.config = config;
-    this.#ex = exports;
+    const lockFree = sharing?.lock instanceof HeapMutex && !config.debugHooks;
+    this.#ex = lockFree ? lockFreeExports(exports, new NoLock(sharing!.state)) : exports;
     this.#core = exports;
     this.#guard = guard;
     this.#sharing = sharing;
@@ -359,7 +404,8 @@ export class Heap {
       };
     }
     if (sharing) {
-      lockMethods(this, Heap.prototype, sharing.lock, mutex ? UNLOCKED_FREE_THREADED : UNLOCKED);
+      const freeThreaded = lockFree ? UNLOCKED_FREE_THREADED : UNLOCKED_FREE_THREADED_HOOKED;
+      lockMethods(this, Heap.prototype, sharing.lock, mutex ? freeThreaded : UNLOCKED);
       lockMethods(this.#space.gc, GcModule.prototype, sharing.lock, UNLOCKED_GC, 'gc.');
     }
   }
