@@ -520,7 +520,10 @@ function releasePending(p: usize, pool: PoolHeader): void {
   const word = stateWord(pool, g);
   const shift = stateShift(g);
   store<u32>(word, load<u32>(word) & ~(STATE_MASK << shift));
-  atomic.and<u32>(pendingWord(word), ~(ALLOCATED << shift));
+  // A block on a remote list that is not pending was listed twice (its link overwritten).
+  if (!(atomic.and<u32>(pendingWord(word), ~(ALLOCATED << shift)) & (ALLOCATED << shift))) {
+    corrupt(PymallocBroken.REMOTE_LIST, p);
+  }
   pushFreeBlock(p, pool);
 }
 
@@ -604,11 +607,13 @@ export function abandonPools(record: usize): void {
     }
   }
   if (list != REMOTE_CLOSED) {
-    for (let p = list; p; ) {
+    let drained: u32 = 0;
+    for (let p = list; p; drained++) {
       const next = load<usize>(p);
       routePending(p);
       p = next;
     }
+    store<u32>(record + THREAD_DRAINED, load<u32>(record + THREAD_DRAINED) + drained);
   }
   heapUnlock();
 }

@@ -80,9 +80,9 @@ export const enum PymallocBroken {
   ARENA_COUNTERS = 15,
   BLOCK_BITS = 25,
   /** Free-threaded: a pool's owner is neither 0 nor a live thread, or a list holds another's pool. */
-  POOL_OWNER = 33,
+  POOL_OWNER = 35,
   /** Free-threaded: a remote list holds a block not pending, or twice, or misses a pending one. */
-  REMOTE_LIST = 34,
+  REMOTE_LIST = 36,
 }
 
 // @ts-ignore: decorator
