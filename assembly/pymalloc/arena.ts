@@ -50,7 +50,7 @@ import { Status, CHECKED, header, fail, broken, poolShift, arenaShift } from "..
 import {
   rawAllocAligned, rawAlloc, rawFreeInternal, blockInfo, blockSize, INTERNAL, FREE, RAW_HEADER,
 } from "../raw/tlsf";
-import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolTrailerBytes } from "./pool";
+import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolTrailerBytes, trailerLead } from "./pool";
 
 @unmanaged export class ArenaObject {
   address: usize;
@@ -72,7 +72,7 @@ import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolTrailerBytes } f
 /** Where the block bits of the pool at `pool` live, in the arena at `address`. */
 // @ts-ignore: decorator
 @inline function poolBits(address: usize, pool: usize): usize {
-  return address + (<usize>1 << arenaShift()) + (((pool - address) >> poolShift()) * poolTrailerBytes());
+  return address + (<usize>1 << arenaShift()) + (((pool - address) >> poolShift()) * poolTrailerBytes()) + trailerLead();
 }
 
 // @ts-ignore: decorator
@@ -276,7 +276,7 @@ export function takePool(): PoolHeader | null {
     pool.arenaindex = <u16>arenaIndex(ao);
     pool.szidx = <u16>NO_CLASS;
     pool.bits = poolBits(ao.address, changetype<usize>(pool));
-    memory.fill(pool.bits, 0, poolTrailerBytes());
+    memory.fill(pool.bits - trailerLead(), 0, poolTrailerBytes());
   }
   ao.nfreepools = nf - 1;
   if (nf == 1) {

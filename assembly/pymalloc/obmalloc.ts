@@ -34,7 +34,7 @@ import {
 } from "./arena";
 import {
   rawInit, rawAlloc, rawFree, rawFreeHeld, rawRealloc, rawBlockStatus, rawUsableSize, RAW_HEADER,
-  HELD as RAW_HELD, INTERNAL,
+  HELD as RAW_HELD, rawAllocAligned,
 } from "../raw/tlsf";
 
 /**
@@ -626,7 +626,8 @@ export function abandonPools(record: usize): void {
 export function attachPools(record: usize): bool {
   let base = load<usize>(record + THREAD_POOLS);
   if (!base) {
-    base = rawAlloc(<usize>MAX_SIZE_CLASSES << 3, INTERNAL);
+    // Cache-line aligned, as the thread table: no two threads' heads share a line.
+    base = rawAllocAligned(<usize>MAX_SIZE_CLASSES << 3, 64, 0);
     if (!base) return false;
     store<usize>(record + THREAD_POOLS, base);
   }

@@ -36,11 +36,10 @@ function poolOf(heap: Heap, p: number): number {
   return p & -heap.config.poolSize;
 }
 
-/** The owner tid beside the pool's block bits: pool.bits (+20) + 2 x the bits' bytes. */
+/** The owner tid in the pool's trailer, the 64 bytes before its block bits (pool.bits, at +20). */
 function ownerOf(heap: Heap, p: number): number {
   const bits = words(heap)[(poolOf(heap, p) + 20) >> 2];
-  const bitsBytes = heap.config.poolSize / heap.config.alignment / 4;
-  return words(heap)[(bits + 2 * bitsBytes) >> 2];
+  return words(heap)[(bits - 64) >> 2];
 }
 
 /**
