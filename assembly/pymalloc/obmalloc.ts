@@ -78,7 +78,6 @@ import {
 @inline function smallBlockStatus(p: usize, pool: PoolHeader): u32 {
   if (!poolIsKnown(pool)) return Status.NEVER_ALLOCATED;
   const state = blockState(pool, p);
-  if (FREE_THREADED && state && isPending(pool, p)) return Status.DOUBLE_FREE;
   if (state == ALLOCATED) return Status.OK;
   if (state == (ALLOCATED | HELD)) return Status.OBJECT;
   return refusal(p, pool, state, ALLOCATED);
@@ -746,11 +745,11 @@ function remoteListIsValid(record: usize, limit: u32): i64 {
       break;
     }
     const pool = poolOf(p);
-    if (!pool.bits || !blockState(pool, p) || !isPending(pool, p)) {
+    const g = granuleOf(pool, p);
+    if (!pool.bits || !((load<u32>(stateWord(pool, g)) >> stateShift(g)) & ALLOCATED) || !isPending(pool, p)) {
       verdict = false;
       break;
     }
-    const g = granuleOf(pool, p);
     atomic.and<u32>(pendingWord(stateWord(pool, g)), ~(ALLOCATED << stateShift(g)));
     n++;
   }

@@ -243,13 +243,17 @@ export function initUsedpoolsAt(base: usize): void {
 /**
  * The state bits (ALLOCATED | HELD) of the block starting at p, which lies inside pool; 0 if
  * no block starts at p (an address inside a granule shares the granule's bits, so it is
- * turned away first).
+ * turned away first) or, free-threaded, if another thread's free of it is under way.
  */
 // @ts-ignore: decorator
 @inline export function blockState(pool: PoolHeader, p: usize): u32 {
   if (!isGranuleStart(p)) return 0;
   const g = granuleOf(pool, p);
-  return (load<u32>(stateWord(pool, g)) >> stateShift(g)) & STATE_MASK;
+  const state = (load<u32>(stateWord(pool, g)) >> stateShift(g)) & STATE_MASK;
+  // Free-threaded, a block another thread has freed is free, though its state bits wait for the
+  // owner's drain.
+  if (FREE_THREADED && state && (atomic.load<u32>(pendingWord(stateWord(pool, g))) >> stateShift(g)) & ALLOCATED) return 0;
+  return state;
 }
 
 /** Sets the state bits of the block at p, which lies inside pool. */

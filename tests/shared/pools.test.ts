@@ -220,6 +220,19 @@ describe('per-thread pools', () => {
     heap.check();
   });
 
+  it('keeps malloc and free under the heap mutex with the debug hooks on, and a block on its way back counts as freed', async () => {
+    const hooked = await Heap.create({ shared: true, concurrency: 'free-threaded', debugHooks: {} });
+    const peer = await Heap.attach(hooked.share());
+    const acquisitions = hooked.gil.stats().acquisitions;
+    const p = hooked.malloc(40);
+    const keep = hooked.malloc(40);
+    expect(hooked.gil.stats().acquisitions).toBe(acquisitions + 2);
+    peer.free(p);
+    peer.check(); // p is on its owner's remote list: free, its debug layout that of a freed block
+    expect(() => peer.free(p)).toThrow(expect.objectContaining({ name: 'MemoryCorruptionError' }));
+    hooked.free(keep);
+  });
+
   it('recovers from running out of memory in any thread', async () => {
     const small = await Heap.create({ shared: true, concurrency: 'free-threaded', maxMemory: 8 * 2 ** 20 });
     const peer = await Heap.attach(small.share());
