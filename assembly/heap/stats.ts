@@ -28,7 +28,7 @@ import {
   IO, MAX_SIZE_CLASSES, FREE_THREADED, MAX_THREADS, THREAD_REMOTE_FREES, THREAD_LOCKED_FREES, THREAD_DRAINS,
   THREAD_DRAINED, THREAD_ADOPTED, THREAD_ID_MASK, header, threadRecord,
 } from "../memory/header";
-import { PoolHeader, poolCapacity, poolOwner } from "../pymalloc/pool";
+import { PoolHeader, poolCapacity, poolOwner, isKeptEmpty } from "../pymalloc/pool";
 import { poolPendingCount, remoteCount } from "../pymalloc/obmalloc";
 import { arenaObject, arenaBitsBytes } from "../pymalloc/arena";
 import { state } from "../objects/object";
@@ -64,7 +64,7 @@ export function fillStats(): void {
     if (ao.address & (poolSize - 1)) alignmentLoss += <u32>(poolSize - (ao.address & (poolSize - 1)));
     for (let pool = ao.address; pool < ao.poolAddress; pool += poolSize) {
       const p = changetype<PoolHeader>(pool);
-      if (!p.count) continue;
+      if (!p.count && !isKeptEmpty(p)) continue;
       const row = IO + ((1 + 3 * <usize>p.szidx) << 2);
       store<u32>(row, load<u32>(row) + 1);
       store<u32>(row, load<u32>(row, 4) + p.count, 4);

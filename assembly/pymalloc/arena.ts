@@ -50,7 +50,7 @@ import { Status, CHECKED, header, fail, broken, poolShift, arenaShift } from "..
 import {
   rawAllocAligned, rawAlloc, rawFreeInternal, blockInfo, blockSize, INTERNAL, FREE, RAW_HEADER,
 } from "../raw/tlsf";
-import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolTrailerBytes, trailerLead } from "./pool";
+import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolTrailerBytes, trailerLead, isKeptEmpty } from "./pool";
 
 @unmanaged export class ArenaObject {
   address: usize;
@@ -320,7 +320,7 @@ export function arenaIsValid(ao: ArenaObject, index: u32): u32 {
     if (changetype<PoolHeader>(pool).bits != poolBits(address, pool)) return broken(PymallocBroken.BLOCK_BITS, pool);
     const status = poolIsValid(changetype<PoolHeader>(pool), index);
     if (status != PymallocBroken.NONE) return status;
-    if (!changetype<PoolHeader>(pool).count) emptyPools++;
+    if (!changetype<PoolHeader>(pool).count && !isKeptEmpty(changetype<PoolHeader>(pool))) emptyPools++;
   }
   for (let pool = ao.poolAddress; pool < address + arenaSize; pool += poolSize) {
     if (changetype<PoolHeader>(pool).bits) return broken(PymallocBroken.BLOCK_BITS, pool);

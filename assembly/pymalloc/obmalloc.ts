@@ -26,7 +26,7 @@ import {
   blockState,
   setBlockState, markAllocated, granuleOf, stateWord, stateShift, isGranuleStart,
   SHARED_POOLS, usedpoolsHeadIn, initUsedpoolsAt, setOwnPools, pendingWord, poolOwner, poolOwnerRecord,
-  setPoolOwner, poolBitsBytes,
+  setPoolOwner, poolBitsBytes, isKeptEmpty,
 } from "./pool";
 import {
   ArenaObject, ARENA_OBJECT_SHIFT, addressInRange, arenaObject, arenaGainedFreePool, takePool,
@@ -308,6 +308,13 @@ export function heapInit(
 /** The pool's last block was freed: move it from usedpools to its arena's freepools. */
 function emptyPool(pool: PoolHeader): void {
   if (CHECKED) assert(poolIsValid(pool, pool.arenaindex) == 0); // its free list holds every block
+  // Free-threaded, a thread keeps the last pool of a class when it empties, as mimalloc keeps a
+  // thread's emptied pages: a loop that allocates and frees a few blocks of a class would
+  // otherwise give its pool back and take one again, under the heap lock, every time round.
+  if (FREE_THREADED && poolOwner(pool) == currentTid() && currentTid()) {
+    const head = usedpoolsHead(pool.szidx);
+    if (head.nextpool == changetype<usize>(pool) && pool.nextpool == changetype<usize>(head)) return;
+  }
   unlinkPool(pool);
   if (FREE_THREADED) {
     heapLock();
@@ -404,6 +411,7 @@ export function pymallocIsValid(): u32 {
     for (let pool = ao.address; pool < ao.poolAddress; pool += poolSize) {
       const p = changetype<PoolHeader>(pool);
       if (p.count && p.freeblock) usedPools++;
+      if (isKeptEmpty(p)) usedPools++;
       if (FREE_THREADED && !poolOwnerIsValid(p)) return broken(PymallocBroken.POOL_OWNER, pool);
     }
   }
@@ -591,8 +599,12 @@ export function abandonPools(record: usize): void {
       const shared = usedpoolsHeadIn(SHARED_POOLS, index);
       while (head.nextpool != changetype<usize>(head)) {
         const pool = changetype<PoolHeader>(head.nextpool);
-        unlinkPool(pool);
         setPoolOwner(pool, 0, 0);
+        if (!pool.count) {
+          emptyPool(pool); // a pool the thread kept
+          continue;
+        }
+        unlinkPool(pool);
         frontLinkPool(pool, shared);
       }
     }
@@ -643,10 +655,10 @@ export function detachPools(): void {
   setOwnPools(SHARED_POOLS);
 }
 
-/** A carved pool's owner: 0 or a live thread, 0 when empty; and no pending bit but on an ALLOCATED block. */
+/** A carved pool's owner: 0 or a live thread; and no pending bit but on an ALLOCATED block. */
 function poolOwnerIsValid(pool: PoolHeader): bool {
   const owner = poolOwner(pool);
-  if (owner && (!pool.count || load<u32>(poolOwnerRecord(pool)) != owner)) return false;
+  if (owner && load<u32>(poolOwnerRecord(pool)) != owner) return false;
   const words = <u32>(poolBitsBytes() >> 2);
   for (let w: u32 = 0; w < words; w++) {
     const word = pool.bits + (<usize>w << 2);
@@ -675,9 +687,11 @@ function poolListsAreValid(base: usize, owner: u32, limit: u32): i64 {
     let prev = changetype<usize>(head);
     for (let pool = head.nextpool; pool != changetype<usize>(head); pool = changetype<PoolHeader>(pool).nextpool) {
       const p = changetype<PoolHeader>(pool);
+      // An empty pool only as the one pool of its class a thread keeps.
+      const keptEmpty = !p.count && owner != 0 && p.prevpool == changetype<usize>(head) && p.nextpool == changetype<usize>(head);
       if (
         ++listed > limit || !addressInRange(pool) || p.prevpool != prev ||
-        p.szidx != index || !p.count || !p.freeblock
+        p.szidx != index || (!p.count && !keptEmpty) || !p.freeblock
       ) {
         return -<i64>broken(PymallocBroken.USEDPOOLS, pool);
       }

@@ -183,6 +183,15 @@ export function setPoolOwner(pool: PoolHeader, tid: u32, record: usize): void {
   atomic.store<u32>(ownerWord(pool), tid);
 }
 
+/**
+ * True iff the pool is empty but kept by its owner (free-threaded: the last pool of its class on
+ * the owner's usedpools stays when it empties, pymalloc/obmalloc.ts, emptyPool).
+ */
+// @ts-ignore: decorator
+@inline export function isKeptEmpty(pool: PoolHeader): bool {
+  return FREE_THREADED && !pool.count && poolOwner(pool) != 0;
+}
+
 /** The head of the list a used pool belongs on: its owner's (this thread's) or the shared one. */
 // @ts-ignore: decorator
 @inline function listHeadOf(pool: PoolHeader): PoolHeader {
