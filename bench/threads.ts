@@ -130,13 +130,15 @@ for (const c of twoCases) {
 // ───── 3. allocation throughput: one worker, then two ─────
 // Each worker mallocs and frees small blocks through heap.malloc/heap.free (a window of WINDOW
 // blocks of sizes 16..256, allocated then freed, over and over) after a start barrier, timing its
-// own loop; the throughput of a run is the sum of the workers' rates; the median over RUNS. On the
-// free-threaded heap each worker allocates from its own pools, without the heap mutex (issue
-// 11's goal: two workers at least 1.7x one); the GIL heap serializes them. The peer: the same
-// workers running a loop of plain JS arithmetic, which no heap limits: what two workers can get
-// from the machine at that moment (2.0x on two idle cores).
+// own loop (after WARM_UP untimed pairs); the throughput of a run is the sum of the workers'
+// rates; the median over RUNS. On the free-threaded heap each worker allocates from its own
+// pools, without the heap mutex (issue 11's goal: two workers at least 1.7x one); the GIL heap
+// serializes them. The peer: the same workers running a loop of plain JS arithmetic, which no
+// heap limits: what two workers can get from the machine at that moment (2.0x on two idle cores).
 
-const ALLOC_PAIRS = 1_000_000;
+const ALLOC_PAIRS = 4_000_000;
+/** Pairs each worker runs before the barrier, untimed, so that the timed loop runs tiered-up code. */
+const WARM_UP = 200_000;
 const WINDOW = 64;
 const ALLOC_WORKER = `
 const { workerData, parentPort } = require('node:worker_threads');
@@ -144,19 +146,22 @@ import(workerData.dist).then(async ({ Heap }) => {
   const heap = await Heap.attach(workerData.handle);
   const go = new Int32Array(workerData.barrier);
   const window = new Array(workerData.window);
-  Atomics.add(go, 0, 1);
-  while (Atomics.load(go, 1) === 0) Atomics.wait(go, 1, 0, 10);
-  const start = performance.now();
-  if (workerData.plain) {
-    let x = 0;
-    for (let i = 0; i < workerData.pairs * 40; i++) x = (x * 31 + i) | 0;
-    window[0] = x;
-  } else {
-    for (let done = 0; done < workerData.pairs; done += window.length) {
+  const loop = (pairs) => {
+    for (let done = 0; done < pairs; done += window.length) {
       for (let i = 0; i < window.length; i++) window[i] = heap.malloc(16 + ((i * 40) & 240));
       for (let i = 0; i < window.length; i++) heap.free(window[i]);
     }
-  }
+  };
+  const plain = (pairs) => {
+    let x = 0;
+    for (let i = 0; i < pairs * 40; i++) x = (x * 31 + i) | 0;
+    window[0] = x;
+  };
+  (workerData.plain ? plain : loop)(workerData.warmUp);
+  Atomics.add(go, 0, 1);
+  while (Atomics.load(go, 1) === 0) Atomics.wait(go, 1, 0, 10);
+  const start = performance.now();
+  (workerData.plain ? plain : loop)(workerData.pairs);
   const seconds = (performance.now() - start) / 1e3;
   heap.detach();
   parentPort.postMessage(seconds);
@@ -167,7 +172,7 @@ import(workerData.dist).then(async ({ Heap }) => {
 async function allocating(heap: Heap, workers: number, plain: boolean): Promise<number> {
   const barrier = new Int32Array(new SharedArrayBuffer(8));
   const done = Array.from({ length: workers }, () => new Promise<number>((resolve, reject) => {
-    const worker = new Worker(ALLOC_WORKER, { eval: true, workerData: { dist: DIST, handle: heap.share(), barrier: barrier.buffer, pairs: ALLOC_PAIRS, window: WINDOW, plain } });
+    const worker = new Worker(ALLOC_WORKER, { eval: true, workerData: { dist: DIST, handle: heap.share(), barrier: barrier.buffer, pairs: ALLOC_PAIRS, warmUp: WARM_UP, window: WINDOW, plain } });
     worker.once('message', resolve);
     worker.once('error', reject);
   }));
