@@ -123,7 +123,10 @@ const HANDLE_KIND = 'pymalloc-wasm/shared-heap';
 
 /** The heap's methods that a shared heap does not lock: they lock what they need themselves. */
 const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch', 'tracemalloc', 'unraisableHook']);
-/** A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts), and, but under the debug hooks, malloc and friends (per-thread pools). */
+/**
+ * A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts), and so do malloc, calloc,
+ * realloc and free (per-thread pools) unless the debug hooks, whose records are shared, are on.
+ */
 const UNLOCKED_FREE_THREADED_HOOKED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
 const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED_FREE_THREADED_HOOKED, 'malloc', 'calloc', 'realloc', 'free']);
 const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
