@@ -6,6 +6,8 @@
 //    shared (atomic) path without another worker competing for the cores.
 // 2. Two workers at once on one object (this machine has two cores), each timing its own loop
 //    after a start barrier; the median over RUNS of the slower worker's rate.
+// 3. A collection's pause: the same graph on the gil and the free-threaded heap (below).
+// 4. Allocation throughput (per-thread pools): one worker, then two, on each heap (below).
 
 import Benchmark from 'benchmark';
 import { Worker } from 'node:worker_threads';
@@ -207,4 +209,81 @@ console.log(`  ${'gil: gc.collect() holding the GIL'.padEnd(46)} ${ms(gilPause)}
 for (const [name, key] of [['free-threaded: the world stopped', 'pause'], ['free-threaded: the whole gc.collect()', 'collect']] as const) {
   const value = median(ftPauses.map((p) => p[key]));
   console.log(`  ${name.padEnd(46)} ${ms(value)}  ${(value / gilPause).toFixed(2)}x`);
+}
+
+// ───── 4. allocation throughput: one worker, then two ─────
+// Each worker mallocs and frees small blocks through heap.malloc/heap.free (a window of WINDOW
+// blocks of sizes 16..256, allocated then freed, over and over) after a start barrier, timing its
+// own loop (after WARM_UP untimed pairs); the throughput of a run is the sum of the workers'
+// rates; the median over RUNS. On the free-threaded heap each worker allocates from its own
+// pools, without the heap mutex (issue 11's goal: two workers at least 1.7x one); the GIL heap
+// serializes them. The peer: the same workers running a loop of plain JS arithmetic, which no
+// heap limits: what two workers can get from the machine at that moment (2.0x on two idle cores).
+
+const ALLOC_PAIRS = 4_000_000;
+/** Pairs each worker runs before the barrier, untimed, so that the timed loop runs tiered-up code. */
+const WARM_UP = 200_000;
+const WINDOW = 64;
+const ALLOC_WORKER = `
+const { workerData, parentPort } = require('node:worker_threads');
+import(workerData.dist).then(async ({ Heap }) => {
+  const heap = await Heap.attach(workerData.handle);
+  const go = new Int32Array(workerData.barrier);
+  const window = new Array(workerData.window);
+  const loop = (pairs) => {
+    for (let done = 0; done < pairs; done += window.length) {
+      for (let i = 0; i < window.length; i++) window[i] = heap.malloc(16 + ((i * 40) & 240));
+      for (let i = 0; i < window.length; i++) heap.free(window[i]);
+    }
+  };
+  const plain = (pairs) => {
+    let x = 0;
+    for (let i = 0; i < pairs * 40; i++) x = (x * 31 + i) | 0;
+    window[0] = x;
+  };
+  (workerData.plain ? plain : loop)(workerData.warmUp);
+  Atomics.add(go, 0, 1);
+  while (Atomics.load(go, 1) === 0) Atomics.wait(go, 1, 0, 10);
+  const start = performance.now();
+  (workerData.plain ? plain : loop)(workerData.pairs);
+  const seconds = (performance.now() - start) / 1e3;
+  heap.detach();
+  parentPort.postMessage(seconds);
+});
+`;
+
+/** malloc+free pairs per second of `workers` workers together on `heap` (or the plain loop's rate in the same unit). */
+async function allocating(heap: Heap, workers: number, plain: boolean): Promise<number> {
+  const barrier = new Int32Array(new SharedArrayBuffer(8));
+  const done = Array.from({ length: workers }, () => new Promise<number>((resolve, reject) => {
+    const worker = new Worker(ALLOC_WORKER, { eval: true, workerData: { dist: DIST, handle: heap.share(), barrier: barrier.buffer, pairs: ALLOC_PAIRS, warmUp: WARM_UP, window: WINDOW, plain } });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  }));
+  while (Atomics.load(barrier, 0) < workers) await new Promise((resolve) => setTimeout(resolve, 1));
+  Atomics.store(barrier, 1, 1);
+  Atomics.notify(barrier, 1);
+  const seconds = await Promise.all(done);
+  return seconds.reduce((sum, s) => sum + ALLOC_PAIRS / s, 0);
+}
+
+const allocHeaps = [
+  { name: 'plain JS (peer)', heap: ft, plain: true },
+  { name: 'gil', heap: gil, plain: false },
+  { name: 'free-threaded', heap: ft, plain: false },
+];
+const allocRates = new Map<string, number[]>();
+for (let run = 0; run < RUNS; run++) {
+  for (const { name, heap, plain } of allocHeaps) {
+    for (const workers of [1, 2]) {
+      const key = `${name} ${workers}`;
+      allocRates.set(key, [...(allocRates.get(key) ?? []), await allocating(heap, workers, plain)]);
+    }
+  }
+}
+console.log(`\nallocation throughput, ${ALLOC_PAIRS} malloc + free pairs per worker (heap.malloc/heap.free, sizes 16..256): M pairs/s of all workers together (median of ${RUNS})`);
+for (const { name } of allocHeaps) {
+  const one = median(allocRates.get(`${name} 1`)!);
+  const two = median(allocRates.get(`${name} 2`)!);
+  console.log(`  ${name.padEnd(16)} 1 worker ${(one / 1e6).toFixed(2).padStart(6)}   2 workers ${(two / 1e6).toFixed(2).padStart(6)}   2w/1w ${(two / one).toFixed(2)}x`);
 }

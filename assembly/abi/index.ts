@@ -3,7 +3,7 @@
 // or a Status, and leave the reason in lastError() / errorAddress(). A call that finds the heap
 // corrupted traps (memory/header.ts, `corrupt`) and leaves the invariant in corruption().
 
-import { HEAP, IO, IO_WORDS, SHARED_STATE_BYTES, SHARED_STATE_OFFSET, Status, header } from "../memory/header";
+import { HEAP, IO, IO_WORDS, SHARED_STATE_BYTES, SHARED_STATE_OFFSET, Status, header, lastStatus, lastAddress } from "../memory/header";
 import { pyObjectMalloc, pyObjectFree } from "../debug/hooks";
 import { addressInRange } from "../pymalloc/arena";
 import { fillStats } from "../heap/stats";
@@ -87,11 +87,11 @@ export function check(): u32 {
 }
 
 export function lastError(): u32 {
-  return header().lastError;
+  return lastStatus();
 }
 
 export function errorAddress(): usize {
-  return header().errorAddress;
+  return lastAddress();
 }
 
 /** The Broken code of the corruption that made the last call trap, or 0 (memory/header.ts). */

@@ -8,6 +8,7 @@ import {
   threadStateWord as stateWord, queuedAfter, takeKept, keptCount,
   NO_THREAD_ID, MAX_THREADS,
 } from "../objects/brc";
+import { drainRemote } from "../pymalloc/obmalloc";
 export {
   collectStopped as gcCollectStopped, collectRestarted as gcCollectRestarted,
   collectResurrected as gcCollectResurrected, collectDelete as gcCollectDelete, collecting as gcCollecting,
@@ -42,10 +43,16 @@ export function threadRelease(id: u32): void {
   releaseThread(id);
 }
 
-/** The safe point of every entry under the heap mutex: merges this thread's queue; how many were on it. */
+/**
+ * The safe point of every entry under the heap mutex: merges this thread's queue and drains its
+ * remote list (blocks other threads freed into its pools); how many objects were queued.
+ */
 export function threadMerge(): u32 {
   const id = currentThread();
-  return id ? mergeQueue(id) : 0;
+  if (!id) return 0;
+  const merged = mergeQueue(id);
+  drainRemote();
+  return merged;
 }
 
 /** The whole decref rule, when objectDecref said NEEDS_LOCK. */

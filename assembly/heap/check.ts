@@ -10,6 +10,8 @@
 //   24      raw overrun (RawBroken)       25      block bits (PymallocBroken)
 //   26..31  the object layer's lists, quarantine and blocks (ObjectLayerBroken)
 //   32      a debug block's layout, with the hooks on (debug/hooks.ts: the record says which)
+//   33..34  the dict table and the brc queue (ObjectLayerBroken)
+//   35..36  free-threaded pools: owners and remote lists (PymallocBroken)
 // Codes 24 and 26..29 are found by operations too, which stop with corrupt() (memory/header.ts).
 // Walks are bounded by counts already established, so a corrupted link cannot make one loop.
 

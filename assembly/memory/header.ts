@@ -276,12 +276,115 @@ export function geometryIsBuilt(alignment: u32, threshold: u32, pool: u32, arena
   return true;
 }
 
-/** Records why a call failed and returns the status, so callers can `return fail(...)`. */
+// ───── the free-threaded build's threads (docs/free-threaded.md) ─────
+//
+// ╒═══════ ThreadState (THREAD_BYTES, one per attachment id: objects/brc.ts owns the table) ═══════╕
+//  +0   tid           the attached thread's tid; 0 while the slot is free
+//  +4   queue, +8 queued          the biased-refcount merge queue (objects/brc.ts)
+//  +12  pools         the thread's usedpools: an INTERNAL raw block (pymalloc/pool.ts)
+//  +16  state         the stop-the-world word: the host's (src/heap/shared.ts), never the core's
+//  +20  lastError, +24 errorAddress   this thread's failure (see `fail`)
+//  +28  remote        first block freed into this thread's pools by another thread, linked
+//                     through each block's first word; REMOTE_CLOSED once the thread has left
+//  +32  remoteFrees, +36 drains, +40 drained, +44 adopted, +48 lockedFrees   counters
+// ╘════════════════════════════════════════════════════════════════════════════════════════════════╛
+// 64 bytes, and the table 64-aligned, so that two threads' records never share a cache line.
+// FtState, in the last FT_STATE_BYTES of the object space: +0 the attachment serial, +4 the table,
+// +8 the objects a merge with the world stopped kept, +12 how many (objects/brc.ts).
+
+// @ts-ignore: decorator
+@inline export const THREAD_BYTES: usize = 64;
+// @ts-ignore: decorator
+@inline export const THREAD_POOLS: usize = 12;
+// @ts-ignore: decorator
+@inline export const THREAD_STATE: usize = 16;
+// @ts-ignore: decorator
+@inline export const THREAD_LAST_ERROR: usize = 20;
+// @ts-ignore: decorator
+@inline export const THREAD_ERROR_ADDRESS: usize = 24;
+// @ts-ignore: decorator
+@inline export const THREAD_REMOTE: usize = 28;
+// @ts-ignore: decorator
+@inline export const THREAD_REMOTE_FREES: usize = 32;
+// @ts-ignore: decorator
+@inline export const THREAD_DRAINS: usize = 36;
+// @ts-ignore: decorator
+@inline export const THREAD_DRAINED: usize = 40;
+// @ts-ignore: decorator
+@inline export const THREAD_ADOPTED: usize = 44;
+// @ts-ignore: decorator
+@inline export const THREAD_LOCKED_FREES: usize = 48;
+/** A closed remote list: its thread has left, and a freer takes the locked path instead. */
+// @ts-ignore: decorator
+@inline export const REMOTE_CLOSED: usize = 1;
+// @ts-ignore: decorator
+@inline export const FT_STATE_BYTES: usize = 16;
+// @ts-ignore: decorator
+@inline export const FT_STATE: usize = HEAP + OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES - FT_STATE_BYTES;
+/** Records of the thread table: attachment ids 1..MAX_THREADS (record 0 unused). */
+// @ts-ignore: decorator
+@inline export const MAX_THREADS: u32 = 256;
+/** A tid's attachment id: tid & THREAD_ID_MASK (objects/brc.ts). */
+// @ts-ignore: decorator
+@inline export const THREAD_ID_MASK: u32 = 511;
+
+/**
+ * This instance's thread, set by threadAttach (objects/brc.ts): its tid and its ThreadState,
+ * 0 until then. Per instance by nature (each worker has its own instance), as brc.ts's myTid.
+ */
+let ownTid: u32 = 0;
+let ownRecord: usize = 0;
+
+// @ts-ignore: decorator
+@inline export function currentTid(): u32 {
+  return ownTid;
+}
+
+// @ts-ignore: decorator
+@inline export function currentRecord(): usize {
+  return ownRecord;
+}
+
+export function setCurrentThread(tid: u32, record: usize): void {
+  ownTid = tid;
+  ownRecord = record;
+}
+
+/** The thread table's record of attachment `id`, 0 before the first attachment. */
+// @ts-ignore: decorator
+@inline export function threadRecord(id: u32): usize {
+  const table = load<usize>(FT_STATE, 4);
+  return table ? table + <usize>id * THREAD_BYTES : 0;
+}
+
+/**
+ * Records why a call failed and returns the status, so callers can `return fail(...)`. In the
+ * free-threaded build an attached thread keeps its own (two threads can fail at once).
+ */
 export function fail(status: Status, address: usize): u32 {
+  if (FREE_THREADED && ownRecord) {
+    store<u32>(ownRecord, status, THREAD_LAST_ERROR);
+    store<usize>(ownRecord, address, THREAD_ERROR_ADDRESS);
+    return status;
+  }
   const hdr = header();
   hdr.lastError = status;
   hdr.errorAddress = address;
   return status;
+}
+
+/** The status `fail` recorded last (this thread's, in the free-threaded build). */
+// @ts-ignore: decorator
+@inline export function lastStatus(): u32 {
+  if (FREE_THREADED && ownRecord) return load<u32>(ownRecord, THREAD_LAST_ERROR);
+  return header().lastError;
+}
+
+/** The address `fail` recorded last (this thread's, in the free-threaded build). */
+// @ts-ignore: decorator
+@inline export function lastAddress(): usize {
+  if (FREE_THREADED && ownRecord) return load<usize>(ownRecord, THREAD_ERROR_ADDRESS);
+  return header().errorAddress;
 }
 
 /**
@@ -314,6 +417,7 @@ export function corrupt(code: u32, address: usize): void {
   const hdr = header();
   hdr.corruption = code;
   hdr.errorAddress = address;
+  if (FREE_THREADED && ownRecord) store<usize>(ownRecord, address, THREAD_ERROR_ADDRESS);
   unreachable();
 }
 

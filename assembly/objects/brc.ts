@@ -25,20 +25,16 @@
 // refcount = ob_ref_local + (ob_ref_shared >> 2), as sys.getrefcount reports it in 3.13t (a
 // queued reference still counts until the owner merges it).
 //
-// ╒══════════ ThreadState (THREAD_BYTES, table[id] for attachment ids 1..MAX_THREADS) ══════════╕
+// ThreadState (THREAD_BYTES, table[id] for attachment ids 1..MAX_THREADS) is drawn in
+// memory/header.ts, since the allocator keeps its part of a thread there too; here:
 //  +0   tid      the attached thread's tid; 0 while the slot is free
 //  +4   queue    the first object queued to this thread, linked through ob_brc_next; 0: none
 //  +8   queued   how many objects are on the queue
-//  +12  spare    for the thread's pools (docs/free-threaded.md, part 4)
 //  +16  state    DETACHED 0 / ATTACHED 1: written and read by the host only, with Atomics (the
 //                stop-the-world protocol, src/heap/shared.ts); the core never touches it
-//  +20  the rest of the 64 bytes: for the thread's pools (part 4)
-// ╘═════════════════════════════════════════════════════════════════════════════════════════════╛
-// A record takes a cache line of its own, so that one thread's state word and another's never
-// share one.
-// The table is one INTERNAL raw block made by the first threadAttach; FtState, in the last
-// FT_STATE_BYTES of the object space (object.ts checks that ObjectState ends before), holds its
-// address and the attachment serial.
+// The table is one INTERNAL raw block, 64-aligned, made by the first threadAttach; FtState, in
+// the last FT_STATE_BYTES of the object space (object.ts checks that ObjectState ends before),
+// holds its address and the attachment serial, and the objects a merge with the world stopped kept.
 //
 // Who does what: the counting rules below that change only ob_ref_local, or ob_ref_shared by one
 // compare-and-swap, run lock-free in any thread (objectIncref/objectDecref, abi/objects.ts);
@@ -47,8 +43,11 @@
 // once the owner has gone: merges run in the owner (its queue, its last local reference) or on
 // abandoned objects.
 
-import { HEAP, OBJECT_SPACE_OFFSET, OBJECT_SPACE_BYTES, CHECKED } from "../memory/header";
-import { rawAlloc, INTERNAL } from "../raw/tlsf";
+import {
+  CHECKED, FT_STATE, THREAD_BYTES, THREAD_POOLS, THREAD_STATE, THREAD_ID_MASK, MAX_THREADS, setCurrentThread,
+} from "../memory/header";
+import { rawAllocAligned } from "../raw/tlsf";
+import { abandonPools, attachPools, detachPools } from "../pymalloc/obmalloc";
 
 // @ts-ignore: decorator
 @inline export const PREFIX_BYTES: usize = 16;
@@ -75,13 +74,11 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
 // @ts-ignore: decorator
 @inline const IMMORTAL_LOCAL: u32 = u32.MAX_VALUE;
 
-/** Attachment ids are 1..MAX_THREADS (src/heap/shared.ts, MAX_ATTACHMENTS). */
-// @ts-ignore: decorator
-@inline export const MAX_THREADS: u32 = 256;
+export { MAX_THREADS };
 // @ts-ignore: decorator
 @inline const ID_BITS: u32 = 9;
 // @ts-ignore: decorator
-@inline const ID_MASK: u32 = (1 << ID_BITS) - 1;
+@inline const ID_MASK: u32 = THREAD_ID_MASK;
 /** Attachments a heap can have over its life before tids would repeat. */
 // @ts-ignore: decorator
 @inline const MAX_SERIAL: u32 = u32.MAX_VALUE >> ID_BITS;
@@ -90,8 +87,6 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
   tid: u32;
   queue: usize;
   queued: u32;
-  spare: u32;
-  state: u32;
 }
 
 @unmanaged class FtState {
@@ -104,12 +99,7 @@ import { rawAlloc, INTERNAL } from "../raw/tlsf";
   keptCount: u32;
 }
 
-// @ts-ignore: decorator
-@inline const THREAD_BYTES: usize = 64;
-// @ts-ignore: decorator
-@inline const FT_STATE_BYTES: usize = 16;
-// @ts-ignore: decorator
-@inline export const FT_STATE: usize = HEAP + OBJECT_SPACE_OFFSET + OBJECT_SPACE_BYTES - FT_STATE_BYTES;
+export { FT_STATE };
 
 /**
  * This instance's thread: per instance by nature, so Wasm globals (each worker has its own
@@ -313,7 +303,7 @@ export function queuedCount(id: u32): u32 {
 /** The address of thread `id`'s state word (the host's, with Atomics); 0 before the first attachment. */
 export function threadStateWord(id: u32): usize {
   const table = ftState().threads;
-  return table && id <= MAX_THREADS ? changetype<usize>(thread(table, id)) + offsetof<ThreadState>("state") : 0;
+  return table && id <= MAX_THREADS ? changetype<usize>(thread(table, id)) + THREAD_STATE : 0;
 }
 
 /**
@@ -355,18 +345,30 @@ export function keptCount(): u32 {
  * caller's to merge.
  */
 export function threadAttach(id: u32): u32 {
+  // The allocator's fields of the record follow these (memory/header.ts).
+  if (offsetof<ThreadState>() > THREAD_POOLS) ERROR("objects/brc.ts: ThreadState overlaps the allocator's fields");
   if (id == 0 || id > MAX_THREADS || myTid != 0) return NO_THREAD_ID;
   const st = ftState();
   if (!st.threads) {
     const bytes = <usize>(MAX_THREADS + 1) * THREAD_BYTES;
-    const table = rawAlloc(bytes, INTERNAL);
+    // Cache-line aligned: two threads' records never share a line.
+    const table = rawAllocAligned(bytes, THREAD_BYTES, 0);
     if (!table) return NO_THREAD_TABLE;
     memory.fill(table, 0, bytes);
     st.threads = table;
   }
   if (st.serial == MAX_SERIAL) return NO_THREAD_ID;
-  const tid = (++st.serial << ID_BITS) | id;
-  thread(st.threads, id).tid = tid;
+  const record = thread(st.threads, id);
+  // A worker that died in the slot without a release: its pools go to no thread first.
+  if (record.tid) abandonPools(changetype<usize>(record));
+  const tid = (st.serial + 1 << ID_BITS) | id;
+  setCurrentThread(tid, changetype<usize>(record));
+  if (!attachPools(changetype<usize>(record))) {
+    setCurrentThread(0, 0);
+    return NO_THREAD_TABLE;
+  }
+  st.serial++;
+  record.tid = tid;
   myTid = tid;
   myId = id;
   return tid;
@@ -375,7 +377,11 @@ export function threadAttach(id: u32): u32 {
 /** This instance leaves its slot (its queue merged by the caller first): its objects are abandoned. */
 export function threadDetach(): void {
   if (!myTid) return;
-  thread(ftState().threads, myId).tid = 0;
+  const record = thread(ftState().threads, myId);
+  abandonPools(changetype<usize>(record));
+  record.tid = 0;
+  detachPools();
+  setCurrentThread(0, 0);
   myTid = 0;
   myId = 0;
 }
@@ -383,7 +389,9 @@ export function threadDetach(): void {
 /** Thread `id` has gone without detaching (its queue merged by the caller first): its objects are abandoned. */
 export function threadRelease(id: u32): void {
   const table = ftState().threads;
-  if (table && id != 0 && id <= MAX_THREADS) thread(table, id).tid = 0;
+  if (!table || id == 0 || id > MAX_THREADS || !thread(table, id).tid) return;
+  abandonPools(changetype<usize>(thread(table, id)));
+  thread(table, id).tid = 0;
 }
 
 /** The attachment id of this instance, 0 while not attached. */

@@ -50,7 +50,7 @@ import { Status, CHECKED, header, fail, broken, poolShift, arenaShift } from "..
 import {
   rawAllocAligned, rawAlloc, rawFreeInternal, blockInfo, blockSize, INTERNAL, FREE, RAW_HEADER,
 } from "../raw/tlsf";
-import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolBitsBytes } from "./pool";
+import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolTrailerBytes, trailerLead, isKeptEmpty } from "./pool";
 
 @unmanaged export class ArenaObject {
   address: usize;
@@ -63,16 +63,16 @@ import { PoolHeader, PymallocBroken, NO_CLASS, poolIsValid, poolBitsBytes } from
   private reserved: u32;
 }
 
-/** Bytes of block bits after each arena. */
+/** Bytes of block bits after each arena (and, free-threaded, the pools' pending bits and owners). */
 // @ts-ignore: decorator
 @inline export function arenaBitsBytes(): usize {
-  return poolBitsBytes() << (arenaShift() - poolShift());
+  return poolTrailerBytes() << (arenaShift() - poolShift());
 }
 
 /** Where the block bits of the pool at `pool` live, in the arena at `address`. */
 // @ts-ignore: decorator
 @inline function poolBits(address: usize, pool: usize): usize {
-  return address + (<usize>1 << arenaShift()) + (((pool - address) >> poolShift()) * poolBitsBytes());
+  return address + (<usize>1 << arenaShift()) + (((pool - address) >> poolShift()) * poolTrailerBytes()) + trailerLead();
 }
 
 // @ts-ignore: decorator
@@ -276,7 +276,7 @@ export function takePool(): PoolHeader | null {
     pool.arenaindex = <u16>arenaIndex(ao);
     pool.szidx = <u16>NO_CLASS;
     pool.bits = poolBits(ao.address, changetype<usize>(pool));
-    memory.fill(pool.bits, 0, poolBitsBytes());
+    memory.fill(pool.bits - trailerLead(), 0, poolTrailerBytes());
   }
   ao.nfreepools = nf - 1;
   if (nf == 1) {
@@ -320,7 +320,7 @@ export function arenaIsValid(ao: ArenaObject, index: u32): u32 {
     if (changetype<PoolHeader>(pool).bits != poolBits(address, pool)) return broken(PymallocBroken.BLOCK_BITS, pool);
     const status = poolIsValid(changetype<PoolHeader>(pool), index);
     if (status != PymallocBroken.NONE) return status;
-    if (!changetype<PoolHeader>(pool).count) emptyPools++;
+    if (!changetype<PoolHeader>(pool).count && !isKeptEmpty(changetype<PoolHeader>(pool))) emptyPools++;
   }
   for (let pool = ao.poolAddress; pool < address + arenaSize; pool += poolSize) {
     if (changetype<PoolHeader>(pool).bits) return broken(PymallocBroken.BLOCK_BITS, pool);

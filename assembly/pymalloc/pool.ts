@@ -44,7 +44,7 @@
 // head.nextpool == head, so the allocation fast path is one load and one compare.
 
 import {
-  HEAP, USEDPOOLS_OFFSET, header, broken, corrupt, alignmentShift, poolShift, tunedPolicy,
+  HEAP, USEDPOOLS_OFFSET, FREE_THREADED, header, broken, corrupt, alignmentShift, poolShift, tunedPolicy,
 } from "../memory/header";
 import { classSize, isBlockMultiple } from "./sizeclass";
 
@@ -79,6 +79,10 @@ export const enum PymallocBroken {
   UNUSED_ARENAS = 14,
   ARENA_COUNTERS = 15,
   BLOCK_BITS = 25,
+  /** Free-threaded: a pool's owner is neither 0 nor a live thread, or a list holds another's pool. */
+  POOL_OWNER = 35,
+  /** Free-threaded: a remote list holds a block not pending, or twice, or misses a pending one. */
+  REMOTE_LIST = 36,
 }
 
 // @ts-ignore: decorator
@@ -89,9 +93,119 @@ export const enum PymallocBroken {
 
 // @ts-ignore: decorator
 @inline export function usedpoolsHead(index: u32): PoolHeader {
+  if (FREE_THREADED) return usedpoolsHeadIn(ownPools, index);
   return changetype<PoolHeader>(
     HEAP + USEDPOOLS_OFFSET + (<usize>index << 3) - offsetof<PoolHeader>("nextpool"),
   );
+}
+
+// ───── the free-threaded build: pools owned by threads (docs/free-threaded.md, part 4) ─────
+//
+// Each thread has usedpools of its own (a raw block, ThreadState.pools); the header's usedpools
+// are the shared lists: pools of no thread (owner 0), which only the heap lock lets anyone touch:
+// those made before the first thread attached, and those of threads that left (abandoned), until
+// a thread adopts them. A pool's owner and the pending bits of its blocks lie beside its block
+// bits, in the arena's trailer (pymalloc/arena.ts), so that POOL_OVERHEAD and every block address
+// are those of the other builds:
+//
+// ╒══════ A pool's trailer, free-threaded (poolTrailerBytes(); B = poolBitsBytes()) ══════╕
+//  +0      owner          u32 the owner's tid; 0: no thread's (shared)
+//  +4      ownerRecord    usize the owner's ThreadState, where its remote list is
+//  +64     block states   B bytes, as in every build: pool.bits points here
+//  +64+B   pending        B bytes, same layout, bit 0 only: the block's free by a thread that
+//                         does not own the pool is under way (it is on a remote list, or about
+//                         to be); set only by such a freer (atomic or), cleared only by the
+//                         owner's drain or, for a pool of no thread, under the heap lock
+// ╘═════════════════════════════════════════════════════════════════════════════════════════╛
+// B is a multiple of 64 (B >= 2^(12-4-2)), so each part has cache lines of its own: the owner's
+// frees, which read the owner word, never share a line with the state bits of a neighbouring
+// pool that another thread writes on every malloc (measured: 2 workers at 0.7x of one, before).
+
+/** This instance's usedpools: the header's until the instance attaches as a thread. */
+let ownPools: usize = HEAP + USEDPOOLS_OFFSET;
+
+/** The shared usedpools (the header's): pools of no thread, under the heap lock. */
+// @ts-ignore: decorator
+@inline export const SHARED_POOLS: usize = HEAP + USEDPOOLS_OFFSET;
+
+export function setOwnPools(base: usize): void {
+  ownPools = base;
+}
+
+/** The head of class `index` in the usedpools at `base` (see "Tricky" at the top). */
+// @ts-ignore: decorator
+@inline export function usedpoolsHeadIn(base: usize, index: u32): PoolHeader {
+  return changetype<PoolHeader>(base + (<usize>index << 3) - offsetof<PoolHeader>("nextpool"));
+}
+
+// @ts-ignore: decorator
+@inline const OWNER_BYTES: usize = 64;
+
+/** Bytes of the trailer of each pool in its arena: its block bits, and more when free-threaded. */
+// @ts-ignore: decorator
+@inline export function poolTrailerBytes(): usize {
+  if (FREE_THREADED) return (poolBitsBytes() << 1) + OWNER_BYTES;
+  return poolBitsBytes();
+}
+
+/** Bytes of a pool's trailer before its block bits (the owner, when free-threaded). */
+// @ts-ignore: decorator
+@inline export function trailerLead(): usize {
+  return FREE_THREADED ? OWNER_BYTES : 0;
+}
+
+/** The word of pending bits that goes with the state word `word`. */
+// @ts-ignore: decorator
+@inline export function pendingWord(word: usize): usize {
+  return word + poolBitsBytes();
+}
+
+// @ts-ignore: decorator
+@inline function ownerWord(pool: PoolHeader): usize {
+  return pool.bits - OWNER_BYTES;
+}
+
+/** The pool's owner tid, 0 when it is no thread's. */
+// @ts-ignore: decorator
+@inline export function poolOwner(pool: PoolHeader): u32 {
+  return atomic.load<u32>(ownerWord(pool));
+}
+
+/** The owner's ThreadState (meaningful while poolOwner is not 0). */
+// @ts-ignore: decorator
+@inline export function poolOwnerRecord(pool: PoolHeader): usize {
+  return atomic.load<usize>(ownerWord(pool), 4);
+}
+
+/** Gives the pool to thread `tid` (0: to none), under the heap lock; the record first, so that a reader that sees the tid sees its record. */
+export function setPoolOwner(pool: PoolHeader, tid: u32, record: usize): void {
+  atomic.store<usize>(ownerWord(pool), record, 4);
+  atomic.store<u32>(ownerWord(pool), tid);
+}
+
+/**
+ * True iff the pool is empty but kept by its owner (free-threaded: the last pool of its class on
+ * the owner's usedpools stays when it empties, pymalloc/obmalloc.ts, emptyPool).
+ */
+// @ts-ignore: decorator
+@inline export function isKeptEmpty(pool: PoolHeader): bool {
+  return FREE_THREADED && !pool.count && poolOwner(pool) != 0;
+}
+
+/** The head of the list a used pool belongs on: its owner's (this thread's) or the shared one. */
+// @ts-ignore: decorator
+@inline function listHeadOf(pool: PoolHeader): PoolHeader {
+  return usedpoolsHeadIn(poolOwner(pool) ? ownPools : SHARED_POOLS, pool.szidx);
+}
+
+/** Sets up empty usedpools for every class at `base`. */
+export function initUsedpoolsAt(base: usize): void {
+  const numClasses = header().numClasses;
+  for (let index: u32 = 0; index < numClasses; index++) {
+    const head = usedpoolsHeadIn(base, index);
+    head.nextpool = changetype<usize>(head);
+    head.prevpool = changetype<usize>(head);
+  }
 }
 
 // @ts-ignore: decorator
@@ -138,13 +252,17 @@ export const enum PymallocBroken {
 /**
  * The state bits (ALLOCATED | HELD) of the block starting at p, which lies inside pool; 0 if
  * no block starts at p (an address inside a granule shares the granule's bits, so it is
- * turned away first).
+ * turned away first) or, free-threaded, if another thread's free of it is under way.
  */
 // @ts-ignore: decorator
 @inline export function blockState(pool: PoolHeader, p: usize): u32 {
   if (!isGranuleStart(p)) return 0;
   const g = granuleOf(pool, p);
-  return (load<u32>(stateWord(pool, g)) >> stateShift(g)) & STATE_MASK;
+  const state = (load<u32>(stateWord(pool, g)) >> stateShift(g)) & STATE_MASK;
+  // Free-threaded, a block another thread has freed is free, though its state bits wait for the
+  // owner's drain.
+  if (FREE_THREADED && state && (atomic.load<u32>(pendingWord(stateWord(pool, g))) >> stateShift(g)) & ALLOCATED) return 0;
+  return state;
 }
 
 /** Sets the state bits of the block at p, which lies inside pool. */
@@ -261,7 +379,8 @@ export function initUsedpools(): void {
  */
 // @ts-ignore: decorator
 @inline export function relinkIfWasFull(pool: PoolHeader, wasFull: bool): void {
-  const head = usedpoolsHead(pool.szidx);
+  let head = usedpoolsHead(pool.szidx);
+  if (FREE_THREADED) head = listHeadOf(pool);
   if (tunedPolicy()) {
     if (wasFull) frontLinkPool(pool, changetype<PoolHeader>(head.prevpool));
     return;

@@ -37,8 +37,9 @@
 
 import {
   HEAP, RAW_ROOT_OFFSET, RAW_ROOT_BYTES, WASM_PAGE_SHIFT, Status, CHECKED, header, fail, broken, corrupt,
-  alignUp,
+  alignUp, FREE_THREADED,
 } from "../memory/header";
+import { heapLock, heapUnlock, LOCK_BYTES } from "../memory/lock";
 
 // @ts-ignore: decorator
 @inline export const FREE: u32 = 1;
@@ -352,16 +353,19 @@ function rawBlockStatusAt(p: usize): u32 {
  * address inside the first granule of a held block (an object's GC header) is INSIDE_OBJECT.
  */
 export function rawBlockStatus(p: usize): u32 {
+  if (FREE_THREADED) heapLock();
   const status = rawBlockStatusAt(p);
   if (status == Status.NOT_ALLOCATED && (p & (GRANULE - 1)) != 0 && rawBlockStatusAt(p & ~(GRANULE - 1)) == Status.OBJECT) {
+    if (FREE_THREADED) heapUnlock();
     return Status.INSIDE_OBJECT;
   }
+  if (FREE_THREADED) heapUnlock();
   return status;
 }
 
 /** Sets up the raw allocator over [base, end of memory): base must be ≡ 8 mod 16. */
 export function rawInit(base: usize): bool {
-  if (CHECKED) assert(ROOT_BYTES <= RAW_ROOT_BYTES); // the root must fit its reservation
+  if (CHECKED) assert(ROOT_BYTES + LOCK_BYTES <= RAW_ROOT_BYTES); // the root must fit its reservation, below the heap lock
   const hdr = header();
   hdr.dynamicBase = base;
   const pages = <u32>((base + MIN_BLOCK + RAW_HEADER + 0xffff) >> WASM_PAGE_SHIFT);
@@ -379,8 +383,10 @@ export function rawInit(base: usize): bool {
 
 /** Allocates a raw block of at least n bytes (`flags`: 0, INTERNAL or HELD); 0 if memory cannot be had. */
 export function rawAlloc(n: usize, flags: u32): usize {
+  if (FREE_THREADED) heapLock();
   if (n > MAX_RAW_REQUEST) {
     fail(Status.OUT_OF_MEMORY, 0);
+    if (FREE_THREADED) heapUnlock();
     return 0;
   }
   if (n == 0) n = 1;
@@ -388,6 +394,7 @@ export function rawAlloc(n: usize, flags: u32): usize {
   const b = takeFree(size);
   if (!b) {
     fail(Status.OUT_OF_MEMORY, 0);
+    if (FREE_THREADED) heapUnlock();
     return 0;
   }
   useBlock(b, size, flags);
@@ -396,6 +403,7 @@ export function rawAlloc(n: usize, flags: u32): usize {
     hdr.rawBlocks++;
     hdr.rawBytes += <u32>(blockSize(b) - RAW_HEADER);
   }
+  if (FREE_THREADED) heapUnlock();
   return b + RAW_HEADER;
 }
 
@@ -405,9 +413,13 @@ export function rawAlloc(n: usize, flags: u32): usize {
  * a free block).
  */
 export function rawAllocAligned(n: usize, alignment: usize, skew: usize): usize {
+  if (FREE_THREADED) heapLock();
   const size = blockBytesFor(n);
   let b = takeFree(size + alignment + MIN_BLOCK + skew);
-  if (!b) return 0;
+  if (!b) {
+    if (FREE_THREADED) heapUnlock();
+    return 0;
+  }
   let payload = alignUp(b + RAW_HEADER + skew, alignment);
   if (payload - RAW_HEADER - b != 0 && payload - RAW_HEADER - b < MIN_BLOCK) payload += alignment;
   const lead = payload - RAW_HEADER - b;
@@ -419,13 +431,16 @@ export function rawAllocAligned(n: usize, alignment: usize, skew: usize): usize 
     b = aligned;
   }
   useBlock(b, size, INTERNAL);
+  if (FREE_THREADED) heapUnlock();
   return payload;
 }
 
 /** Frees an INTERNAL block (an arena or the arena objects). */
 export function rawFreeInternal(p: usize): void {
+  if (FREE_THREADED) heapLock();
   if (CHECKED) assert(blockInfo(p - RAW_HEADER) & INTERNAL); // only the heap's own blocks come here
   releaseBlock(p - RAW_HEADER);
+  if (FREE_THREADED) heapUnlock();
 }
 
 /** Frees a caller's block b (its address validated): the counters, then the block. */
@@ -438,17 +453,27 @@ function releaseCallerBlock(b: usize): void {
 
 /** Frees a caller's raw block: OK, or why the address is not one (OBJECT: it is held). */
 export function rawFree(p: usize): u32 {
+  if (FREE_THREADED) heapLock();
   const status = rawBlockStatus(p);
-  if (status != Status.OK) return fail(status, p);
+  if (status != Status.OK) {
+    if (FREE_THREADED) heapUnlock();
+    return fail(status, p);
+  }
   releaseCallerBlock(p - RAW_HEADER);
+  if (FREE_THREADED) heapUnlock();
   return Status.OK;
 }
 
 /** Frees a held raw block: OK, or why the address is not one (OK: it was not held). */
 export function rawFreeHeld(p: usize): u32 {
+  if (FREE_THREADED) heapLock();
   const status = rawBlockStatus(p);
-  if (status != Status.OBJECT) return fail(status == Status.OK ? Status.NOT_ALLOCATED : status, p);
+  if (status != Status.OBJECT) {
+    if (FREE_THREADED) heapUnlock();
+    return fail(status == Status.OK ? Status.NOT_ALLOCATED : status, p);
+  }
   releaseCallerBlock(p - RAW_HEADER);
+  if (FREE_THREADED) heapUnlock();
   return Status.OK;
 }
 
@@ -476,8 +501,10 @@ function trimBlock(b: usize, bytes: usize, size: usize): usize {
  * untouched when memory cannot be had.
  */
 export function rawRealloc(p: usize, n: usize): usize {
+  if (FREE_THREADED) heapLock();
   if (n > MAX_RAW_REQUEST) {
     fail(Status.OUT_OF_MEMORY, 0);
+    if (FREE_THREADED) heapUnlock();
     return 0;
   }
   if (n == 0) n = 1;
@@ -495,9 +522,13 @@ export function rawRealloc(p: usize, n: usize): usize {
     if (atEnd && bytes + (nextInfo & SIZE_MASK) < size && grow(size - bytes)) nextInfo = blockInfo(next);
     if (!(nextInfo & FREE) || bytes + (nextInfo & SIZE_MASK) < size) {
       const q = rawAlloc(n, blockInfo(b) & HELD);
-      if (!q) return 0;
+      if (!q) {
+        if (FREE_THREADED) heapUnlock();
+        return 0;
+      }
       memory.copy(q, p, bytes - RAW_HEADER);
       releaseCallerBlock(b);
+      if (FREE_THREADED) heapUnlock();
       return q;
     }
     removeFree(next);
@@ -508,6 +539,7 @@ export function rawRealloc(p: usize, n: usize): usize {
   }
   bytes = trimBlock(b, bytes, size);
   hdr.rawBytes += <u32>bytes - <u32>oldBytes;
+  if (FREE_THREADED) heapUnlock();
   return p;
 }
 

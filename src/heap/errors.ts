@@ -91,6 +91,8 @@ export const INVARIANTS = [
   'debug block: a block breaks the debug hooks\' layout (a MemoryCorruptionError says how)',
   "dict table: a dict's index table, entries or counts disagree, or a probe found no empty slot (the table was overwritten)",
   "brc queue: a thread's merge queue of a free-threaded heap is longer than it counts (its links were overwritten)",
+  "pool owner: a pool of a free-threaded heap is owned by no live thread, sits on another's usedpools, or has a pending free on a block not handed out",
+  "remote list: a thread's remote-free list holds a block that is not on its way back, holds one twice, or misses one (its links were overwritten)",
 ] as const;
 
 /**

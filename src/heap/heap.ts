@@ -19,7 +19,7 @@ import { GcModule } from './gc.js';
 import { DEFAULT_DOMAIN, RAW_DOMAIN } from './snapshot.js';
 import { Tracemalloc, type Tracer } from './tracemalloc.js';
 import {
-  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, UNSHARED, lockMethods, registerWorld, type Concurrency, type GilStats, type HeapLock,
+  Gil, HeapMutex, NoLock, SharedState, MAX_ATTACHMENTS, UNSHARED, lockMethods, registerWorld, type World, type Concurrency, type GilStats, type HeapLock,
   type SharedHeapHandle,
 } from './shared.js';
 
@@ -124,8 +124,12 @@ const HANDLE_KIND = 'pymalloc-wasm/shared-heap';
 
 /** The heap's methods that a shared heap does not lock: they lock what they need themselves. */
 const UNLOCKED = new Set(['memory', 'gc', 'share', 'detach', 'dispose', 'watch', 'tracemalloc', 'unraisableHook']);
-/** A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts). */
-const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
+/**
+ * A free-threaded heap's: refcounts run lock-free (src/heap/objects.ts), and so do malloc, calloc,
+ * realloc and free (per-thread pools) unless the debug hooks, whose records are shared, are on.
+ */
+const UNLOCKED_FREE_THREADED_HOOKED = new Set([...UNLOCKED, 'incref', 'decref', 'refcount']);
+const UNLOCKED_FREE_THREADED = new Set([...UNLOCKED_FREE_THREADED_HOOKED, 'malloc', 'calloc', 'realloc', 'free']);
 const UNLOCKED_GC = new Set(['onEvent', 'onDebugObject']);
 const NOTHING = new Set<string>();
 
@@ -162,13 +166,21 @@ function coreImports(objectImports: ObjectImports, memory: () => WebAssembly.Mem
   return {
     env: {
       ...objectImports.functions,
-      ...(shared && { memory: shared }),
+      ...(shared && { memory: shared, ...heapLockImports(shared) }),
       abort(message: number, file: number, line: number, column: number) {
         const m = memory();
         const where = m ? `${readString(m, file)}:${line}:${column}` : '';
         throw new CoreAssertion(`assertion failed in the heap core: ${m ? readString(m, message) : ''} ${where}`);
       },
     },
+  };
+}
+
+/** The free-threaded core's heap lock sleeps here (assembly/memory/lock.ts): never in Wasm's own wait. */
+function heapLockImports(memory: WebAssembly.Memory) {
+  return {
+    heapLockWait: (address: number, holder: number) => void Atomics.wait(new Int32Array(memory.buffer), address >>> 2, holder | 0),
+    heapLockWake: (address: number) => void Atomics.notify(new Int32Array(memory.buffer), address >>> 2, 1),
   };
 }
 
@@ -211,6 +223,47 @@ function byteError(data: ArrayLike<unknown>): RangeError | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * A free-threaded heap's malloc, calloc, realloc and free, which take no heap mutex (each thread
+ * allocates from its own pools, docs/free-threaded.md): one small function each around the
+ * core's, whose entry refuses a disposed or broken heap as the mutex's would, and which runs
+ * inside the world (a stopped world parks it at the entry). No try: a throw out of the core
+ * breaks the heap, which refuses every stop after it.
+ */
+function lockFreeExports(core: CoreExports, entry: HeapLock, world: World): CoreExports {
+  return {
+    ...core,
+    malloc(size) {
+      entry.enter('malloc');
+      world.enter();
+      const address = core.malloc(size);
+      world.exit();
+      return address;
+    },
+    calloc(count, size) {
+      entry.enter('calloc');
+      world.enter();
+      const address = core.calloc(count, size);
+      world.exit();
+      return address;
+    },
+    realloc(address, size) {
+      entry.enter('realloc');
+      world.enter();
+      const moved = core.realloc(address, size);
+      world.exit();
+      return moved;
+    },
+    free(address) {
+      entry.enter('free');
+      world.enter();
+      const status = core.free(address);
+      world.exit();
+      return status;
+    },
+  };
 }
 
 /**
@@ -326,7 +379,8 @@ export class Heap {
 
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports, sharing?: Sharing) {
     this.config = config;
-    this.#ex = exports;
+    const lockFree = sharing?.lock instanceof HeapMutex && !config.debugHooks;
+    this.#ex = lockFree ? lockFreeExports(exports, new NoLock(sharing!.state), (sharing!.lock as HeapMutex).world) : exports;
     this.#core = exports;
     this.#guard = guard;
     this.#sharing = sharing;
@@ -361,7 +415,8 @@ export class Heap {
       };
     }
     if (sharing) {
-      lockMethods(this, Heap.prototype, sharing.lock, mutex ? UNLOCKED_FREE_THREADED : UNLOCKED);
+      const freeThreaded = lockFree ? UNLOCKED_FREE_THREADED : UNLOCKED_FREE_THREADED_HOOKED;
+      lockMethods(this, Heap.prototype, sharing.lock, mutex ? freeThreaded : UNLOCKED);
       lockMethods(this.#space.gc, GcModule.prototype, sharing.lock, UNLOCKED_GC, 'gc.');
     }
   }

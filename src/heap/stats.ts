@@ -70,10 +70,56 @@ export interface HeapStats {
     objects: number;
     bytes: number;
   };
+  /**
+   * A free-threaded heap's per-thread pools (docs/free-threaded.md, part 4); undefined on every
+   * other heap. Blocks freed by a thread that does not own their pool and not yet drained by the
+   * owner count as available above.
+   */
+  threads?: {
+    /** Used or full pools that no thread owns: made before the first attachment, or left by threads that detached. */
+    sharedPools: number;
+    /** Every attachment slot that has held a thread, by id. */
+    slots: ThreadPoolStats[];
+  };
+}
+
+/** One attachment slot of a free-threaded heap: its thread now, and what its threads did. */
+export interface ThreadPoolStats {
+  /** The attachment id (1..256). */
+  id: number;
+  /** The tid of the thread attached now; 0 when none is. */
+  tid: number;
+  /** Used or full pools the thread owns: only it allocates from them. */
+  pools: number;
+  /** Blocks other threads freed into its pools, waiting on its remote list for its next drain. */
+  remotePending: number;
+  /** Counters over the slot's life: frees this slot's threads made into other threads' pools... */
+  remoteFrees: number;
+  /** ...of which took the locked path (the pool was no thread's, or its owner had left)... */
+  lockedFrees: number;
+  /** ...drains of the remote list, the blocks they took, and shared pools adopted. */
+  drains: number;
+  drained: number;
+  adopted: number;
 }
 
 /** Word offsets of the statistics record (assembly/heap/stats.ts). */
 const SUMMARY = 1 + 3 * 64;
+const SHARED_POOL_COUNT = SUMMARY + 16;
+const THREAD_ROWS = SHARED_POOL_COUNT + 1;
+const THREAD_ROW_WORDS = 8;
+const MAX_THREADS = 256;
+
+function decodeThreads(words: Uint32Array): HeapStats['threads'] {
+  const slots: ThreadPoolStats[] = [];
+  for (let id = 1; id <= MAX_THREADS; id++) {
+    const row = words.subarray(THREAD_ROWS + (id - 1) * THREAD_ROW_WORDS, THREAD_ROWS + id * THREAD_ROW_WORDS);
+    if (row.every((word) => word === 0)) continue;
+    const [tid, pools, remotePending, remoteFrees, lockedFrees, drains, drained, adopted] = row;
+    slots.push({ id, tid, pools, remotePending, remoteFrees, lockedFrees, drains, drained, adopted });
+  }
+  return { sharedPools: words[SHARED_POOL_COUNT], slots };
+}
 
 export function decodeStats(words: Uint32Array, config: HeapConfig): HeapStats {
   const { poolSize, arenaSize, poolOverhead } = config;
@@ -125,6 +171,7 @@ export function decodeStats(words: Uint32Array, config: HeapConfig): HeapStats {
       blockBitsBytes: s(13),
     },
     quarantine: { objects: s(14), bytes: s(15) },
+    ...(config.concurrency === 'free-threaded' && { threads: decodeThreads(words) }),
   };
 }
 
