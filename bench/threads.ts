@@ -3,7 +3,10 @@
 // incref+decref within 1.2x of the GIL build's).
 // 1. One thread, timed by benchmark.js: the owner is the instance that made the object; the other
 //    thread is a second instance attached in the same worker, so that its operations take the
-//    shared (atomic) path without another worker competing for the cores.
+//    shared (atomic) path without another worker competing for the cores. Each lock-free call
+//    enters and leaves the world (the stop-the-world protocol, src/heap/shared.ts) unless the
+//    thread holds the heap mutex (gil.run), where no stop can come: the gil.run rows compare
+//    like with like, a thread running many operations at once, as a CPython thread does attached.
 // 2. Two workers at once on one object (this machine has two cores), each timing its own loop
 //    after a start barrier; the median over RUNS of the slower worker's rate.
 // 3. A collection's pause: the same graph on the gil and the free-threaded heap (below).
@@ -39,6 +42,7 @@ const cases: Case[] = [
   { name: 'gil, each call taking it', heap: gil, o: await object(gil) },
   { name: 'gil, held across the loop (gil.run)', heap: gil, o: await object(gil), batched: true },
   { name: 'free-threaded, owner (ob_ref_local)', heap: ft, o: await object(ft) },
+  { name: 'free-threaded, owner, in gil.run (no world entry)', heap: ft, o: await object(ft), batched: true },
   { name: 'free-threaded, other thread (ob_ref_shared)', heap: other, o: shared },
 ];
 

@@ -407,8 +407,12 @@ export class World {
   readonly #state: SharedState;
   readonly #words: Int32Array;
   readonly #id: number;
-  /** Whether this instance holds the heap mutex (HeapMutex.held). */
-  readonly #held: () => boolean;
+  /**
+   * Whether this instance holds the heap mutex (set by HeapMutex on its outermost acquisition and
+   * release). While it does, no other instance can stop the world, since a stop needs the mutex:
+   * its lock-free calls then skip the entry and exit (a loop inside gil.run pays neither fence).
+   */
+  mutexHeld = false;
   /** The whole memory, as Int32 words: the state words lie in the core's thread table. */
   #all = new Int32Array(0);
   #mine = 0;
@@ -420,11 +424,10 @@ export class World {
   /** Called inside every pause once the world is stopped, by the stopper (a hook for tests and tools). */
   onStopped: (() => void) | undefined;
 
-  constructor(state: SharedState, id: number, held: () => boolean) {
+  constructor(state: SharedState, id: number) {
     this.#state = state;
     this.#words = state.words;
     this.#id = id;
-    this.#held = held;
   }
 
   /**
@@ -442,6 +445,7 @@ export class World {
 
   /** Before a lock-free call: parks here while the world is stopped. */
   enter(): void {
+    if (this.mutexHeld) return;
     Atomics.store(this.#all, this.#mine, ATTACHED);
     if (Atomics.load(this.#words, STOP) !== 0) this.#park();
   }
@@ -451,13 +455,13 @@ export class World {
    * saw this thread attached may miss the notify: it sees the store in its spin instead.
    */
   exit(): void {
+    if (this.mutexHeld) return;
     if (ORDERED_STORES) this.#all[this.#mine] = DETACHED;
     else Atomics.store(this.#all, this.#mine, DETACHED);
     if (Atomics.load(this.#words, STOP) !== 0) Atomics.notify(this.#all, this.#mine);
   }
 
   #park(): void {
-    if (this.#held()) return;
     const all = this.#all;
     while (true) {
       Atomics.store(all, this.#mine, DETACHED);
@@ -586,10 +590,11 @@ export class HeapMutex extends Gil {
 
   constructor(state: SharedState, id: number) {
     super(state, id);
-    this.world = new World(state, id, () => this.held);
+    this.world = new World(state, id);
   }
 
   protected override entered(operation: string): void {
+    this.world.mutexHeld = true;
     try {
       this.safePoint(operation);
     } catch (error) {
@@ -599,14 +604,17 @@ export class HeapMutex extends Gil {
   }
 
   override exit(): void {
-    if (!this.collectionDue || this.depth !== 1) {
+    if (this.depth !== 1) {
       super.exit();
       return;
     }
-    this.collectionDue = false;
     try {
-      this.collectScheduled();
+      if (this.collectionDue) {
+        this.collectionDue = false;
+        this.collectScheduled();
+      }
     } finally {
+      this.world.mutexHeld = false;
       super.exit();
     }
   }
