@@ -327,6 +327,27 @@ function tracingExports(core: CoreExports, tracer: Tracer): CoreExports {
   return traced;
 }
 
+/**
+ * A free-threaded heap's tracing view: its malloc, calloc, realloc and free under the heap mutex,
+ * as CPython's tracemalloc takes its tables' lock on every traced call (the tracer's table grows
+ * through the raw allocator, which a stopped world must not see changing).
+ */
+function lockedAllocation(traced: CoreExports, mutex: HeapMutex): CoreExports {
+  const locked: CoreExports = { ...traced };
+  for (const name of ['malloc', 'calloc', 'realloc', 'free'] as const) {
+    const call = traced[name] as (...args: number[]) => number;
+    (locked[name] as (...args: number[]) => number) = (...args) => {
+      mutex.enter(name);
+      try {
+        return call(...args);
+      } finally {
+        mutex.exit();
+      }
+    };
+  }
+  return locked;
+}
+
 const DISPOSED = refusingExports<CoreExports>();
 const DETACHED_EXPORTS = refusingExports<CoreExports>(DETACHED);
 
@@ -357,6 +378,8 @@ export class Heap {
   #ex: CoreExports;
   /** The core's own exports, whatever #ex stands for. */
   readonly #core: CoreExports;
+  /** What #ex is while nothing traces: the core's exports, or a free-threaded heap's lock-free view of them. */
+  readonly #untraced: CoreExports;
   #io: Uint32Array;
   readonly #ioAddress: number;
   /** Words in the IO buffer: the batch size of mallocMany/freeMany. */
@@ -380,7 +403,8 @@ export class Heap {
   private constructor(config: HeapConfig, exports: CoreExports, guard: CoreGuard, objectImports: ObjectImports, sharing?: Sharing) {
     this.config = config;
     const lockFree = sharing?.lock instanceof HeapMutex && !config.debugHooks;
-    this.#ex = lockFree ? lockFreeExports(exports, new NoLock(sharing!.state), (sharing!.lock as HeapMutex).world) : exports;
+    this.#untraced = lockFree ? lockFreeExports(exports, new NoLock(sharing!.state), (sharing!.lock as HeapMutex).world) : exports;
+    this.#ex = this.#untraced;
     this.#core = exports;
     this.#guard = guard;
     this.#sharing = sharing;
@@ -855,9 +879,6 @@ export class Heap {
 
   /** Python's tracemalloc module for this heap (src/heap/tracemalloc.ts says what is traced). */
   get tracemalloc(): Tracemalloc {
-    if (this.config.concurrency === 'free-threaded') {
-      throw new TypeError('tracemalloc: not available on a free-threaded heap (its decref runs lock-free, outside the tracer)');
-    }
     if (this.#tracemalloc === undefined) {
       this.#tracemalloc = new Tracemalloc(this.#core, this.config.maxMemory, (tracer) => this.#install(tracer));
       if (this.#sharing) lockMethods(this.#tracemalloc, Tracemalloc.prototype, this.#sharing.lock, NOTHING, 'tracemalloc.');
@@ -868,9 +889,10 @@ export class Heap {
   /** Switches tracing on (a tracer) or off; a broken or disposed heap keeps its refusing stand-in. */
   #install(tracer: Tracer | undefined): void {
     this.#tracer = tracer;
-    if (this.#ex === this.#core || this.#ex === this.#tracing) {
-      this.#tracing = tracer && tracingExports(this.#core, tracer);
-      this.#ex = this.#tracing ?? this.#core;
+    if (this.#ex === this.#untraced || this.#ex === this.#tracing) {
+      const traced = tracer && tracingExports(this.#core, tracer);
+      this.#tracing = traced && this.#untraced !== this.#core ? lockedAllocation(traced, this.#sharing!.lock as HeapMutex) : traced;
+      this.#ex = this.#tracing ?? this.#untraced;
     }
   }
 
