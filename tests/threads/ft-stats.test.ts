@@ -1,6 +1,6 @@
-// The readers of what only some free-threaded heaps count: the stop-the-world collection's pauses
-// in gc.getStats() and the pools each thread owns in stats(). Present, they are read exactly;
-// absent (the heaps of today), they read as null and the tool falls back on its own measures.
+// The readers of what only a free-threaded heap counts: the stop-the-world collection's pauses in
+// gc.getStats() and the pools each thread owns in stats(). Present, they are read exactly; absent
+// (a GIL heap), they read as null and the tool falls back on its own measures.
 
 import { describe, expect, it } from 'vitest';
 
@@ -16,15 +16,19 @@ describe('pauseMsOf', () => {
     expect(pauseMsOf(before, after)).toBeCloseTo(2.75, 12);
   });
 
-  it('is null when a generation counts no pause, or when none does (a heap that does not stop the world)', async () => {
+  it('is null when a generation counts no pause, as on a GIL heap; 0 between two reads of a free-threaded heap that did not collect', async () => {
     expect(pauseMsOf([line({ pauseSeconds: 1 }), line({})], [line({ pauseSeconds: 2 }), line({})])).toBeNull();
-    const heap = await Heap.create({ shared: true, concurrency: 'free-threaded' });
+    const gil = await Heap.create({ shared: true });
+    const ft = await Heap.create({ shared: true, concurrency: 'free-threaded' });
     try {
-      const stats = heap.gc.getStats();
-      const counted = 'pauseSeconds' in stats[0];
-      expect(pauseMsOf(stats, stats)).toBe(counted ? 0 : null);
+      expect(pauseMsOf(gil.gc.getStats(), gil.gc.getStats())).toBeNull();
+      expect(pauseMsOf(ft.gc.getStats(), ft.gc.getStats())).toBe(0);
+      const before = ft.gc.getStats();
+      ft.gc.collect();
+      expect(pauseMsOf(before, ft.gc.getStats())).toBeGreaterThan(0);
     } finally {
-      heap.dispose();
+      gil.dispose();
+      ft.dispose();
     }
   });
 });
@@ -38,15 +42,18 @@ describe('threadPoolsOf', () => {
     expect(threadPoolsOf(stats({ threads: { sharedPools: 0, slots: [] } }))).toEqual({ threadPools: 0, sharedPools: 0 });
   });
 
-  it('is null when stats() counts no pools per thread (every heap but a free-threaded one with per-thread pools)', async () => {
+  it("is null on a GIL heap; on a free-threaded one, the creator's pool after one malloc", async () => {
     expect(threadPoolsOf(stats({}))).toBeNull();
-    expect(threadPoolsOf(stats({ threads: { slots: [slot(2, 1)] } }))).toBeNull();
-    expect(threadPoolsOf(stats({ threads: { sharedPools: 1, slots: [{ id: 2 }] } }))).toBeNull();
-    const heap = await Heap.create({ shared: true });
+    const gil = await Heap.create({ shared: true });
+    const ft = await Heap.create({ shared: true, concurrency: 'free-threaded' });
     try {
-      expect(threadPoolsOf(heap.stats())).toBeNull();
+      expect(threadPoolsOf(gil.stats())).toBeNull();
+      const p = ft.malloc(16);
+      expect(threadPoolsOf(ft.stats())).toEqual({ threadPools: 1, sharedPools: 0 });
+      ft.free(p);
     } finally {
-      heap.dispose();
+      gil.dispose();
+      ft.dispose();
     }
   });
 });
