@@ -138,7 +138,7 @@ describe("under concurrency 'free-threaded'", () => {
     expect(failures).toEqual([]);
   });
 
-  it('keeps the allocator exact under the heap mutex: every block counted once, none handed out twice, check() clean', async () => {
+  it('keeps the per-thread pools exact without a lock: every block counted once, none handed out twice, check() clean', async () => {
     const { result, failures } = await raceOnce('free-threaded', 'alloc', 1, { workers: 4, ops: 100_000 });
     expect(result).toMatchObject({ expected: 4 * 256, observed: 4 * 256, lostUpdates: 0, duplicateBlocks: 0, checkPassed: true });
     expect(failures).toEqual([]);

@@ -458,13 +458,14 @@ function raceSectionHtml(race: RaceReport | undefined): string {
     .join('\n');
   const throughput = race.price.length === 0 ? '' : `<div class="chart"><canvas id="race-throughput"></canvas></div>
 <p class="note">Throughput of the alloc loop (malloc and free calls) over all workers, the median of ${runs} runs: under the GIL
-and under the free-threaded heap's mutex with 1 to ${workers} workers, against an unshared heap in one thread (the dashed line).
-Every call takes and releases the lock; more workers only take turns, and each turn handed to another worker costs a
-cache-line transfer, so the lines do not rise.</p>`;
+and on the free-threaded heap with 1 to ${workers} workers, against an unshared heap in one thread (the dashed line).
+Under the GIL every call takes and releases the lock; more workers only take turns, and each turn handed to another worker
+costs a cache-line transfer, so its line does not rise. On the free-threaded heap each worker allocates from pools of its
+own, without a lock, and its line rises with the cores.</p>`;
   return `<h2>The race the GIL prevents</h2>
 <p class="note">${workers} workers on one shared heap (<code>pymalloc race --workers ${workers} --ops ${ops} --runs ${runs}</code>),
-under <code>concurrency: 'gil'</code>, <code>'free-threaded'</code> (atomic increfs to the shared count, the rest under the heap
-mutex) and <code>'none'</code> (no lock at all), each run in fresh workers released
+under <code>concurrency: 'gil'</code>, <code>'free-threaded'</code> (atomic increfs to the shared count, malloc and free in
+per-thread pools, both lock-free) and <code>'none'</code> (no lock at all), each run in fresh workers released
 together at a barrier so that their loops overlap. <b>refcount</b>: every worker increfs one shared object ${ops.toLocaleString('en-US')}
 times; an incref is a plain load, add and store, so two workers doing it at once lose one of the two. <b>alloc</b>: every worker
 mallocs and frees tagged blocks; pymalloc's free lists and pool counts are plain linked lists and integers, so two workers

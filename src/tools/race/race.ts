@@ -1,6 +1,6 @@
 // `pymalloc race`: the race the GIL prevents, shown. The same work runs in N workers on one
-// shared heap, under concurrency 'gil', 'free-threaded' (biased reference counting, everything
-// else under the heap mutex) and 'none' (no lock at all), each run in fresh workers that start
+// shared heap, under concurrency 'gil', 'free-threaded' (biased reference counting and per-thread
+// pools, lock-free; the rest under the heap mutex) and 'none' (no lock at all), each run in fresh workers that start
 // together at a barrier (protocol.ts), so that their loops really overlap:
 //
 //   refcount  every worker increfs one shared object `ops` times. Increfs only, no decrefs:
@@ -387,11 +387,11 @@ export function formatRace(report: RaceReport): string {
   out.push('', 'refcount: expected = 1 + workers x increfs, observed = the final refcount; lost updates = expected - observed.');
   out.push('alloc: expected = blocks the workers hold at the end, observed = blocks in use by heap.stats(); lost updates =');
   out.push('the difference; duplicate blocks = blocks handed out while another holder had them. ns/op: wall time over all ops.');
-  out.push("free-threaded: the workers' increfs are atomic adds to the shared count (biased reference counting), the");
-  out.push('rest runs under the heap mutex: exact, as under the GIL.');
+  out.push("free-threaded: no lock for either test: the workers' increfs are atomic adds to the shared count (biased");
+  out.push('reference counting), and each worker mallocs and frees in pools of its own. Exact, as under the GIL.');
   if (report.price.length > 0) {
     const reference = report.price.find((p) => p.mode === 'unshared');
-    out.push('', "The price of the GIL: the alloc loop (malloc and free calls), median of the runs ('free-threaded': under its heap mutex)");
+    out.push('', "The price of the GIL: the alloc loop (malloc and free calls), median of the runs ('free-threaded': each worker in its own pools)");
     out.push(...table(
       ['heap', 'workers', 'ns/op', 'M ops/s', 'vs unshared'],
       report.price.map((p) => [
