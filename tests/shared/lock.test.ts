@@ -50,12 +50,12 @@ describe('the GIL', () => {
       it(`keeps ${workers} workers x ${OPS} increfs (${how}) exact in each of ${RUNS} fresh processes`, () => {
         const runs: Run[] = [];
         for (let run = 0; run < RUNS; run++) runs.push(stress(workers, batch, 'gil', run % 2 === 1));
-        for (const r of runs) {
-          expect(r.refcount).toBe(r.expected);
-          expect(r.sleeps).toBeGreaterThan(0);
-        }
-        // The loops ran at the same time: every worker but the last found another still running.
+        for (const r of runs) expect(r.refcount).toBe(r.expected);
+        // The loops ran at the same time: every worker but the last found another still running;
+        // and worker 0's holds made the others sleep. Both in most runs, not all: on a loaded
+        // machine a run can go on one core, a worker starting after another's holds are over.
         expect(runs.filter((r) => r.overlapped === workers - 1).length).toBeGreaterThan(RUNS / 2);
+        expect(runs.filter((r) => r.sleeps > 0).length).toBeGreaterThan(RUNS / 2);
       }, 600_000);
     }
   }
