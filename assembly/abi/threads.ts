@@ -1,6 +1,7 @@
 // The exports only the free-threaded build has (docs/free-threaded.md): an entry file of its own,
 // given to asc for the ft targets only, so that the other modules keep exactly their exports.
-// Every call here runs under the heap mutex (src/heap/shared.ts).
+// Every call here runs under the heap mutex (src/heap/shared.ts), but the heap lock's takeover
+// and release, which Heap#watch calls before it takes the mutex.
 
 import { ObjectError, ObjectLayerBroken, liveObjectType, decref, mergeQueue, walked } from "../objects/object";
 import {
@@ -9,6 +10,8 @@ import {
   NO_THREAD_ID, MAX_THREADS,
 } from "../objects/brc";
 import { drainRemote } from "../pymalloc/obmalloc";
+import { heapLockTakeOver, heapUnlock } from "../memory/lock";
+import { threadRecord } from "../memory/header";
 export {
   collectStopped as gcCollectStopped, collectRestarted as gcCollectRestarted,
   collectResurrected as gcCollectResurrected, collectDelete as gcCollectDelete, collecting as gcCollecting,
@@ -88,4 +91,20 @@ export function threadReleaseKept(): void {
     decref(o);
     o = next;
   }
+}
+
+/**
+ * The worker of attachment `id` exited, perhaps holding the heap lock (terminated inside an
+ * allocation's locked slow path): if it did, this instance takes the lock over and holds it until
+ * heapLockRelease; 1 then, else 0. Before the heap mutex, whose safe point may need the lock.
+ */
+export function threadTakeHeapLock(id: u32): u32 {
+  if (id == 0 || id > MAX_THREADS) return 0;
+  const record = threadRecord(id);
+  return record && heapLockTakeOver(load<u32>(record)) ? 1 : 0;
+}
+
+/** Releases the heap lock threadTakeHeapLock took over. */
+export function heapLockRelease(): void {
+  heapUnlock();
 }

@@ -59,6 +59,17 @@ export function heapLock(): void {
   store<u32>(LOCK, 1, 4);
 }
 
+/**
+ * Takes the lock over from thread `dead`, whose worker exited holding it (terminated inside an
+ * allocation's locked slow path: it will never release it). This instance then holds it once and
+ * must release it. False if `dead` does not hold it.
+ */
+export function heapLockTakeOver(dead: u32): bool {
+  if (!dead || atomic.cmpxchg<u32>(LOCK, dead, holderId()) != dead) return false;
+  store<u32>(LOCK, 1, 4);
+  return true;
+}
+
 export function heapUnlock(): void {
   const depth = load<u32>(LOCK, 4) - 1;
   store<u32>(LOCK, depth, 4);

@@ -61,6 +61,8 @@ interface CoreExports extends ObjectExports {
   threadDetach?(): void;
   threadMerge?(): number;
   threadRelease?(id: number): void;
+  threadTakeHeapLock?(id: number): number;
+  heapLockRelease?(): void;
   threadStateWord?(id: number): number;
 }
 
@@ -588,7 +590,9 @@ export class Heap {
    * this instance takes the GIL over, checks the heap (a worker stopped inside a call may have
    * left it half changed: then every instance refuses it with the HeapCorruptionError naming
    * the invariant) and releases it to the waiters. The worker's attachments are freed either
-   * way. The recovery runs on this thread's event loop: this thread must not itself be blocked
+   * way. On a free-threaded heap the core's heap lock is recovered the same way, first (a worker
+   * terminated inside an allocation's locked slow path holds it, and everything after may need
+   * it). The recovery runs on this thread's event loop: this thread must not itself be blocked
    * waiting for the GIL (README, "A worker that dies holding the GIL").
    */
   watch(worker: Worker): void {
@@ -596,21 +600,47 @@ export class Heap {
     const workerThread = worker.threadId;
     worker.once('exit', () => {
       const { state, lock } = sharing;
-      // A dead thread is outside the heap for good: a stop waiting for it goes on first.
-      if (lock instanceof HeapMutex) for (const id of state.slotsOf(workerThread)) lock.world.release(id);
-      // A free-threaded core forgets the dead thread before its slots are free for another.
-      if (this.#core.threadRelease && !state.disposed) this.#releaseThreads(state.slotsOf(workerThread));
-      const ids = state.releaseThread(workerThread);
-      if (!(lock instanceof Gil) || state.disposed || !ids.some((id) => lock.takeOver(id))) return;
+      const slots = state.slotsOf(workerThread);
+      const takeHeapLock = this.#core.threadTakeHeapLock;
+      const heapLock = takeHeapLock !== undefined && !state.disposed && !state.refusing && slots.some((id) => takeHeapLock(id) === 1);
+      if (heapLock && lock instanceof HeapMutex) lock.world.countHeapLockRecovery();
       try {
-        const broken = this.#core.check();
-        if (broken !== 0) state.markBroken(broken, this.#core.errorAddress());
-      } catch {
-        state.markBroken(this.#core.corruption(), this.#core.errorAddress());
+        this.#recover(workerThread, slots, heapLock);
+      } finally {
+        if (heapLock) this.#core.heapLockRelease!();
+      }
+    });
+  }
+
+  /** What watch does once `workerThread` has exited, holding the heap lock (taken over) or not. */
+  #recover(workerThread: number, slots: number[], heapLockTaken: boolean): void {
+    const { state, lock } = this.#sharing!;
+    // A dead thread is outside the heap for good: a stop waiting for it goes on first.
+    if (lock instanceof HeapMutex) for (const id of slots) lock.world.release(id);
+    // A free-threaded core forgets the dead thread before its slots are free for another.
+    if (this.#core.threadRelease && !state.disposed) this.#releaseThreads(slots);
+    const ids = state.releaseThread(workerThread);
+    if (!(lock instanceof Gil) || state.disposed) return;
+    if (ids.some((id) => lock.takeOver(id))) {
+      try {
+        this.#checkRecovered();
       } finally {
         lock.exit();
       }
-    });
+    } else if (heapLockTaken && !state.refusing) {
+      lock.run(() => this.#checkRecovered());
+    }
+  }
+
+  /** A recovered heap, checked with the world stopped: broken for every instance if it was left half changed. */
+  #checkRecovered(): void {
+    const { state } = this.#sharing!;
+    try {
+      const broken = this.#wholeHeap('watch', () => this.#core.check());
+      if (broken !== 0) state.markBroken(broken, this.#core.errorAddress());
+    } catch {
+      state.markBroken(this.#core.corruption(), this.#core.errorAddress());
+    }
   }
 
   /**

@@ -22,6 +22,8 @@
 //   +40   STOP        'free-threaded': the attachment stopping the world, 0 while it runs
 //   +44   STOPS       times the world was stopped
 //   +48   PARKS       times a thread parked at a stopped world's entry
+//   +52   LOCK_RECOVERED  'free-threaded': heap locks (the core's, memory/lock.ts) taken back
+//                     from threads whose worker exited holding one
 //  f64 words, written only by the GIL's holder
 //   +64   acquisitions, contended acquisitions, handoffs, sleeps, total wait (ns), longest wait (ns)
 //   +112  wait histogram: contended acquisitions by wait, WAIT_BUCKETS upper bounds
@@ -56,6 +58,7 @@ const RECOVERED = 9;
 const STOP = 10;
 const STOPS = 11;
 const PARKS = 12;
+const LOCK_RECOVERED = 13;
 const STATS_F64 = 8;
 const ACQUISITIONS = STATS_F64;
 const CONTENDED = STATS_F64 + 1;
@@ -74,7 +77,7 @@ const STATE_BYTES = (ATTACHMENTS + MAX_ATTACHMENTS) * 4;
 
 const MAGIC = 0x504d_5957;
 /** Changes whenever this layout does: an instance refuses a heap laid out by another. */
-const LAYOUT_VERSION = 2;
+const LAYOUT_VERSION = 3;
 const DISPOSED = 1;
 /** BROKEN's value for a trap that named no invariant. */
 const BROKEN_UNKNOWN = -1;
@@ -107,7 +110,7 @@ export interface GilStats {
   /** This instance's part of acquisitions, contended and waitSeconds. */
   thisInstance: { acquisitions: number; contended: number; waitSeconds: number };
   /** 'free-threaded' only: times the world was stopped (collections and whole-heap readers), and times a thread parked for it. */
-  world?: { stops: number; parks: number };
+  world?: { stops: number; parks: number; heapLockRecoveries: number };
 }
 
 /** The structured-cloneable handle `heap.share()` returns and `Heap.attach` takes. */
@@ -545,10 +548,15 @@ export class World {
     Atomics.notify(this.#all, word);
   }
 
-  /** Stops of the world so far, and parks of threads at its entries. */
-  counts(): { stops: number; parks: number } {
+  /** Stops of the world so far, parks of threads at its entries, and heap locks taken back from dead threads. */
+  counts(): { stops: number; parks: number; heapLockRecoveries: number } {
     const words = this.#words;
-    return { stops: Atomics.load(words, STOPS), parks: Atomics.load(words, PARKS) };
+    return { stops: Atomics.load(words, STOPS), parks: Atomics.load(words, PARKS), heapLockRecoveries: Atomics.load(words, LOCK_RECOVERED) };
+  }
+
+  /** Heap#watch took the core's heap lock over from a dead thread. */
+  countHeapLockRecovery(): void {
+    Atomics.add(this.#words, LOCK_RECOVERED, 1);
   }
 
   pauses(generation: number): PauseStats {

@@ -212,6 +212,22 @@ const tasks: Record<string, () => unknown> = {
     });
   },
 
+  /**
+   * Grows large blocks that must move (a small one pinned after each) until terminated: the raw
+   * allocator copies them under the core's heap lock on a free-threaded heap, so most of this
+   * worker's time is spent holding it and a terminate() often lands there. Counts rounds in words[3].
+   */
+  large() {
+    startTogether();
+    for (;;) {
+      const block = heap.malloc(40_000);
+      const pin = heap.malloc(16);
+      heap.free(heap.realloc(block, 80_000));
+      heap.free(pin);
+      Atomics.add(words, 3, 1);
+    }
+  },
+
   /** Waits for the GIL with one malloc; reports what happened. */
   malloc() {
     try {
