@@ -602,7 +602,8 @@ export class Heap {
       const { state, lock } = sharing;
       const slots = state.slotsOf(workerThread);
       const takeHeapLock = this.#core.threadTakeHeapLock;
-      const heapLock = takeHeapLock !== undefined && !state.disposed && !state.refusing && slots.some((id) => takeHeapLock(id) === 1);
+      const live = this.#ex !== DISPOSED && this.#ex !== DETACHED_EXPORTS && !state.disposed && !state.refusing;
+      const heapLock = takeHeapLock !== undefined && live && slots.some((id) => takeHeapLock(id) === 1);
       if (heapLock && lock instanceof HeapMutex) lock.world.countHeapLockRecovery();
       try {
         this.#recover(workerThread, slots, heapLock);

@@ -109,7 +109,10 @@ export interface GilStats {
   recoveries: number;
   /** This instance's part of acquisitions, contended and waitSeconds. */
   thisInstance: { acquisitions: number; contended: number; waitSeconds: number };
-  /** 'free-threaded' only: times the world was stopped (collections and whole-heap readers), and times a thread parked for it. */
+  /**
+   * 'free-threaded' only: times the world was stopped (collections and whole-heap readers), times a
+   * thread parked for it, and heap locks Heap#watch took back from workers that died holding one.
+   */
   world?: { stops: number; parks: number; heapLockRecoveries: number };
 }
 
